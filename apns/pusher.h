@@ -1,0 +1,62 @@
+// The APNs sender contract. The server talks to APNs only through Pusher, so
+// tests and benchmarks can run it against `courier fake-apns` or a fake.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/clock.h"
+
+namespace courier::apns {
+
+// The push certificate a topic is pushed with (PEM, unencrypted key).
+struct Credentials {
+    std::string topic;
+    std::string cert_pem;
+    std::string key_pem;
+    std::string thumbprint_sha1;  // identifies the credential version
+};
+
+struct PushRequest {
+    std::string token_hex;   // lowercase hex of the device's Token
+    std::string push_magic;  // body {"mdm":"<PushMagic>"}
+    std::string topic;
+    SysTime expiration{};  // apns-expiration; never 0
+    std::shared_ptr<const Credentials> credentials;
+};
+
+struct PushResult {
+    int http_status = 0;  // 0: no HTTP answer (connect/TLS error, timeout)
+    std::string apns_id;  // on 200
+    std::string reason;   // APNs "reason", or a transport error message
+    std::chrono::milliseconds retry_after{0};
+};
+
+class Pusher {
+public:
+    using Callback = std::function<void(PushResult)>;
+    virtual ~Pusher() = default;
+    // Sends one push asynchronously; `done` runs exactly once, on a thread of
+    // the pusher's own (never the caller's), and must not block for long.
+    // Thread-safe. Retries are the caller's decision, not the pusher's.
+    virtual void push(PushRequest req, Callback done) = 0;
+    // Stops accepting pushes, fails queued ones (http_status 0, "shutting
+    // down") and joins its threads. Idempotent.
+    virtual void shutdown() = 0;
+};
+
+struct HttpPusherOptions {
+    std::string base_url = "https://api.push.apple.com";
+    std::string ca_file;  // empty: system trust store
+    std::string proxy;    // http://host:port (CONNECT) or socks5://host:port
+    std::chrono::milliseconds timeout{10000};
+    bool verify_peer = true;
+};
+
+// libcurl multi interface, HTTP/2, one long-lived multiplexed connection per
+// credential (topic + certificate), reconnecting after GOAWAY or errors.
+std::unique_ptr<Pusher> make_http_pusher(const HttpPusherOptions& opts);
+
+}  // namespace courier::apns

@@ -1,0 +1,58 @@
+// PKCS#12 and CMS: identity bundles for profiles, signed profiles, and the
+// Mdm-Signature header.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "certs/x509.h"
+
+namespace courier::certs {
+
+// PKCS#12 with 3DES/SHA-1 PBE and SHA-1 MAC (iOS refuses OpenSSL 3's default
+// AES/PBKDF2).
+Result<std::string> make_pkcs12(const Identity& id, const std::string& password,
+                                const std::string& friendly_name);
+// Reads PKCS#12 (modern or legacy RC2-40 through the legacy provider).
+Result<Identity> parse_pkcs12(std::string_view der, const std::string& password);
+
+// CMS SignedData (DER) with the content attached, signed by `signer` and
+// carrying its certificate and chain: the signed enrollment profile.
+Result<std::string> cms_sign_attached(std::string_view content, const Identity& signer);
+// Verifies an attached SignedData's signature (not the chain) and returns its content.
+Result<std::string> cms_attached_content(std::string_view der);
+
+// A trust store for device identities: the enrollment CA plus --device-ca.
+class TrustStore {
+public:
+    TrustStore();
+    ~TrustStore();
+    TrustStore(TrustStore&&) noexcept;
+    TrustStore& operator=(TrustStore&&) noexcept;
+    TrustStore(const TrustStore&) = delete;
+    TrustStore& operator=(const TrustStore&) = delete;
+
+    Status add(X509* ca);
+    Status add_pem_file(const std::string& path);
+    // Path validation of cert (with optional intermediates) to a trusted CA at
+    // `now`, EKU clientAuth when the certificate has an EKU. kUnauthorized
+    // with the reason on failure.
+    Status verify(X509* cert, const std::vector<X509Ptr>& intermediates, SysTime now) const;
+
+private:
+    X509_STORE* store_;
+};
+
+// Mdm-Signature: base64 DER CMS SignedData, detached, over `body`. Verifies
+// the signature and returns the single signer certificate (and any other
+// certificates the message carries as intermediates). Chain trust is a
+// separate TrustStore::verify. kUnauthorized with the reason on failure.
+struct SignedBy {
+    X509Ptr signer;
+    std::vector<X509Ptr> intermediates;
+};
+Result<SignedBy> verify_mdm_signature(std::string_view header_base64, std::string_view body);
+// Creates an Mdm-Signature header value (the device side: tests, simulator).
+Result<std::string> make_mdm_signature(std::string_view body, const Identity& id);
+
+}  // namespace courier::certs

@@ -1,0 +1,74 @@
+#include "common/log.h"
+
+#include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <fmt/chrono.h>
+
+#include <chrono>
+
+namespace courier {
+
+std::string json_escape(const std::string& s) {
+    std::string out;
+    out.reserve(s.size() + 8);
+    for (unsigned char c : s) {
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            default:
+                if (c < 0x20) {
+                    out += fmt::format("\\u{:04x}", c);
+                } else {
+                    out += static_cast<char>(c);
+                }
+        }
+    }
+    return out;
+}
+
+namespace {
+
+class JsonFormatter final : public spdlog::formatter {
+public:
+    void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+        auto secs = std::chrono::time_point_cast<std::chrono::seconds>(msg.time);
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(msg.time - secs).count();
+        std::string line = fmt::format(
+            R"({{"time":"{:%Y-%m-%dT%H:%M:%S}.{:03}Z","level":"{}","msg":"{}"}})",
+            fmt::gmtime(std::chrono::system_clock::to_time_t(secs)), ms,
+            spdlog::level::to_string_view(msg.level),
+            json_escape(std::string(msg.payload.data(), msg.payload.size())));
+        line += '\n';
+        dest.append(line.data(), line.data() + line.size());
+    }
+    std::unique_ptr<spdlog::formatter> clone() const override {
+        return std::make_unique<JsonFormatter>();
+    }
+};
+
+}  // namespace
+
+Status init_logging(const std::string& level, const std::string& format) {
+    auto lvl = spdlog::level::from_str(level);
+    if (lvl == spdlog::level::off && level != "off")
+        return invalid("unknown log level '" + level + "' (trace, debug, info, warn, error)");
+    if (format != "text" && format != "json")
+        return invalid("unknown log format '" + format + "' (text, json)");
+    auto logger = std::make_shared<spdlog::logger>(
+        "courier", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    if (format == "json") {
+        logger->set_formatter(std::make_unique<JsonFormatter>());
+    } else {
+        logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%-5l%$ %v", spdlog::pattern_time_type::utc);
+    }
+    logger->set_level(lvl);
+    logger->flush_on(spdlog::level::warn);
+    spdlog::set_default_logger(logger);
+    return Status::ok();
+}
+
+}  // namespace courier

@@ -1,0 +1,269 @@
+// The storage contract: enrollments, the command queue, push certificates,
+// push attempts and enrollment tokens.
+//
+// Every method is thread-safe and synchronous; it may block on disk I/O, so
+// the HTTP layer calls it from worker threads, never from an I/O thread.
+// A method that returns ok has committed: its effect survives kill -9 and
+// power loss. A method that fails has changed nothing. Methods shaped like a
+// device request (apply_checkin, next_command, apply_report) do all their
+// work in one transaction.
+//
+// Implementations: SqliteStore (db/sqlite_store.h). The suite in
+// tests/store_test.cc runs against every implementation.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+
+namespace courier::db {
+
+enum class EnrollmentState { kPending, kEnrolled, kUnenrolled, kRetired };
+const char* state_name(EnrollmentState s);  // "pending", "enrolled", ...
+
+struct Enrollment {
+    std::string id;         // "<device id>" or "<device id>:<user id>"
+    std::string device_id;  // UDID or EnrollmentID
+    std::string user_id;    // empty on the device channel
+    std::string type;       // mdm::enrollment_type_name
+    std::string udid, serial_number, model, model_name, product_name, os_version,
+        build_version, device_name, imei, meid;
+    std::string topic;
+    std::string push_token;  // raw bytes; empty until TokenUpdate
+    std::string push_magic;
+    bool has_unlock_token = false;  // the token itself is read with unlock_token()
+    bool token_valid = false;       // false after APNs 400 BadDeviceToken / 410
+    bool awaiting_configuration = false;
+    EnrollmentState state = EnrollmentState::kPending;
+    SysTime created_at{}, updated_at{};
+    std::optional<SysTime> last_seen;
+    std::optional<SysTime> identity_not_after;  // expiry of the bound identity certificate
+    int64_t queued = 0;  // targets in queued/sent/notnow
+};
+
+// Facts from an Authenticate or TokenUpdate, as the device service decided to
+// store them.
+struct AuthenticateInput {
+    std::string id, device_id, user_id, type, topic;
+    std::string udid, serial_number, model, model_name, product_name, os_version,
+        build_version, device_name, imei, meid;
+    std::string cert_sha256;  // identity certificate to bind (hex); may be empty
+    std::optional<SysTime> cert_not_after;
+};
+struct TokenUpdateInput {
+    std::string id, device_id, user_id, type, topic;
+    std::string push_token, push_magic;
+    std::optional<std::string> unlock_token;  // nullopt: keep the stored one
+    bool awaiting_configuration = false;
+    std::string cert_sha256;  // bound if the enrollment has no binding yet
+    std::optional<SysTime> cert_not_after;
+};
+
+// Queue state of one command for one enrollment.
+enum class TargetStatus {
+    kQueued, kSent, kAcknowledged, kError, kCommandFormatError, kNotNow, kCanceled, kExpired
+};
+const char* target_status_name(TargetStatus s);  // "queued", "sent", ...
+std::optional<TargetStatus> parse_target_status(std::string_view s);
+inline bool is_final(TargetStatus s) {
+    return s == TargetStatus::kAcknowledged || s == TargetStatus::kError ||
+           s == TargetStatus::kCommandFormatError || s == TargetStatus::kCanceled ||
+           s == TargetStatus::kExpired;
+}
+
+struct NewCommand {
+    std::string uuid, request_type;
+    std::string plist;  // envelope bytes handed to the device
+    std::optional<SysTime> expires_at;
+};
+
+struct EnqueueResult {
+    std::vector<std::string> queued;   // targets the command was queued for
+    std::vector<std::string> unknown;  // ids with no enrollment (nothing queued for them)
+};
+
+// A command handed to a device.
+struct DeliveredCommand {
+    std::string uuid, request_type, plist;
+};
+
+struct TargetInfo {
+    std::string enrollment_id;
+    TargetStatus status = TargetStatus::kQueued;
+    SysTime updated_at{};
+    std::string result;  // the device's last report, plist bytes; empty if none
+};
+struct CommandInfo {
+    std::string uuid, request_type, plist;
+    SysTime created_at{};
+    std::optional<SysTime> expires_at;
+    std::vector<TargetInfo> targets;
+};
+
+struct PushCert {
+    int64_t id = 0;
+    std::string topic;
+    std::string cert_pem, key_pem;  // key_pem is a secret: never log it
+    std::string thumbprint_sha1;    // 40 lowercase hex
+    SysTime not_before{}, not_after{};
+    SysTime uploaded_at{};
+    std::optional<SysTime> replaced_at;  // set when a renewal superseded it
+    bool active = false;
+    bool usable = true;
+    std::string unusable_reason;
+};
+
+struct PushAttempt {
+    std::string enrollment_id;
+    SysTime at{};
+    int http_status = 0;  // 0: no answer (connection error, timeout, no certificate)
+    std::string apns_id, reason;
+};
+
+struct TimelineEvent {
+    SysTime at{};
+    std::string kind;    // "checkin", "push", "command", "report", "binding", ...
+    std::string detail;  // human-readable, no secrets
+};
+
+struct EnrollmentToken {
+    std::string id;  // public id for listing/revoking
+    std::string token_sha256;
+    int64_t uses_left = 1;  // -1: unlimited
+    std::optional<SysTime> expires_at;
+    SysTime created_at{};
+    std::string note;
+};
+
+struct Page {
+    int64_t limit = 100;
+    std::string cursor;  // opaque; empty for the first page
+};
+template <class T>
+struct PageOf {
+    std::vector<T> items;
+    std::string next_cursor;  // empty at the end
+};
+
+struct EnrollmentFilter {
+    std::optional<EnrollmentState> state;
+    std::string topic, serial_number;
+    std::optional<SysTime> seen_since;
+};
+struct CommandFilter {
+    std::optional<TargetStatus> status;
+    std::string request_type, enrollment_id;
+    std::optional<SysTime> since;
+};
+
+// A due re-push: an enrollment with undelivered commands whose backoff ran out.
+struct RepushDue {
+    std::string enrollment_id;
+    int attempts = 0;
+};
+
+class Store {
+public:
+    virtual ~Store() = default;
+
+    // Health: a cheap round-trip to the database.
+    virtual Status ping() = 0;
+
+    // ---- Enrollments -----------------------------------------------------
+    // Authenticate starts the enrollment afresh: state pending, push token
+    // cleared, every command still queued/sent/notnow for the id canceled;
+    // binds cert_sha256 to the device id when given.
+    virtual Status apply_authenticate(const AuthenticateInput& in, SysTime now) = 0;
+    // Stores token/magic/topic, keeps a stored unlock token when in.unlock_token
+    // is nullopt, marks it enrolled with a valid token. The enrollment row is
+    // created when missing (a user channel's first TokenUpdate).
+    virtual Status apply_token_update(const TokenUpdateInput& in, SysTime now) = 0;
+    // Unenrolled; pending commands canceled.
+    virtual Status apply_checkout(const std::string& id, SysTime now) = 0;
+    virtual Result<Enrollment> enrollment(const std::string& id) = 0;
+    virtual Result<PageOf<Enrollment>> list_enrollments(const EnrollmentFilter& f,
+                                                        const Page& page) = 0;
+    // Which of ids have an enrollment row.
+    virtual Result<std::vector<std::string>> existing_enrollments(
+        const std::vector<std::string>& ids) = 0;
+    virtual Result<std::optional<std::string>> unlock_token(const std::string& id) = 0;
+    virtual Status set_bootstrap_token(const std::string& id, const std::string& token) = 0;
+    virtual Result<std::optional<std::string>> bootstrap_token(const std::string& id) = 0;
+    // Retire: state retired, queue canceled. Unretire: back to pending.
+    virtual Status set_retired(const std::string& id, bool retired, SysTime now) = 0;
+    // Records that these enrollments were seen at `now`. May be batched by the
+    // implementation: durable within a second, not per call.
+    virtual void touch_last_seen(const std::vector<std::string>& ids, SysTime now) = 0;
+    virtual Status append_timeline(const std::string& id, const TimelineEvent& e) = 0;
+    virtual Result<std::vector<TimelineEvent>> timeline(const std::string& id, size_t limit) = 0;
+
+    // ---- Identity certificate bindings (hex SHA-256 of the DER) ------------
+    // The device id the certificate is bound to, if any.
+    virtual Result<std::optional<std::string>> cert_binding(const std::string& cert_sha256) = 0;
+    virtual Status bind_cert(const std::string& cert_sha256, const std::string& device_id,
+                             SysTime now) = 0;
+    virtual Result<bool> has_binding(const std::string& device_id) = 0;
+
+    // ---- Commands and the queue --------------------------------------------
+    // One transaction for all targets; unknown ids are reported, not queued.
+    // kConflict when the uuid already exists.
+    virtual Result<EnqueueResult> enqueue(const NewCommand& cmd,
+                                          const std::vector<std::string>& targets,
+                                          SysTime now) = 0;
+    // The oldest eligible command for the enrollment, marked sent, or nullopt.
+    // Eligible: queued and sent; and notnow too when include_notnow (an Idle).
+    // Targets whose command expired are marked expired on the way.
+    virtual Result<std::optional<DeliveredCommand>> next_command(const std::string& id,
+                                                                 bool include_notnow,
+                                                                 SysTime now) = 0;
+    // Read-only: does the enrollment have anything an Idle would receive?
+    virtual Result<bool> has_pending(const std::string& id, SysTime now) = 0;
+    // Records a report for (id, uuid): final statuses set the target's status
+    // and store `report` verbatim, once (a repeated report returns ok and
+    // changes nothing); NotNow sets notnow. kNotFound when the enrollment has
+    // no such target. Then, in the same transaction, picks the next command
+    // like next_command(id, include_notnow=false).
+    virtual Result<std::optional<DeliveredCommand>> apply_report(const std::string& id,
+                                                                 const std::string& uuid,
+                                                                 TargetStatus status,
+                                                                 const std::string& report,
+                                                                 SysTime now) = 0;
+    virtual Result<CommandInfo> command(const std::string& uuid) = 0;
+    // Cancels targets in queued/sent/notnow; returns the ids canceled.
+    virtual Result<std::vector<std::string>> cancel_command(const std::string& uuid,
+                                                            SysTime now) = 0;
+    virtual Result<PageOf<CommandInfo>> list_commands(const CommandFilter& f,
+                                                      const Page& page) = 0;
+    virtual Result<int64_t> queue_depth() = 0;
+
+    // ---- Push certificates --------------------------------------------------
+    // Stores cert as the active one for its topic; the previous active one
+    // (if any) gets replaced_at and stays in history. Returns the new id.
+    virtual Result<int64_t> put_push_cert(const PushCert& cert, SysTime now) = 0;
+    virtual Result<std::vector<PushCert>> active_push_certs() = 0;
+    virtual Result<std::optional<PushCert>> active_push_cert(const std::string& topic) = 0;
+    virtual Result<std::vector<PushCert>> push_cert_history() = 0;
+    virtual Status mark_push_cert_unusable(int64_t id, const std::string& reason) = 0;
+
+    // ---- Pushes ---------------------------------------------------------
+    virtual Status record_push_attempt(const PushAttempt& a) = 0;
+    virtual Status mark_token_invalid(const std::string& id, SysTime now) = 0;
+    // Re-push schedule: the next time an enrollment with undelivered commands
+    // should be pushed again (cleared when its queue empties).
+    virtual Status schedule_repush(const std::string& id, SysTime at, int attempts) = 0;
+    virtual Result<std::vector<RepushDue>> due_repushes(SysTime now, size_t limit) = 0;
+
+    // ---- Enrollment tokens ----------------------------------------------
+    virtual Status put_enrollment_token(const EnrollmentToken& t) = 0;
+    virtual Result<std::vector<EnrollmentToken>> enrollment_tokens() = 0;
+    virtual Status delete_enrollment_token(const std::string& id) = 0;
+    // Atomically checks and uses one: kForbidden when unknown, expired or used up.
+    virtual Status consume_enrollment_token(const std::string& token_sha256, SysTime now) = 0;
+};
+
+}  // namespace courier::db

@@ -1,0 +1,54 @@
+// MDM commands: the envelope sent to devices, and validation of commands
+// administrators submit.
+#pragma once
+
+#include <boost/json/fwd.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "mdm/plist.h"
+
+namespace courier::mdm {
+
+// A command ready to queue: the exact plist bytes handed to the device.
+struct Command {
+    std::string uuid;
+    std::string request_type;
+    std::string plist;  // full envelope: {CommandUUID, Command{RequestType, ...}}
+};
+
+// Structure-only check for PUT /v1/enqueue (Settled details): a dict plist,
+// Command a dict with a string RequestType, CommandUUID a string if present.
+// A missing CommandUUID is generated and the envelope re-written; otherwise
+// the bytes are kept as given.
+Result<Command> command_from_raw_plist(std::string_view body);
+
+// Full validation for POST /v1/commands: `command` is the JSON object
+// {"RequestType": ..., key: value...}. Known request types are checked
+// against the schema table (required keys, types, nested dicts and arrays,
+// DeviceLock.PIN six digits, InstallProfile.Payload a plist or CMS blob);
+// data values arrive as base64 strings, dates as RFC 3339 strings; integer vs
+// real is chosen by the schema. Unknown request types are refused unless
+// allow_unknown. Error messages name the key: "DeviceLock.PIN: must be six digits".
+Result<Command> command_from_json(const boost::json::object& command, bool allow_unknown = false,
+                                  std::optional<std::string> uuid = std::nullopt);
+
+// Schema facts for one request type.
+struct KeySpec {
+    std::string key;
+    plist::Type type = plist::Type::kString;
+    bool any_type = false;  // schema type "any"
+    bool required = false;
+    std::vector<KeySpec> subkeys;  // dictionary keys, or one element spec for arrays
+};
+struct CommandSpec {
+    std::string request_type;
+    std::vector<KeySpec> keys;
+};
+// nullptr for request types not in Apple's schema.
+const CommandSpec* find_command_spec(std::string_view request_type);
+size_t command_spec_count();
+
+}  // namespace courier::mdm

@@ -1,0 +1,82 @@
+// Courier's HTTP model, free of Beast: handlers see Request and return
+// Response, so the routing and handler code compiles and tests without Asio.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace courier::server {
+
+struct CaseLess {
+    bool operator()(std::string_view a, std::string_view b) const;
+};
+using Headers = std::map<std::string, std::string, CaseLess>;
+
+struct Request {
+    std::string method;  // "GET", "PUT", ...
+    std::string target;  // as received, with the query string
+    std::string path;    // percent-decoded path, no query
+    std::map<std::string, std::string> query;  // last value wins
+    Headers headers;
+    std::string body;
+    bool tls = false;                 // arrived on the HTTPS listener
+    std::string client_cert_der;      // TLS client certificate, if one was presented
+    std::string remote_address;
+    std::map<std::string, std::string> params;  // path parameters set by the router
+
+    const std::string* header(std::string_view name) const;
+    std::string query_or(const std::string& key, std::string fallback = {}) const;
+};
+
+struct Response {
+    int status = 200;
+    Headers headers;
+    std::string body;
+    // Filled by handlers for the request log: the enrollment the request was for.
+    std::string log_enrollment;
+
+    static Response json(int status, std::string body);
+    // {"error": message}
+    static Response error(int status, std::string_view message);
+    static Response empty(int status = 200);
+    static Response plist(std::string body);
+};
+
+using Handler = std::function<Response(Request&)>;
+
+// Maps method + path pattern to handlers. Patterns are literal segments and
+// "{name}" segments (one path segment, percent-decoded, into Request::params);
+// a trailing "{name...}" takes the rest. Unknown path: 404; known path with
+// another method: 405 with Allow. Both JSON errors.
+class Router {
+public:
+    void add(std::string method, std::string pattern, Handler h);
+    Response dispatch(Request& req) const;
+    // "GET /v1/devices/{id}" for every route (the OpenAPI coverage test).
+    std::vector<std::string> routes() const;
+    // The pattern that matched, for metrics labels ("" when none).
+    std::string route_of(const Request& req) const;
+
+private:
+    struct Route {
+        std::string method, pattern;
+        std::vector<std::string> segments;
+        Handler handler;
+    };
+    const Route* match(const Request& req, std::map<std::string, std::string>* params,
+                       bool* path_known, std::string* allow) const;
+    std::vector<Route> routes_;
+};
+
+// Splits a request target into decoded path and query (application/x-www-form-urlencoded).
+// false when the target is malformed (bad percent escape, not starting with '/').
+bool parse_target(std::string_view target, std::string* path,
+                  std::map<std::string, std::string>* query);
+
+}  // namespace courier::server
