@@ -23,7 +23,10 @@ struct PushRequest {
     std::string token_hex;   // lowercase hex of the device's Token
     std::string push_magic;  // body {"mdm":"<PushMagic>"}
     std::string topic;
-    SysTime expiration{};  // apns-expiration; never 0
+    SysTime
+        expiration{};  // apns-expiration; the epoch means now + 7 days (0 would mean "try once")
+    // The client identity. Null sends no client certificate (only useful
+    // against `courier fake-apns --client-cert optional`).
     std::shared_ptr<const Credentials> credentials;
 };
 
@@ -35,12 +38,14 @@ struct PushResult {
 };
 
 class Pusher {
-public:
+  public:
     using Callback = std::function<void(PushResult)>;
     virtual ~Pusher() = default;
     // Sends one push asynchronously; `done` runs exactly once, on a thread of
     // the pusher's own (never the caller's), and must not block for long.
     // Thread-safe. Retries are the caller's decision, not the pusher's.
+    // After shutdown() has begun, `done` runs at once on the caller's thread
+    // with http_status 0 and "shutting down" (the pusher's thread is gone).
     virtual void push(PushRequest req, Callback done) = 0;
     // Stops accepting pushes, fails queued ones (http_status 0, "shutting
     // down") and joins its threads. Idempotent.
@@ -49,10 +54,13 @@ public:
 
 struct HttpPusherOptions {
     std::string base_url = "https://api.push.apple.com";
-    std::string ca_file;  // empty: system trust store
-    std::string proxy;    // http://host:port (CONNECT) or socks5://host:port
-    std::chrono::milliseconds timeout{10000};
+    std::string ca_file;                       // empty: system trust store
+    std::string proxy;                         // http://host:port (CONNECT) or socks5://host:port
+    std::chrono::milliseconds timeout{10000};  // whole push, connect included
     bool verify_peer = true;
+    // Streams curl opens on one connection before it opens another (the
+    // server's SETTINGS_MAX_CONCURRENT_STREAMS is honoured below this).
+    long max_streams_per_connection = 1000;
 };
 
 // libcurl multi interface, HTTP/2, one long-lived multiplexed connection per
