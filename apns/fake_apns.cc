@@ -6,10 +6,12 @@
 #include <nghttp2/nghttp2.h>
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/json.hpp>
+#include <cctype>
 #include <condition_variable>
 #include <cstring>
 #include <future>
@@ -487,6 +489,9 @@ FakeApnsResponse FakeApns::Impl::answer(FakeApnsRequest& req, bool duplicate_hea
         req.status = r.status;
         req.reason = r.reason;
         req.apns_id = random_uuid();
+        // APNs answers canonical lower-case UUIDs.
+        std::transform(req.apns_id.begin(), req.apns_id.end(), req.apns_id.begin(),
+                       [](unsigned char c) { return std::tolower(c); });
         requests.push_back(req);
         if (r.status == 200) cb = push_callback;
     }
