@@ -178,7 +178,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data);
         nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame);
         nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-        nghttp2_session_server_new(&session_, cbs, this);
+        // libcurl answers every finished stream with RST_STREAM(STREAM_CLOSED);
+        // nghttp2's rapid-reset guard would end the connection after 1000.
+        nghttp2_option* option = nullptr;
+        nghttp2_option_new(&option);
+        nghttp2_option_set_stream_reset_rate_limit(option, UINT64_MAX, UINT64_MAX);
+        nghttp2_session_server_new2(&session_, cbs, this, option);
+        nghttp2_option_del(option);
         nghttp2_session_callbacks_del(cbs);
         nghttp2_settings_entry iv{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
                                   impl_.opts.max_concurrent_streams};

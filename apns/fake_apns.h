@@ -102,6 +102,8 @@ class FakeApns {
 // `courier fake-apns`: --listen, --cert/--key (self-signed when absent),
 // --client-ca, --client-cert required|optional, --fail TOKEN=STATUS:REASON
 // (repeatable), --delay-ms, --log-pushes. Serves until SIGINT/SIGTERM.
+// argv is main's (`courier fake-apns ...`) or starts at the subcommand.
+// Prints "fake-apns listening on https://HOST:PORT" once it accepts.
 int run_fake_apns_cli(int argc, char** argv);
 
 }  // namespace courier::apns

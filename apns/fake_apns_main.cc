@@ -80,6 +80,10 @@ int run_fake_apns_cli(int argc, char** argv) {
     app.add_option("--delay-ms", delay_ms, "delay before every answer")
         ->check(CLI::NonNegativeNumber);
     app.add_flag("--log-pushes", log_pushes, "log every push (token redacted)");
+    if (argc > 1 && std::string_view(argv[1]) == "fake-apns") {  // main's whole argv
+        --argc;
+        ++argv;
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
