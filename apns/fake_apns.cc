@@ -94,6 +94,7 @@ class FakeApns::Impl {
     ssl::context ctx{ssl::context::tls_server};
     tcp::acceptor acceptor{io};
     uint16_t bound_port = 0;
+    std::string url_host;  // the bound address, 127.0.0.1 for a wildcard bind
     std::thread thread;
     std::map<uint64_t, std::weak_ptr<Connection>> connections;  // io thread only
 
@@ -406,6 +407,9 @@ Status FakeApns::Impl::init() {
     if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) return unavailable("fake APNs cannot listen on " + opts.listen + ": " + ec.message());
     bound_port = acceptor.local_endpoint().port();
+    auto addr = acceptor.local_endpoint().address();
+    if (addr.is_unspecified()) addr = asio::ip::make_address("127.0.0.1");
+    url_host = addr.is_v6() ? "[" + addr.to_string() + "]" : addr.to_string();
     accept();
     thread = std::thread([this] { io.run(); });
     return Status::ok();
@@ -522,7 +526,7 @@ uint16_t FakeApns::port() const {
     return impl_->bound_port;
 }
 std::string FakeApns::base_url() const {
-    return "https://127.0.0.1:" + std::to_string(impl_->bound_port);
+    return "https://" + impl_->url_host + ":" + std::to_string(impl_->bound_port);
 }
 
 void FakeApns::set_response(const std::string& token, FakeApnsResponse r, int times) {

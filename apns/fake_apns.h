@@ -67,7 +67,7 @@ class FakeApns {
     FakeApns& operator=(const FakeApns&) = delete;
 
     uint16_t port() const;
-    std::string base_url() const;  // "https://127.0.0.1:<port>"
+    std::string base_url() const;  // "https://<bound address>:<port>"
 
     // Answers pushes to `token` with `r`: the next `times` pushes, or every
     // one when times < 0. Later calls for the same token replace earlier ones.

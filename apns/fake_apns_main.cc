@@ -64,6 +64,7 @@ int run_fake_apns_cli(int argc, char** argv) {
     CLI::App app{"Fake APNs provider endpoint (HTTP/2 over TLS) for tests and benchmarks",
                  "courier fake-apns"};
     FakeApnsOptions opts;
+    opts.listen = "127.0.0.1:2197";  // APNs' alternative port
     std::string cert_file, key_file, client_ca_file, client_cert = "required";
     std::vector<std::string> fails;
     int delay_ms = 0;
