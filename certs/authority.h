@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,10 +18,13 @@ struct IssueOptions {
     std::vector<std::string> dns_names;  // SAN
     std::vector<std::string> ip_addresses;
     bool server_auth = false;  // EKU serverAuth (else clientAuth)
+    // Validity starts here (minus a few minutes for clock skew, counted in
+    // `days`); default: the system clock.
+    std::optional<SysTime> now;
 };
 
 class CertificateAuthority {
-public:
+  public:
     // Loads <dir>/<name>.crt and <name>.key, or creates a 10-year CA with the
     // given common name and writes them (key 0600).
     static Result<CertificateAuthority> load_or_create(const std::filesystem::path& dir,
@@ -36,8 +40,9 @@ public:
     EVP_PKEY* key() const { return key_.get(); }
     Identity identity() const;
 
-private:
-    CertificateAuthority(PkeyPtr key, X509Ptr cert) : key_(std::move(key)), cert_(std::move(cert)) {}
+  private:
+    CertificateAuthority(PkeyPtr key, X509Ptr cert)
+        : key_(std::move(key)), cert_(std::move(cert)) {}
     PkeyPtr key_;
     X509Ptr cert_;
 };
@@ -53,8 +58,7 @@ struct ServerTlsFiles {
 // local CA and a leaf (≤ 825 days, SAN host names + localhost + 127.0.0.1,
 // EKU serverAuth) when missing, and renews the leaf 30 days before expiry.
 Result<ServerTlsFiles> ensure_server_tls(const std::filesystem::path& data_dir,
-                                         const std::vector<std::string>& host_names,
-                                         SysTime now);
+                                         const std::vector<std::string>& host_names, SysTime now);
 
 // Writes a file created with mode 0600 (atomically: temp file + rename).
 Status write_private_file(const std::filesystem::path& path, std::string_view content);
