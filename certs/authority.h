@@ -13,14 +13,16 @@
 namespace courier::certs {
 
 struct IssueOptions {
-    std::string common_name;
+    // Default member initializers keep designated initialization
+    // ({.common_name = "x"}) free of -Wmissing-field-initializers.
+    std::string common_name{};
     int days = 730;
-    std::vector<std::string> dns_names;  // SAN
-    std::vector<std::string> ip_addresses;
+    std::vector<std::string> dns_names{};  // SAN
+    std::vector<std::string> ip_addresses{};
     bool server_auth = false;  // EKU serverAuth (else clientAuth)
     // Validity starts here (minus a few minutes for clock skew, counted in
     // `days`); default: the system clock.
-    std::optional<SysTime> now;
+    std::optional<SysTime> now{};
 };
 
 class CertificateAuthority {

@@ -24,7 +24,7 @@ Result<std::string> cms_attached_content(std::string_view der);
 
 // A trust store for device identities: the enrollment CA plus --device-ca.
 class TrustStore {
-public:
+  public:
     TrustStore();
     ~TrustStore();
     TrustStore(TrustStore&&) noexcept;
@@ -39,7 +39,7 @@ public:
     // with the reason on failure.
     Status verify(X509* cert, const std::vector<X509Ptr>& intermediates, SysTime now) const;
 
-private:
+  private:
     X509_STORE* store_;
 };
 

@@ -33,4 +33,16 @@ struct CsrFiles {
 // A CSR for the push certificate portal (subject CN given, e.g. "Courier Push").
 Result<CsrFiles> make_push_csr(const std::string& common_name, const std::string& email);
 
+// The request Apple's push certificate portal takes from an MDM vendor: a
+// base64-encoded XML plist with PushCertRequestCSR (base64 CSR DER),
+// PushCertCertificateChain (vendor certificate PEM, then `apple_chain_pem`,
+// the Apple intermediate and root PEMs, as given) and PushCertSignature
+// (base64 RSA PKCS#1 v1.5 SHA-256 signature of the CSR DER by the vendor
+// key). The CSR may be PEM or DER; the vendor key must match the first
+// certificate of `vendor_cert_pem`.
+Result<std::string> make_vendor_signed_request(std::string_view csr_der_or_pem,
+                                               std::string_view vendor_cert_pem,
+                                               std::string_view vendor_key_pem,
+                                               std::string_view apple_chain_pem = {});
+
 }  // namespace courier::certs

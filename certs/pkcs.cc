@@ -1,0 +1,241 @@
+#include "certs/pkcs.h"
+
+#include <openssl/cms.h>
+#include <openssl/err.h>
+#include <openssl/pkcs12.h>
+#include <openssl/provider.h>
+#include <openssl/x509_vfy.h>
+
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include "common/encoding.h"
+
+namespace courier::certs {
+
+namespace {
+
+struct StackFree {
+    void operator()(STACK_OF(X509) * s) const { sk_X509_pop_free(s, X509_free); }
+};
+using X509StackPtr = std::unique_ptr<STACK_OF(X509), StackFree>;
+struct CmsFree {
+    void operator()(CMS_ContentInfo* p) const { CMS_ContentInfo_free(p); }
+};
+using CmsPtr = std::unique_ptr<CMS_ContentInfo, CmsFree>;
+struct Pkcs12Free {
+    void operator()(PKCS12* p) const { PKCS12_free(p); }
+};
+using Pkcs12Ptr = std::unique_ptr<PKCS12, Pkcs12Free>;
+
+// A new stack holding references to `certs`.
+X509StackPtr to_stack(const std::vector<X509Ptr>& certs) {
+    X509StackPtr stack(sk_X509_new_null());
+    for (const auto& c : certs) {
+        X509_up_ref(c.get());
+        sk_X509_push(stack.get(), c.get());
+    }
+    return stack;
+}
+
+std::string cms_to_der(CMS_ContentInfo* cms) {
+    int n = i2d_CMS_ContentInfo(cms, nullptr);
+    if (n <= 0) return {};
+    std::string out(static_cast<size_t>(n), '\0');
+    auto* p = reinterpret_cast<unsigned char*>(out.data());
+    i2d_CMS_ContentInfo(cms, &p);
+    return out;
+}
+
+CmsPtr cms_from_der(std::string_view der) {
+    auto* p = reinterpret_cast<const unsigned char*>(der.data());
+    return CmsPtr(d2i_CMS_ContentInfo(nullptr, &p, static_cast<long>(der.size())));
+}
+
+// Loads "legacy" (RC2-40 and friends, as macOS Keychain exports use) beside
+// "default" once per process. Loading any provider explicitly stops OpenSSL
+// from loading "default" implicitly, hence both.
+bool legacy_provider_loaded() {
+    static std::once_flag once;
+    static bool legacy = false;
+    std::call_once(once, [] {
+        OSSL_PROVIDER_load(nullptr, "default");
+        legacy = OSSL_PROVIDER_load(nullptr, "legacy") != nullptr;
+        ERR_clear_error();
+    });
+    return legacy;
+}
+
+Result<std::string> cms_sign(std::string_view content, const Identity& signer, unsigned flags) {
+    BioPtr in = mem_bio(content);
+    X509StackPtr chain = to_stack(signer.chain);
+    CmsPtr cms(
+        CMS_sign(signer.cert.get(), signer.key.get(), chain.get(), in.get(), flags | CMS_BINARY));
+    if (!cms) return Result<std::string>(Code::kInternal, "CMS sign: " + openssl_error());
+    return cms_to_der(cms.get());
+}
+
+}  // namespace
+
+Result<std::string> make_pkcs12(const Identity& id, const std::string& password,
+                                const std::string& friendly_name) {
+    X509StackPtr chain = to_stack(id.chain);
+    constexpr int kNid = NID_pbe_WithSHA1And3_Key_TripleDES_CBC;
+    // mac_iter -1 leaves the MAC out so it can be added with SHA-1 below.
+    Pkcs12Ptr p12(PKCS12_create(password.c_str(), friendly_name.c_str(), id.key.get(),
+                                id.cert.get(), chain.get(), kNid, kNid, PKCS12_DEFAULT_ITER, -1,
+                                0));
+    if (!p12) return Result<std::string>(Code::kInternal, "PKCS#12: " + openssl_error());
+    if (PKCS12_set_mac(p12.get(), password.c_str(), -1, nullptr, 0, PKCS12_DEFAULT_ITER,
+                       EVP_sha1()) != 1)
+        return Result<std::string>(Code::kInternal, "PKCS#12 MAC: " + openssl_error());
+    int n = i2d_PKCS12(p12.get(), nullptr);
+    std::string out(static_cast<size_t>(n > 0 ? n : 0), '\0');
+    auto* p = reinterpret_cast<unsigned char*>(out.data());
+    i2d_PKCS12(p12.get(), &p);
+    return out;
+}
+
+Result<Identity> parse_pkcs12(std::string_view der, const std::string& password) {
+    bool legacy = legacy_provider_loaded();
+    auto* p = reinterpret_cast<const unsigned char*>(der.data());
+    Pkcs12Ptr p12(d2i_PKCS12(nullptr, &p, static_cast<long>(der.size())));
+    if (!p12) return Result<Identity>(Code::kInvalid, "not a PKCS#12 file: " + openssl_error());
+    if (PKCS12_mac_present(p12.get()) &&
+        PKCS12_verify_mac(p12.get(), password.c_str(), static_cast<int>(password.size())) != 1 &&
+        !(password.empty() && PKCS12_verify_mac(p12.get(), nullptr, 0) == 1)) {
+        ERR_clear_error();
+        return Result<Identity>(Code::kInvalid, "wrong PKCS#12 password");
+    }
+    EVP_PKEY* key = nullptr;
+    X509* cert = nullptr;
+    STACK_OF(X509)* ca = nullptr;
+    if (PKCS12_parse(p12.get(), password.c_str(), &key, &cert, &ca) != 1) {
+        std::string msg = "cannot read PKCS#12: " + openssl_error();
+        if (!legacy)
+            msg +=
+                " (OpenSSL's legacy provider is not available, so legacy RC2-40 PKCS#12 "
+                "files cannot be read; re-export with AES or 3DES)";
+        return Result<Identity>(Code::kInvalid, msg);
+    }
+    Identity id{PkeyPtr(key), X509Ptr(cert), {}};
+    X509StackPtr chain(ca);
+    while (chain && sk_X509_num(chain.get()) > 0) id.chain.emplace_back(sk_X509_shift(chain.get()));
+    if (!id.cert) return Result<Identity>(Code::kInvalid, "the PKCS#12 file has no certificate");
+    if (!id.key) return Result<Identity>(Code::kInvalid, "the PKCS#12 file has no private key");
+    return id;
+}
+
+Result<std::string> cms_sign_attached(std::string_view content, const Identity& signer) {
+    return cms_sign(content, signer, 0);
+}
+
+Result<std::string> cms_attached_content(std::string_view der) {
+    CmsPtr cms = cms_from_der(der);
+    if (!cms) return Result<std::string>(Code::kInvalid, "not CMS: " + openssl_error());
+    BioPtr out(BIO_new(BIO_s_mem()));
+    if (CMS_verify(cms.get(), nullptr, nullptr, nullptr, out.get(),
+                   CMS_NO_SIGNER_CERT_VERIFY | CMS_BINARY) != 1)
+        return Result<std::string>(Code::kInvalid, "CMS signature: " + openssl_error());
+    return bio_contents(out.get());
+}
+
+TrustStore::TrustStore() : store_(X509_STORE_new()) {}
+TrustStore::~TrustStore() {
+    X509_STORE_free(store_);
+}
+TrustStore::TrustStore(TrustStore&& o) noexcept : store_(o.store_) {
+    o.store_ = nullptr;
+}
+TrustStore& TrustStore::operator=(TrustStore&& o) noexcept {
+    if (this != &o) {
+        X509_STORE_free(store_);
+        store_ = o.store_;
+        o.store_ = nullptr;
+    }
+    return *this;
+}
+
+Status TrustStore::add(X509* ca) {
+    if (!store_ || X509_STORE_add_cert(store_, ca) != 1)
+        return internal_error("trust store: " + openssl_error());
+    return Status::ok();
+}
+
+Status TrustStore::add_pem_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return invalid("cannot read " + path);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    auto certs = certs_from_pem(ss.str());
+    if (!certs) return invalid(path + ": " + certs.status().message());
+    for (const auto& c : *certs) {
+        if (Status s = add(c.get()); !s) return s;
+    }
+    return Status::ok();
+}
+
+Status TrustStore::verify(X509* cert, const std::vector<X509Ptr>& intermediates,
+                          SysTime now) const {
+    if (!store_ || !cert) return Status(Code::kUnauthorized, "no certificate");
+    std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> ctx(X509_STORE_CTX_new(),
+                                                                        X509_STORE_CTX_free);
+    X509StackPtr untrusted = to_stack(intermediates);
+    if (!ctx || X509_STORE_CTX_init(ctx.get(), store_, cert, untrusted.get()) != 1)
+        return internal_error("verify context: " + openssl_error());
+    X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx.get()),
+                               static_cast<time_t>(to_unix(now)));
+    if (X509_get_extension_flags(cert) & EXFLAG_XKUSAGE)
+        X509_STORE_CTX_set_purpose(ctx.get(), X509_PURPOSE_SSL_CLIENT);
+    if (X509_verify_cert(ctx.get()) == 1) return Status::ok();
+    int err = X509_STORE_CTX_get_error(ctx.get());
+    ERR_clear_error();
+    return Status(Code::kUnauthorized, std::string("untrusted device certificate (") +
+                                           subject_string(cert) +
+                                           "): " + X509_verify_cert_error_string(err));
+}
+
+// Runs on every device request that authenticates with Mdm-Signature; the
+// body is read in place. Callers may cache the result keyed by a digest of
+// the signature (with the body's digest), since both are immutable inputs.
+Result<SignedBy> verify_mdm_signature(std::string_view header_base64, std::string_view body) {
+    auto fail = [](std::string why) {
+        return Result<SignedBy>(Code::kUnauthorized, std::move(why));
+    };
+    std::optional<std::string> der = base64_decode(header_base64);
+    if (!der || der->empty()) return fail("Mdm-Signature is not base64");
+    CmsPtr cms = cms_from_der(*der);
+    if (!cms) {
+        ERR_clear_error();
+        return fail("Mdm-Signature is not a CMS message");
+    }
+    if (OBJ_obj2nid(CMS_get0_type(cms.get())) != NID_pkcs7_signed)
+        return fail("Mdm-Signature is not CMS SignedData");
+    STACK_OF(CMS_SignerInfo)* signer_infos = CMS_get0_SignerInfos(cms.get());
+    if (!signer_infos || sk_CMS_SignerInfo_num(signer_infos) != 1)
+        return fail("Mdm-Signature must have exactly one signer");
+    BioPtr content = mem_bio(body);
+    if (CMS_verify(cms.get(), nullptr, nullptr, content.get(), nullptr,
+                   CMS_NO_SIGNER_CERT_VERIFY | CMS_BINARY) != 1)
+        return fail("Mdm-Signature does not verify over the request body: " + openssl_error());
+    STACK_OF(X509)* signers = CMS_get0_signers(cms.get());
+    X509* signer = signers && sk_X509_num(signers) == 1 ? sk_X509_value(signers, 0) : nullptr;
+    SignedBy out{share(signer), {}};
+    sk_X509_free(signers);
+    if (!out.signer) return fail("Mdm-Signature carries no signer certificate");
+    X509StackPtr all(CMS_get1_certs(cms.get()));
+    for (int i = 0; all && i < sk_X509_num(all.get()); ++i) {
+        X509* c = sk_X509_value(all.get(), i);
+        if (X509_cmp(c, out.signer.get()) != 0) out.intermediates.push_back(share(c));
+    }
+    return out;
+}
+
+Result<std::string> make_mdm_signature(std::string_view body, const Identity& id) {
+    auto der = cms_sign(body, id, CMS_DETACHED);
+    if (!der) return der.status();
+    return base64_encode(*der);
+}
+
+}  // namespace courier::certs
