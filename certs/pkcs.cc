@@ -6,6 +6,7 @@
 #include <openssl/provider.h>
 #include <openssl/x509_vfy.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -53,18 +54,28 @@ CmsPtr cms_from_der(std::string_view der) {
     return CmsPtr(d2i_CMS_ContentInfo(nullptr, &p, static_cast<long>(der.size())));
 }
 
+OSSL_PROVIDER* g_default_provider = nullptr;
+OSSL_PROVIDER* g_legacy_provider = nullptr;
+
+// Unloading at exit keeps leak checkers quiet; OpenSSL's own atexit cleanup
+// was registered earlier, so it runs after this.
+void unload_providers() {
+    if (g_legacy_provider) OSSL_PROVIDER_unload(g_legacy_provider);
+    if (g_default_provider) OSSL_PROVIDER_unload(g_default_provider);
+}
+
 // Loads "legacy" (RC2-40 and friends, as macOS Keychain exports use) beside
 // "default" once per process. Loading any provider explicitly stops OpenSSL
 // from loading "default" implicitly, hence both.
 bool legacy_provider_loaded() {
     static std::once_flag once;
-    static bool legacy = false;
     std::call_once(once, [] {
-        OSSL_PROVIDER_load(nullptr, "default");
-        legacy = OSSL_PROVIDER_load(nullptr, "legacy") != nullptr;
+        g_default_provider = OSSL_PROVIDER_load(nullptr, "default");
+        g_legacy_provider = OSSL_PROVIDER_load(nullptr, "legacy");
         ERR_clear_error();
+        std::atexit(unload_providers);
     });
-    return legacy;
+    return g_legacy_provider != nullptr;
 }
 
 Result<std::string> cms_sign(std::string_view content, const Identity& signer, unsigned flags) {

@@ -23,6 +23,7 @@ Result<std::string> cms_sign_attached(std::string_view content, const Identity& 
 Result<std::string> cms_attached_content(std::string_view der);
 
 // A trust store for device identities: the enrollment CA plus --device-ca.
+// add() during setup; verify() may then run on many threads at once.
 class TrustStore {
   public:
     TrustStore();
@@ -47,6 +48,8 @@ class TrustStore {
 // the signature and returns the single signer certificate (and any other
 // certificates the message carries as intermediates). Chain trust is a
 // separate TrustStore::verify. kUnauthorized with the reason on failure.
+// Runs on every signed device request; callers may cache results keyed by a
+// digest of the header and body.
 struct SignedBy {
     X509Ptr signer;
     std::vector<X509Ptr> intermediates;
