@@ -31,8 +31,8 @@ struct Enrollment {
     std::string device_id;  // UDID or EnrollmentID
     std::string user_id;    // empty on the device channel
     std::string type;       // mdm::enrollment_type_name
-    std::string udid, serial_number, model, model_name, product_name, os_version,
-        build_version, device_name, imei, meid;
+    std::string udid, serial_number, model, model_name, product_name, os_version, build_version,
+        device_name, imei, meid;
     std::string topic;
     std::string push_token;  // raw bytes; empty until TokenUpdate
     std::string push_magic;
@@ -43,15 +43,15 @@ struct Enrollment {
     SysTime created_at{}, updated_at{};
     std::optional<SysTime> last_seen;
     std::optional<SysTime> identity_not_after;  // expiry of the bound identity certificate
-    int64_t queued = 0;  // targets in queued/sent/notnow
+    int64_t queued = 0;                         // targets in queued/sent/notnow
 };
 
 // Facts from an Authenticate or TokenUpdate, as the device service decided to
 // store them.
 struct AuthenticateInput {
     std::string id, device_id, user_id, type, topic;
-    std::string udid, serial_number, model, model_name, product_name, os_version,
-        build_version, device_name, imei, meid;
+    std::string udid, serial_number, model, model_name, product_name, os_version, build_version,
+        device_name, imei, meid;
     std::string cert_sha256;  // identity certificate to bind (hex); may be empty
     std::optional<SysTime> cert_not_after;
 };
@@ -66,7 +66,14 @@ struct TokenUpdateInput {
 
 // Queue state of one command for one enrollment.
 enum class TargetStatus {
-    kQueued, kSent, kAcknowledged, kError, kCommandFormatError, kNotNow, kCanceled, kExpired
+    kQueued,
+    kSent,
+    kAcknowledged,
+    kError,
+    kCommandFormatError,
+    kNotNow,
+    kCanceled,
+    kExpired
 };
 const char* target_status_name(TargetStatus s);  // "queued", "sent", ...
 std::optional<TargetStatus> parse_target_status(std::string_view s);
@@ -168,7 +175,7 @@ struct RepushDue {
 };
 
 class Store {
-public:
+  public:
     virtual ~Store() = default;
 
     // Health: a cheap round-trip to the database.
@@ -213,8 +220,7 @@ public:
     // One transaction for all targets; unknown ids are reported, not queued.
     // kConflict when the uuid already exists.
     virtual Result<EnqueueResult> enqueue(const NewCommand& cmd,
-                                          const std::vector<std::string>& targets,
-                                          SysTime now) = 0;
+                                          const std::vector<std::string>& targets, SysTime now) = 0;
     // The oldest eligible command for the enrollment, marked sent, or nullopt.
     // Eligible: queued and sent; and notnow too when include_notnow (an Idle).
     // Targets whose command expired are marked expired on the way.
@@ -237,8 +243,7 @@ public:
     // Cancels targets in queued/sent/notnow; returns the ids canceled.
     virtual Result<std::vector<std::string>> cancel_command(const std::string& uuid,
                                                             SysTime now) = 0;
-    virtual Result<PageOf<CommandInfo>> list_commands(const CommandFilter& f,
-                                                      const Page& page) = 0;
+    virtual Result<PageOf<CommandInfo>> list_commands(const CommandFilter& f, const Page& page) = 0;
     virtual Result<int64_t> queue_depth() = 0;
 
     // ---- Push certificates --------------------------------------------------

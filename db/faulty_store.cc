@@ -1,0 +1,100 @@
+#include "db/faulty_store.h"
+
+namespace courier::db {
+
+void FaultyStore::fail_next_writes(int n, StoreFault fault) {
+    std::lock_guard lk(mu_);
+    remaining_ = n;
+    fault_ = fault;
+}
+
+int64_t FaultyStore::injected_failures() const {
+    std::lock_guard lk(mu_);
+    return injected_;
+}
+
+Status FaultyStore::take_fault() {
+    std::lock_guard lk(mu_);
+    if (remaining_ <= 0) return Status::ok();
+    --remaining_;
+    ++injected_;
+    if (fault_ == StoreFault::kDiskFull) return internal_error("disk full");
+    return unavailable("database is locked");
+}
+
+// Each write forwards only when no fault is pending.
+#define COURIER_FAULTY_WRITE(call)                 \
+    do {                                           \
+        if (Status f = take_fault(); !f) return f; \
+        return inner_->call;                       \
+    } while (0)
+
+Status FaultyStore::apply_authenticate(const AuthenticateInput& in, SysTime now) {
+    COURIER_FAULTY_WRITE(apply_authenticate(in, now));
+}
+Status FaultyStore::apply_token_update(const TokenUpdateInput& in, SysTime now) {
+    COURIER_FAULTY_WRITE(apply_token_update(in, now));
+}
+Status FaultyStore::apply_checkout(const std::string& id, SysTime now) {
+    COURIER_FAULTY_WRITE(apply_checkout(id, now));
+}
+Status FaultyStore::set_bootstrap_token(const std::string& id, const std::string& token) {
+    COURIER_FAULTY_WRITE(set_bootstrap_token(id, token));
+}
+Status FaultyStore::set_retired(const std::string& id, bool retired, SysTime now) {
+    COURIER_FAULTY_WRITE(set_retired(id, retired, now));
+}
+Status FaultyStore::append_timeline(const std::string& id, const TimelineEvent& e) {
+    COURIER_FAULTY_WRITE(append_timeline(id, e));
+}
+Status FaultyStore::bind_cert(const std::string& cert_sha256, const std::string& device_id,
+                              SysTime now) {
+    COURIER_FAULTY_WRITE(bind_cert(cert_sha256, device_id, now));
+}
+Result<EnqueueResult> FaultyStore::enqueue(const NewCommand& cmd,
+                                           const std::vector<std::string>& targets, SysTime now) {
+    COURIER_FAULTY_WRITE(enqueue(cmd, targets, now));
+}
+Result<std::optional<DeliveredCommand>> FaultyStore::next_command(const std::string& id,
+                                                                  bool include_notnow,
+                                                                  SysTime now) {
+    COURIER_FAULTY_WRITE(next_command(id, include_notnow, now));
+}
+Result<std::optional<DeliveredCommand>> FaultyStore::apply_report(const std::string& id,
+                                                                  const std::string& uuid,
+                                                                  TargetStatus status,
+                                                                  const std::string& report,
+                                                                  SysTime now) {
+    COURIER_FAULTY_WRITE(apply_report(id, uuid, status, report, now));
+}
+Result<std::vector<std::string>> FaultyStore::cancel_command(const std::string& uuid, SysTime now) {
+    COURIER_FAULTY_WRITE(cancel_command(uuid, now));
+}
+Result<int64_t> FaultyStore::put_push_cert(const PushCert& cert, SysTime now) {
+    COURIER_FAULTY_WRITE(put_push_cert(cert, now));
+}
+Status FaultyStore::mark_push_cert_unusable(int64_t id, const std::string& reason) {
+    COURIER_FAULTY_WRITE(mark_push_cert_unusable(id, reason));
+}
+Status FaultyStore::record_push_attempt(const PushAttempt& a) {
+    COURIER_FAULTY_WRITE(record_push_attempt(a));
+}
+Status FaultyStore::mark_token_invalid(const std::string& id, SysTime now) {
+    COURIER_FAULTY_WRITE(mark_token_invalid(id, now));
+}
+Status FaultyStore::schedule_repush(const std::string& id, SysTime at, int attempts) {
+    COURIER_FAULTY_WRITE(schedule_repush(id, at, attempts));
+}
+Status FaultyStore::put_enrollment_token(const EnrollmentToken& t) {
+    COURIER_FAULTY_WRITE(put_enrollment_token(t));
+}
+Status FaultyStore::delete_enrollment_token(const std::string& id) {
+    COURIER_FAULTY_WRITE(delete_enrollment_token(id));
+}
+Status FaultyStore::consume_enrollment_token(const std::string& token_sha256, SysTime now) {
+    COURIER_FAULTY_WRITE(consume_enrollment_token(token_sha256, now));
+}
+
+#undef COURIER_FAULTY_WRITE
+
+}  // namespace courier::db

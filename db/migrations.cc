@@ -1,0 +1,166 @@
+#include "db/migrations.h"
+
+#include <fmt/format.h>
+
+#include <array>
+
+namespace courier::db::sqlite {
+namespace {
+
+// migrations[i] takes the schema from version i to version i + 1. Append
+// only: a shipped entry is never edited. Times are Unix seconds (INTEGER).
+constexpr std::array<const char*, 1> kMigrations = {
+    R"sql(
+CREATE TABLE enrollments (
+    id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    user_id TEXT NOT NULL DEFAULT '',
+    type TEXT NOT NULL DEFAULT '',
+    udid TEXT NOT NULL DEFAULT '',
+    serial_number TEXT NOT NULL DEFAULT '',
+    model TEXT NOT NULL DEFAULT '',
+    model_name TEXT NOT NULL DEFAULT '',
+    product_name TEXT NOT NULL DEFAULT '',
+    os_version TEXT NOT NULL DEFAULT '',
+    build_version TEXT NOT NULL DEFAULT '',
+    device_name TEXT NOT NULL DEFAULT '',
+    imei TEXT NOT NULL DEFAULT '',
+    meid TEXT NOT NULL DEFAULT '',
+    topic TEXT NOT NULL DEFAULT '',
+    push_token BLOB,
+    push_magic TEXT,
+    unlock_token BLOB,
+    bootstrap_token BLOB,
+    token_valid INTEGER NOT NULL DEFAULT 0,
+    awaiting_configuration INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    last_seen INTEGER,
+    identity_not_after INTEGER,
+    repush_at INTEGER,
+    repush_attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX enrollments_push_token ON enrollments(push_token) WHERE push_token IS NOT NULL;
+CREATE INDEX enrollments_repush ON enrollments(repush_at) WHERE repush_at IS NOT NULL;
+CREATE INDEX enrollments_serial ON enrollments(serial_number);
+
+CREATE TABLE commands (
+    seq INTEGER PRIMARY KEY,
+    uuid TEXT NOT NULL UNIQUE,
+    request_type TEXT NOT NULL,
+    plist BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER
+);
+
+CREATE TABLE targets (
+    enrollment_id TEXT NOT NULL REFERENCES enrollments(id) ON DELETE CASCADE,
+    command_seq INTEGER NOT NULL REFERENCES commands(seq) ON DELETE CASCADE,
+    status TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    result BLOB,
+    PRIMARY KEY (enrollment_id, command_seq)
+) WITHOUT ROWID;
+-- The hot path: the next command for an enrollment.
+CREATE INDEX targets_queue ON targets(enrollment_id, status, command_seq);
+CREATE INDEX targets_command ON targets(command_seq);
+CREATE INDEX targets_status ON targets(status);
+
+CREATE TABLE cert_bindings (
+    cert_sha256 TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    bound_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX cert_bindings_device ON cert_bindings(device_id);
+
+CREATE TABLE push_certs (
+    id INTEGER PRIMARY KEY,
+    topic TEXT NOT NULL,
+    cert_pem TEXT NOT NULL,
+    key_pem TEXT NOT NULL,
+    thumbprint_sha1 TEXT NOT NULL,
+    not_before INTEGER NOT NULL,
+    not_after INTEGER NOT NULL,
+    uploaded_at INTEGER NOT NULL,
+    replaced_at INTEGER,
+    active INTEGER NOT NULL,
+    usable INTEGER NOT NULL DEFAULT 1,
+    unusable_reason TEXT NOT NULL DEFAULT ''
+);
+CREATE UNIQUE INDEX push_certs_active_topic ON push_certs(topic) WHERE active = 1;
+
+CREATE TABLE push_attempts (
+    id INTEGER PRIMARY KEY,
+    enrollment_id TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    http_status INTEGER NOT NULL,
+    apns_id TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX push_attempts_enrollment ON push_attempts(enrollment_id, id);
+
+CREATE TABLE timeline (
+    id INTEGER PRIMARY KEY,
+    enrollment_id TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX timeline_enrollment ON timeline(enrollment_id, at, id);
+
+CREATE TABLE enrollment_tokens (
+    id TEXT PRIMARY KEY,
+    token_sha256 TEXT NOT NULL UNIQUE,
+    uses_left INTEGER NOT NULL,
+    expires_at INTEGER,
+    created_at INTEGER NOT NULL,
+    note TEXT NOT NULL DEFAULT ''
+);
+)sql",
+};
+
+int user_version(Connection& conn) {
+    auto st = conn.prepare("PRAGMA user_version");
+    return st.step() ? static_cast<int>(st.int64(0)) : 0;
+}
+
+}  // namespace
+
+int latest_schema_version() {
+    return static_cast<int>(kMigrations.size());
+}
+
+Status migrate(Connection& conn) {
+    try {
+        int version = user_version(conn);
+        if (version > latest_schema_version()) {
+            return invalid(fmt::format(
+                "database schema version {} is newer than this build of Courier understands "
+                "({}); run a newer Courier or restore a backup",
+                version, latest_schema_version()));
+        }
+        for (int v = version; v < latest_schema_version(); ++v) {
+            conn.exec("BEGIN IMMEDIATE");
+            // Re-read under the write lock: another process may have migrated.
+            if (user_version(conn) != v) {
+                conn.exec("ROLLBACK");
+                return migrate(conn);
+            }
+            Status s = conn.try_exec(kMigrations[static_cast<size_t>(v)]);
+            if (s) s = conn.try_exec(fmt::format("PRAGMA user_version = {}", v + 1));
+            if (!s) {
+                (void)conn.try_exec("ROLLBACK");
+                return Status(s.code(), fmt::format("schema migration to version {} failed: {}",
+                                                    v + 1, s.message()));
+            }
+            conn.exec("COMMIT");
+        }
+        return Status::ok();
+    } catch (const SqlError& e) {
+        if (conn.in_transaction()) (void)conn.try_exec("ROLLBACK");
+        return e.status();
+    }
+}
+
+}  // namespace courier::db::sqlite

@@ -1,0 +1,396 @@
+// SqliteStore: enrollments, identity certificate bindings and the timeline.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "common/encoding.h"
+#include "db/sqlite_internal.h"
+#include "db/sqlite_store.h"
+
+namespace courier::db {
+
+using sqlite::Blob;
+using sqlite::Connection;
+using sqlite::Statement;
+
+namespace sqlite {
+
+std::optional<EnrollmentState> parse_state(std::string_view s) {
+    for (auto st : {EnrollmentState::kPending, EnrollmentState::kEnrolled,
+                    EnrollmentState::kUnenrolled, EnrollmentState::kRetired}) {
+        if (s == state_name(st)) return st;
+    }
+    return std::nullopt;
+}
+
+void add_event(Connection& c, const std::string& id, SysTime at, std::string_view kind,
+               const std::string& detail) {
+    c.prepare("INSERT INTO timeline (enrollment_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)")
+        .bind(id, to_unix(at), kind, detail)
+        .run();
+}
+
+int64_t cancel_open_targets(Connection& c, const std::string& id, SysTime now) {
+    c.prepare(fmt::format("UPDATE targets SET status = 'canceled', updated_at = ?2 "
+                          "WHERE enrollment_id = ?1 AND status IN {}",
+                          kOpenStatuses))
+        .bind(id, to_unix(now))
+        .run();
+    return c.changes();
+}
+
+int64_t open_target_count(Connection& c, const std::string& id) {
+    auto st = c.prepare(fmt::format(
+        "SELECT count(*) FROM targets WHERE enrollment_id = ?1 AND status IN {}", kOpenStatuses));
+    st.bind(id);
+    return st.step() ? st.int64(0) : 0;
+}
+
+void clear_repush_if_idle(Connection& c, const std::string& id) {
+    if (open_target_count(c, id) > 0) return;
+    c.prepare(
+         "UPDATE enrollments SET repush_at = NULL, repush_attempts = 0 "
+         "WHERE id = ?1 AND repush_at IS NOT NULL")
+        .bind(id)
+        .run();
+}
+
+Status bind_cert_in(Connection& c, const std::string& cert_sha256, const std::string& device_id,
+                    const std::string& event_id, SysTime now) {
+    auto st = c.prepare("SELECT device_id FROM cert_bindings WHERE cert_sha256 = ?1");
+    st.bind(cert_sha256);
+    if (st.step()) {
+        std::string bound = st.str(0);
+        if (bound == device_id) return Status::ok();
+        return conflict("identity certificate is bound to another enrollment");
+    }
+    st.reset();
+    c.prepare("INSERT INTO cert_bindings (cert_sha256, device_id, bound_at) VALUES (?1, ?2, ?3)")
+        .bind(cert_sha256, device_id, to_unix(now))
+        .run();
+    add_event(c, event_id, now, "binding",
+              fmt::format("identity certificate sha256:{}… bound", cert_sha256.substr(0, 16)));
+    return Status::ok();
+}
+
+int64_t clamp_limit(int64_t limit) {
+    return std::clamp<int64_t>(limit, 1, 1000);
+}
+
+}  // namespace sqlite
+
+namespace {
+
+constexpr const char* kEnrollmentColumns =
+    "id, device_id, user_id, type, udid, serial_number, model, model_name, product_name, "
+    "os_version, build_version, device_name, imei, meid, topic, push_token, push_magic, "
+    "unlock_token IS NOT NULL, token_valid, awaiting_configuration, state, created_at, "
+    "updated_at, last_seen, identity_not_after, "
+    "(SELECT count(*) FROM targets t WHERE t.enrollment_id = e.id AND "
+    "t.status IN ('queued','sent','notnow'))";
+
+Enrollment enrollment_from_row(const Statement& st) {
+    Enrollment e;
+    int i = 0;
+    for (std::string* f :
+         {&e.id, &e.device_id, &e.user_id, &e.type, &e.udid, &e.serial_number, &e.model,
+          &e.model_name, &e.product_name, &e.os_version, &e.build_version, &e.device_name, &e.imei,
+          &e.meid, &e.topic, &e.push_token, &e.push_magic}) {
+        *f = st.str(i++);
+    }
+    e.has_unlock_token = st.int64(i++) != 0;
+    e.token_valid = st.int64(i++) != 0;
+    e.awaiting_configuration = st.int64(i++) != 0;
+    e.state = sqlite::parse_state(st.str(i++)).value_or(EnrollmentState::kPending);
+    e.created_at = from_unix(st.int64(i++));
+    e.updated_at = from_unix(st.int64(i++));
+    if (auto v = st.opt_int64(i++)) e.last_seen = from_unix(*v);
+    if (auto v = st.opt_int64(i++)) e.identity_not_after = from_unix(*v);
+    e.queued = st.int64(i++);
+    return e;
+}
+
+std::optional<int64_t> opt_unix(const std::optional<SysTime>& t) {
+    if (!t) return std::nullopt;
+    return to_unix(*t);
+}
+
+}  // namespace
+
+Status SqliteStore::apply_authenticate(const AuthenticateInput& in, SysTime now) {
+    if (in.id.empty() || in.device_id.empty()) return invalid("enrollment id missing");
+    return write([&](Connection& c) {
+        auto existing = c.prepare("SELECT state FROM enrollments WHERE id = ?1");
+        existing.bind(in.id);
+        bool known = existing.step();
+        existing.reset();
+        // A retired enrollment stays retired: only an administrator lifts it.
+        c.prepare(
+             "INSERT INTO enrollments (id, device_id, user_id, type, udid, serial_number, model, "
+             "model_name, product_name, os_version, build_version, device_name, imei, meid, "
+             "topic, state, created_at, updated_at, identity_not_after) VALUES (?1, ?2, ?3, ?4, "
+             "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 'pending', ?16, ?16, ?17) "
+             "ON CONFLICT(id) DO UPDATE SET device_id = excluded.device_id, user_id = "
+             "excluded.user_id, type = excluded.type, udid = excluded.udid, serial_number = "
+             "excluded.serial_number, model = excluded.model, model_name = excluded.model_name, "
+             "product_name = excluded.product_name, os_version = excluded.os_version, "
+             "build_version = excluded.build_version, device_name = excluded.device_name, "
+             "imei = excluded.imei, meid = excluded.meid, topic = excluded.topic, "
+             "push_token = NULL, push_magic = NULL, token_valid = 0, "
+             "state = CASE WHEN state = 'retired' THEN 'retired' ELSE 'pending' END, "
+             "updated_at = excluded.updated_at, repush_at = NULL, repush_attempts = 0, "
+             "identity_not_after = coalesce(excluded.identity_not_after, identity_not_after)")
+            .bind(in.id, in.device_id, in.user_id, in.type, in.udid, in.serial_number, in.model,
+                  in.model_name, in.product_name, in.os_version, in.build_version, in.device_name,
+                  in.imei, in.meid, in.topic, to_unix(now), opt_unix(in.cert_not_after))
+            .run();
+        int64_t canceled = sqlite::cancel_open_targets(c, in.id, now);
+        std::string detail = known ? "Authenticate: enrollment started afresh" : "Authenticate";
+        if (canceled > 0) detail += fmt::format(", {} pending command(s) canceled", canceled);
+        sqlite::add_event(c, in.id, now, "checkin", detail);
+        if (in.cert_sha256.empty()) return Status::ok();
+        return sqlite::bind_cert_in(c, in.cert_sha256, in.device_id, in.id, now);
+    });
+}
+
+Status SqliteStore::apply_token_update(const TokenUpdateInput& in, SysTime now) {
+    if (in.id.empty() || in.device_id.empty()) return invalid("enrollment id missing");
+    std::optional<Blob> unlock;
+    if (in.unlock_token) unlock = Blob{*in.unlock_token};
+    return write([&](Connection& c) {
+        c.prepare(
+             "INSERT INTO enrollments (id, device_id, user_id, type, topic, push_token, "
+             "push_magic, unlock_token, token_valid, awaiting_configuration, state, created_at, "
+             "updated_at, identity_not_after) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, "
+             "'enrolled', ?10, ?10, ?11) "
+             "ON CONFLICT(id) DO UPDATE SET topic = excluded.topic, push_token = "
+             "excluded.push_token, push_magic = excluded.push_magic, unlock_token = "
+             "coalesce(excluded.unlock_token, unlock_token), token_valid = 1, "
+             "awaiting_configuration = excluded.awaiting_configuration, "
+             "type = CASE WHEN excluded.type <> '' THEN excluded.type ELSE type END, "
+             "state = CASE WHEN state = 'retired' THEN 'retired' ELSE 'enrolled' END, "
+             "updated_at = excluded.updated_at, "
+             "identity_not_after = coalesce(excluded.identity_not_after, identity_not_after)")
+            .bind(in.id, in.device_id, in.user_id, in.type, in.topic, Blob{in.push_token},
+                  in.push_magic, unlock, in.awaiting_configuration, to_unix(now),
+                  opt_unix(in.cert_not_after))
+            .run();
+        // A fresh token resets the backoff: anything undelivered is due now.
+        bool open = sqlite::open_target_count(c, in.id) > 0;
+        c.prepare("UPDATE enrollments SET repush_attempts = 0, repush_at = ?2 WHERE id = ?1")
+            .bind(in.id, open ? std::optional<int64_t>(to_unix(now)) : std::nullopt)
+            .run();
+        sqlite::add_event(c, in.id, now, "checkin",
+                          in.unlock_token ? "TokenUpdate: push token and unlock token stored"
+                                          : "TokenUpdate: push token stored");
+        if (in.cert_sha256.empty()) return Status::ok();
+        auto bound = c.prepare("SELECT 1 FROM cert_bindings WHERE device_id = ?1 LIMIT 1");
+        bound.bind(in.device_id);
+        if (bound.step()) return Status::ok();
+        bound.reset();
+        return sqlite::bind_cert_in(c, in.cert_sha256, in.device_id, in.id, now);
+    });
+}
+
+Status SqliteStore::apply_checkout(const std::string& id, SysTime now) {
+    return write([&](Connection& c) {
+        c.prepare(
+             "UPDATE enrollments SET state = 'unenrolled', updated_at = ?2, repush_at = NULL, "
+             "repush_attempts = 0 WHERE id = ?1")
+            .bind(id, to_unix(now))
+            .run();
+        if (c.changes() == 0) return not_found("no enrollment " + id);
+        int64_t canceled = sqlite::cancel_open_targets(c, id, now);
+        sqlite::add_event(
+            c, id, now, "checkin",
+            fmt::format("CheckOut: unenrolled, {} pending command(s) canceled", canceled));
+        return Status::ok();
+    });
+}
+
+Result<Enrollment> SqliteStore::enrollment(const std::string& id) {
+    Enrollment e;
+    Status s = read([&](Connection& c) {
+        auto st = c.prepare(
+            fmt::format("SELECT {} FROM enrollments e WHERE id = ?1", kEnrollmentColumns));
+        st.bind(id);
+        if (!st.step()) return not_found("no enrollment " + id);
+        e = enrollment_from_row(st);
+        return Status::ok();
+    });
+    if (!s) return s;
+    overlay_last_seen(e);
+    return e;
+}
+
+Result<PageOf<Enrollment>> SqliteStore::list_enrollments(const EnrollmentFilter& f,
+                                                         const Page& page) {
+    std::string after;
+    if (!page.cursor.empty()) {
+        auto decoded = hex_decode(page.cursor);
+        if (!decoded) return invalid("malformed cursor");
+        after = *decoded;
+    }
+    int64_t limit = sqlite::clamp_limit(page.limit);
+    // Fixed parameter numbers; an unused filter binds NULL and drops out.
+    std::string sql = fmt::format(
+        "SELECT {} FROM enrollments e WHERE id > ?1 AND (?2 IS NULL OR state = ?2) AND "
+        "(?3 IS NULL OR topic = ?3) AND (?4 IS NULL OR serial_number = ?4) AND "
+        "(?5 IS NULL OR last_seen >= ?5) ORDER BY id LIMIT ?6",
+        kEnrollmentColumns);
+    auto opt_str = [](const std::string& v) {
+        return v.empty() ? std::nullopt : std::optional<std::string>(v);
+    };
+    std::optional<std::string> state;
+    if (f.state) state = state_name(*f.state);
+    PageOf<Enrollment> out;
+    Status s = read([&](Connection& c) {
+        auto st = c.prepare(sql);
+        st.bind(after, state, opt_str(f.topic), opt_str(f.serial_number), opt_unix(f.seen_since),
+                limit + 1);
+        while (st.step()) out.items.push_back(enrollment_from_row(st));
+        return Status::ok();
+    });
+    if (!s) return s;
+    if (static_cast<int64_t>(out.items.size()) > limit) {
+        out.items.pop_back();
+        out.next_cursor = hex_encode(out.items.back().id);
+    }
+    for (auto& e : out.items) overlay_last_seen(e);
+    return out;
+}
+
+Result<std::vector<std::string>> SqliteStore::existing_enrollments(
+    const std::vector<std::string>& ids) {
+    std::vector<std::string> out;
+    Status s = read([&](Connection& c) {
+        auto st = c.prepare("SELECT 1 FROM enrollments WHERE id = ?1");
+        for (const auto& id : ids) {
+            st.bind(id);
+            if (st.step()) out.push_back(id);
+            st.reset();
+        }
+        return Status::ok();
+    });
+    if (!s) return s;
+    return out;
+}
+
+Result<std::optional<std::string>> SqliteStore::unlock_token(const std::string& id) {
+    std::optional<std::string> out;
+    Status s = read([&](Connection& c) {
+        auto st = c.prepare("SELECT unlock_token FROM enrollments WHERE id = ?1");
+        st.bind(id);
+        if (!st.step()) return not_found("no enrollment " + id);
+        if (!st.is_null(0)) out = st.str(0);
+        return Status::ok();
+    });
+    if (!s) return s;
+    return out;
+}
+
+Status SqliteStore::set_bootstrap_token(const std::string& id, const std::string& token) {
+    return write([&](Connection& c) {
+        c.prepare("UPDATE enrollments SET bootstrap_token = ?2, updated_at = ?3 WHERE id = ?1")
+            .bind(id, Blob{token}, to_unix(clock_.now()))
+            .run();
+        if (c.changes() == 0) return not_found("no enrollment " + id);
+        return Status::ok();
+    });
+}
+
+Result<std::optional<std::string>> SqliteStore::bootstrap_token(const std::string& id) {
+    std::optional<std::string> out;
+    Status s = read([&](Connection& c) {
+        auto st = c.prepare("SELECT bootstrap_token FROM enrollments WHERE id = ?1");
+        st.bind(id);
+        if (!st.step()) return not_found("no enrollment " + id);
+        if (!st.is_null(0)) out = st.str(0);
+        return Status::ok();
+    });
+    if (!s) return s;
+    return out;
+}
+
+Status SqliteStore::set_retired(const std::string& id, bool retired, SysTime now) {
+    return write([&](Connection& c) {
+        auto st = c.prepare("SELECT state FROM enrollments WHERE id = ?1");
+        st.bind(id);
+        if (!st.step()) return not_found("no enrollment " + id);
+        bool was_retired = st.str(0) == state_name(EnrollmentState::kRetired);
+        st.reset();
+        if (was_retired == retired) return Status::ok();
+        if (!retired) {
+            c.prepare("UPDATE enrollments SET state = 'pending', updated_at = ?2 WHERE id = ?1")
+                .bind(id, to_unix(now))
+                .run();
+            sqlite::add_event(c, id, now, "retirement", "un-retired by an administrator");
+            return Status::ok();
+        }
+        c.prepare(
+             "UPDATE enrollments SET state = 'retired', updated_at = ?2, repush_at = NULL, "
+             "repush_attempts = 0 WHERE id = ?1")
+            .bind(id, to_unix(now))
+            .run();
+        int64_t canceled = sqlite::cancel_open_targets(c, id, now);
+        sqlite::add_event(
+            c, id, now, "retirement",
+            fmt::format("retired by an administrator, {} pending command(s) canceled", canceled));
+        return Status::ok();
+    });
+}
+
+Status SqliteStore::append_timeline(const std::string& id, const TimelineEvent& e) {
+    return write([&](Connection& c) {
+        sqlite::add_event(c, id, e.at, e.kind, e.detail);
+        return Status::ok();
+    });
+}
+
+Result<std::vector<TimelineEvent>> SqliteStore::timeline(const std::string& id, size_t limit) {
+    std::vector<TimelineEvent> out;
+    Status s = read([&](Connection& c) {
+        auto st = c.prepare(
+            "SELECT at, kind, detail FROM timeline WHERE enrollment_id = ?1 "
+            "ORDER BY at DESC, id DESC LIMIT ?2");
+        st.bind(id, sqlite::clamp_limit(static_cast<int64_t>(std::min<size_t>(limit, 1000))));
+        while (st.step()) out.push_back({from_unix(st.int64(0)), st.str(1), st.str(2)});
+        return Status::ok();
+    });
+    if (!s) return s;
+    return out;
+}
+
+Result<std::optional<std::string>> SqliteStore::cert_binding(const std::string& cert_sha256) {
+    std::optional<std::string> out;
+    Status s = read([&](Connection& c) {
+        auto st = c.prepare("SELECT device_id FROM cert_bindings WHERE cert_sha256 = ?1");
+        st.bind(cert_sha256);
+        if (st.step()) out = st.str(0);
+        return Status::ok();
+    });
+    if (!s) return s;
+    return out;
+}
+
+Status SqliteStore::bind_cert(const std::string& cert_sha256, const std::string& device_id,
+                              SysTime now) {
+    if (cert_sha256.empty() || device_id.empty()) return invalid("certificate or device missing");
+    return write([&](Connection& c) {
+        return sqlite::bind_cert_in(c, cert_sha256, device_id, device_id, now);
+    });
+}
+
+Result<bool> SqliteStore::has_binding(const std::string& device_id) {
+    bool out = false;
+    Status s = read([&](Connection& c) {
+        auto st = c.prepare("SELECT 1 FROM cert_bindings WHERE device_id = ?1 LIMIT 1");
+        st.bind(device_id);
+        out = st.step();
+        return Status::ok();
+    });
+    if (!s) return s;
+    return out;
+}
+
+}  // namespace courier::db

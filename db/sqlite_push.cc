@@ -1,0 +1,230 @@
+// SqliteStore: push certificates, push attempts, the re-push schedule and
+// enrollment tokens.
+#include <fmt/format.h>
+
+#include "db/sqlite_internal.h"
+#include "db/sqlite_store.h"
+
+namespace courier::db {
+
+using sqlite::Connection;
+using sqlite::Statement;
+
+namespace {
+
+constexpr const char* kPushCertColumns =
+    "id, topic, cert_pem, key_pem, thumbprint_sha1, not_before, not_after, uploaded_at, "
+    "replaced_at, active, usable, unusable_reason";
+
+PushCert push_cert_from_row(const Statement& st) {
+    PushCert p;
+    p.id = st.int64(0);
+    p.topic = st.str(1);
+    p.cert_pem = st.str(2);
+    p.key_pem = st.str(3);
+    p.thumbprint_sha1 = st.str(4);
+    p.not_before = from_unix(st.int64(5));
+    p.not_after = from_unix(st.int64(6));
+    p.uploaded_at = from_unix(st.int64(7));
+    if (auto v = st.opt_int64(8)) p.replaced_at = from_unix(*v);
+    p.active = st.int64(9) != 0;
+    p.usable = st.int64(10) != 0;
+    p.unusable_reason = st.str(11);
+    return p;
+}
+
+std::string push_attempt_detail(const PushAttempt& a) {
+    if (a.http_status == 0) return fmt::format("push not delivered: {}", a.reason);
+    if (a.http_status == 200) return fmt::format("push sent, apns-id {}", a.apns_id);
+    return fmt::format("push refused by APNs: {} {}", a.http_status, a.reason);
+}
+
+}  // namespace
+
+Result<int64_t> SqliteStore::put_push_cert(const PushCert& cert, SysTime now) {
+    if (cert.topic.empty()) return invalid("push certificate topic missing");
+    int64_t id = 0;
+    Status s = write([&](Connection& c) {
+        c.prepare(
+             "UPDATE push_certs SET active = 0, replaced_at = ?2 WHERE topic = ?1 AND "
+             "active = 1")
+            .bind(cert.topic, to_unix(now))
+            .run();
+        c.prepare(
+             "INSERT INTO push_certs (topic, cert_pem, key_pem, thumbprint_sha1, not_before, "
+             "not_after, uploaded_at, active, usable, unusable_reason) "
+             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, 1, '')")
+            .bind(cert.topic, cert.cert_pem, cert.key_pem, cert.thumbprint_sha1,
+                  to_unix(cert.not_before), to_unix(cert.not_after), to_unix(now))
+            .run();
+        id = c.last_insert_rowid();
+        return Status::ok();
+    });
+    if (!s) return s;
+    return id;
+}
+
+Result<std::vector<PushCert>> SqliteStore::active_push_certs() {
+    std::vector<PushCert> out;
+    Status s = read([&](Connection& c) {
+        auto st = c.prepare(fmt::format(
+            "SELECT {} FROM push_certs WHERE active = 1 ORDER BY uploaded_at DESC, id DESC",
+            kPushCertColumns));
+        while (st.step()) out.push_back(push_cert_from_row(st));
+        return Status::ok();
+    });
+    if (!s) return s;
+    return out;
+}
+
+Result<std::optional<PushCert>> SqliteStore::active_push_cert(const std::string& topic) {
+    std::optional<PushCert> out;
+    Status s = read([&](Connection& c) {
+        auto st = c.prepare(fmt::format("SELECT {} FROM push_certs WHERE active = 1 AND topic = ?1",
+                                        kPushCertColumns));
+        st.bind(topic);
+        if (st.step()) out = push_cert_from_row(st);
+        return Status::ok();
+    });
+    if (!s) return s;
+    return out;
+}
+
+Result<std::vector<PushCert>> SqliteStore::push_cert_history() {
+    std::vector<PushCert> out;
+    Status s = read([&](Connection& c) {
+        auto st =
+            c.prepare(fmt::format("SELECT {} FROM push_certs ORDER BY id DESC", kPushCertColumns));
+        while (st.step()) out.push_back(push_cert_from_row(st));
+        return Status::ok();
+    });
+    if (!s) return s;
+    return out;
+}
+
+Status SqliteStore::mark_push_cert_unusable(int64_t id, const std::string& reason) {
+    return write([&](Connection& c) {
+        c.prepare("UPDATE push_certs SET usable = 0, unusable_reason = ?2 WHERE id = ?1")
+            .bind(id, reason)
+            .run();
+        if (c.changes() == 0) return not_found(fmt::format("no push certificate {}", id));
+        return Status::ok();
+    });
+}
+
+Status SqliteStore::record_push_attempt(const PushAttempt& a) {
+    return write([&](Connection& c) {
+        c.prepare(
+             "INSERT INTO push_attempts (enrollment_id, at, http_status, apns_id, reason) "
+             "VALUES (?1, ?2, ?3, ?4, ?5)")
+            .bind(a.enrollment_id, to_unix(a.at), a.http_status, a.apns_id, a.reason)
+            .run();
+        sqlite::add_event(c, a.enrollment_id, a.at, "push", push_attempt_detail(a));
+        return Status::ok();
+    });
+}
+
+Status SqliteStore::mark_token_invalid(const std::string& id, SysTime now) {
+    return write([&](Connection& c) {
+        c.prepare(
+             "UPDATE enrollments SET token_valid = 0, updated_at = ?2, repush_at = NULL, "
+             "repush_attempts = 0 WHERE id = ?1")
+            .bind(id, to_unix(now))
+            .run();
+        if (c.changes() == 0) return not_found("no enrollment " + id);
+        sqlite::add_event(c, id, now, "push",
+                          "push token marked invalid; no pushes until the next TokenUpdate");
+        return Status::ok();
+    });
+}
+
+Status SqliteStore::schedule_repush(const std::string& id, SysTime at, int attempts) {
+    return write([&](Connection& c) {
+        c.prepare("UPDATE enrollments SET repush_at = ?2, repush_attempts = ?3 WHERE id = ?1")
+            .bind(id, to_unix(at), attempts)
+            .run();
+        if (c.changes() == 0) return not_found("no enrollment " + id);
+        return Status::ok();
+    });
+}
+
+Result<std::vector<RepushDue>> SqliteStore::due_repushes(SysTime now, size_t limit) {
+    std::vector<RepushDue> out;
+    Status s = read([&](Connection& c) {
+        auto st = c.prepare(
+            "SELECT id, repush_attempts FROM enrollments WHERE repush_at IS NOT NULL AND "
+            "repush_at <= ?1 ORDER BY repush_at, id LIMIT ?2");
+        st.bind(to_unix(now), static_cast<int64_t>(std::min<size_t>(limit, 100000)));
+        while (st.step()) out.push_back({st.str(0), static_cast<int>(st.int64(1))});
+        return Status::ok();
+    });
+    if (!s) return s;
+    return out;
+}
+
+Status SqliteStore::put_enrollment_token(const EnrollmentToken& t) {
+    if (t.id.empty() || t.token_sha256.empty()) return invalid("enrollment token id missing");
+    return write([&](Connection& c) {
+        auto exists =
+            c.prepare("SELECT 1 FROM enrollment_tokens WHERE id = ?1 OR token_sha256 = ?2");
+        exists.bind(t.id, t.token_sha256);
+        if (exists.step()) return conflict("enrollment token " + t.id + " already exists");
+        exists.reset();
+        c.prepare(
+             "INSERT INTO enrollment_tokens (id, token_sha256, uses_left, expires_at, "
+             "created_at, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+            .bind(t.id, t.token_sha256, t.uses_left,
+                  t.expires_at ? std::optional<int64_t>(to_unix(*t.expires_at)) : std::nullopt,
+                  to_unix(t.created_at), t.note)
+            .run();
+        return Status::ok();
+    });
+}
+
+Result<std::vector<EnrollmentToken>> SqliteStore::enrollment_tokens() {
+    std::vector<EnrollmentToken> out;
+    Status s = read([&](Connection& c) {
+        auto st = c.prepare(
+            "SELECT id, token_sha256, uses_left, expires_at, created_at, note "
+            "FROM enrollment_tokens ORDER BY created_at, id");
+        while (st.step()) {
+            EnrollmentToken t;
+            t.id = st.str(0);
+            t.token_sha256 = st.str(1);
+            t.uses_left = st.int64(2);
+            if (auto v = st.opt_int64(3)) t.expires_at = from_unix(*v);
+            t.created_at = from_unix(st.int64(4));
+            t.note = st.str(5);
+            out.push_back(std::move(t));
+        }
+        return Status::ok();
+    });
+    if (!s) return s;
+    return out;
+}
+
+Status SqliteStore::delete_enrollment_token(const std::string& id) {
+    return write([&](Connection& c) {
+        c.prepare("DELETE FROM enrollment_tokens WHERE id = ?1").bind(id).run();
+        if (c.changes() == 0) return not_found("no enrollment token " + id);
+        return Status::ok();
+    });
+}
+
+Status SqliteStore::consume_enrollment_token(const std::string& token_sha256, SysTime now) {
+    return write([&](Connection& c) {
+        // One statement: the check and the use cannot be separated.
+        c.prepare(
+             "UPDATE enrollment_tokens SET uses_left = CASE WHEN uses_left < 0 THEN uses_left "
+             "ELSE uses_left - 1 END WHERE token_sha256 = ?1 AND uses_left <> 0 AND "
+             "(expires_at IS NULL OR expires_at > ?2)")
+            .bind(token_sha256, to_unix(now))
+            .run();
+        if (c.changes() == 0) {
+            return Status(Code::kForbidden, "enrollment token unknown, expired or used up");
+        }
+        return Status::ok();
+    });
+}
+
+}  // namespace courier::db

@@ -1,0 +1,360 @@
+// SqliteStore: commands and the per-enrollment queue.
+#include <fmt/format.h>
+
+#include <charconv>
+#include <unordered_set>
+
+#include "common/encoding.h"
+#include "db/sqlite_internal.h"
+#include "db/sqlite_store.h"
+
+namespace courier::db {
+
+using sqlite::Blob;
+using sqlite::Connection;
+using sqlite::kOpenStatuses;
+
+namespace {
+
+// Apple's spelling of a reported status, for the timeline.
+const char* report_name(TargetStatus s) {
+    switch (s) {
+        case TargetStatus::kAcknowledged:
+            return "Acknowledged";
+        case TargetStatus::kError:
+            return "Error";
+        case TargetStatus::kCommandFormatError:
+            return "CommandFormatError";
+        case TargetStatus::kNotNow:
+            return "NotNow";
+        default:
+            return target_status_name(s);
+    }
+}
+
+bool is_reported(TargetStatus s) {
+    return s == TargetStatus::kAcknowledged || s == TargetStatus::kError ||
+           s == TargetStatus::kCommandFormatError;
+}
+
+void expire_due_targets(Connection& c, const std::string& id, SysTime now) {
+    struct Due {
+        int64_t seq;
+        std::string uuid, request_type;
+    };
+    std::vector<Due> due;
+    {
+        auto st = c.prepare(fmt::format(
+            "SELECT t.command_seq, c.uuid, c.request_type FROM targets t JOIN commands c ON "
+            "c.seq = t.command_seq WHERE t.enrollment_id = ?1 AND t.status IN {} AND "
+            "c.expires_at IS NOT NULL AND c.expires_at <= ?2",
+            kOpenStatuses));
+        st.bind(id, to_unix(now));
+        while (st.step()) due.push_back({st.int64(0), st.str(1), st.str(2)});
+    }
+    auto mark = c.prepare(
+        "UPDATE targets SET status = 'expired', updated_at = ?3 "
+        "WHERE enrollment_id = ?1 AND command_seq = ?2");
+    for (const auto& d : due) {
+        mark.bind(id, d.seq, to_unix(now)).run();
+        sqlite::add_event(c, id, now, "command",
+                          fmt::format("{} {} expired undelivered", d.request_type, d.uuid));
+    }
+}
+
+std::optional<int64_t> seq_of(Connection& c, const std::string& uuid) {
+    auto st = c.prepare("SELECT seq FROM commands WHERE uuid = ?1");
+    st.bind(uuid);
+    if (!st.step()) return std::nullopt;
+    return st.int64(0);
+}
+
+std::vector<TargetInfo> targets_of(Connection& c, int64_t seq, const std::string& only_id) {
+    auto st = c.prepare(
+        "SELECT enrollment_id, status, updated_at, result FROM targets WHERE command_seq = ?1 "
+        "AND (?2 IS NULL OR enrollment_id = ?2) ORDER BY enrollment_id");
+    st.bind(seq, only_id.empty() ? std::nullopt : std::optional<std::string>(only_id));
+    std::vector<TargetInfo> out;
+    while (st.step()) {
+        TargetInfo t;
+        t.enrollment_id = st.str(0);
+        t.status = parse_target_status(st.str(1)).value_or(TargetStatus::kQueued);
+        t.updated_at = from_unix(st.int64(2));
+        t.result = st.str(3);
+        out.push_back(std::move(t));
+    }
+    return out;
+}
+
+}  // namespace
+
+namespace sqlite {
+
+std::optional<DeliveredCommand> pick_next_command(Connection& c, const std::string& id,
+                                                  bool include_notnow, SysTime now) {
+    expire_due_targets(c, id, now);
+    auto st = c.prepare(fmt::format(
+        "SELECT t.command_seq, t.status, c.uuid, c.request_type, c.plist FROM targets t "
+        "JOIN commands c ON c.seq = t.command_seq WHERE t.enrollment_id = ?1 AND "
+        "t.status IN ({}) ORDER BY t.command_seq LIMIT 1",
+        include_notnow ? "'queued','sent','notnow'" : "'queued','sent'"));
+    st.bind(id);
+    if (!st.step()) {
+        st.reset();
+        clear_repush_if_idle(c, id);
+        return std::nullopt;
+    }
+    int64_t seq = st.int64(0);
+    bool again = st.str(1) != "queued";
+    DeliveredCommand out{st.str(2), st.str(3), st.str(4)};
+    st.reset();
+    c.prepare(
+         "UPDATE targets SET status = 'sent', updated_at = ?3 "
+         "WHERE enrollment_id = ?1 AND command_seq = ?2")
+        .bind(id, seq, to_unix(now))
+        .run();
+    add_event(
+        c, id, now, "command",
+        fmt::format("{} {} handed over{}", out.request_type, out.uuid, again ? " again" : ""));
+    return out;
+}
+
+}  // namespace sqlite
+
+Result<EnqueueResult> SqliteStore::enqueue(const NewCommand& cmd,
+                                           const std::vector<std::string>& targets, SysTime now) {
+    if (cmd.uuid.empty()) return invalid("command uuid missing");
+    if (cmd.request_type.empty()) return invalid("command request type missing");
+    if (targets.empty()) return invalid("no targets");
+    EnqueueResult out;
+    Status s = write([&](Connection& c) {
+        out = {};
+        if (seq_of(c, cmd.uuid)) return conflict("command " + cmd.uuid + " already exists");
+        std::unordered_set<std::string> seen;
+        auto exists = c.prepare("SELECT 1 FROM enrollments WHERE id = ?1");
+        for (const auto& id : targets) {
+            if (!seen.insert(id).second) continue;
+            exists.bind(id);
+            (exists.step() ? out.queued : out.unknown).push_back(id);
+            exists.reset();
+        }
+        if (out.queued.empty()) return Status::ok();
+        c.prepare(
+             "INSERT INTO commands (uuid, request_type, plist, created_at, expires_at) "
+             "VALUES (?1, ?2, ?3, ?4, ?5)")
+            .bind(cmd.uuid, cmd.request_type, Blob{cmd.plist}, to_unix(now),
+                  cmd.expires_at ? std::optional<int64_t>(to_unix(*cmd.expires_at)) : std::nullopt)
+            .run();
+        int64_t seq = c.last_insert_rowid();
+        auto insert = c.prepare(
+            "INSERT INTO targets (enrollment_id, command_seq, status, updated_at) "
+            "VALUES (?1, ?2, 'queued', ?3)");
+        std::string detail = fmt::format("{} {} queued", cmd.request_type, cmd.uuid);
+        for (const auto& id : out.queued) {
+            insert.bind(id, seq, to_unix(now)).run();
+            sqlite::add_event(c, id, now, "command", detail);
+        }
+        return Status::ok();
+    });
+    if (!s) return s;
+    return out;
+}
+
+Result<std::optional<DeliveredCommand>> SqliteStore::next_command(const std::string& id,
+                                                                  bool include_notnow,
+                                                                  SysTime now) {
+    std::optional<DeliveredCommand> out;
+    Status s = write([&](Connection& c) {
+        out = sqlite::pick_next_command(c, id, include_notnow, now);
+        return Status::ok();
+    });
+    if (!s) return s;
+    return out;
+}
+
+Result<bool> SqliteStore::has_pending(const std::string& id, SysTime now) {
+    bool out = false;
+    Status s = read([&](Connection& c) {
+        auto st = c.prepare(
+            fmt::format("SELECT 1 FROM targets t JOIN commands c ON c.seq = t.command_seq "
+                        "WHERE t.enrollment_id = ?1 AND t.status IN {} AND "
+                        "(c.expires_at IS NULL OR c.expires_at > ?2) LIMIT 1",
+                        kOpenStatuses));
+        st.bind(id, to_unix(now));
+        out = st.step();
+        return Status::ok();
+    });
+    if (!s) return s;
+    return out;
+}
+
+Result<std::optional<DeliveredCommand>> SqliteStore::apply_report(const std::string& id,
+                                                                  const std::string& uuid,
+                                                                  TargetStatus status,
+                                                                  const std::string& report,
+                                                                  SysTime now) {
+    if (!is_reported(status) && status != TargetStatus::kNotNow) {
+        return invalid(std::string("not a device report status: ") + target_status_name(status));
+    }
+    std::optional<DeliveredCommand> out;
+    Status s = write([&](Connection& c) {
+        auto st = c.prepare(
+            "SELECT t.command_seq, t.status, c.request_type FROM targets t JOIN commands c ON "
+            "c.seq = t.command_seq WHERE c.uuid = ?2 AND t.enrollment_id = ?1");
+        st.bind(id, uuid);
+        if (!st.step()) return not_found("no command " + uuid + " for " + id);
+        int64_t seq = st.int64(0);
+        TargetStatus current = parse_target_status(st.str(1)).value_or(TargetStatus::kQueued);
+        std::string request_type = st.str(2);
+        st.reset();
+        // A final report is recorded once; a NotNow after one is stale.
+        if (!is_reported(current)) {
+            bool after_final = is_final(current);
+            if (status == TargetStatus::kNotNow && after_final) {
+                // Canceled or expired meanwhile: the device did not run it.
+            } else {
+                c.prepare(
+                     "UPDATE targets SET status = ?3, updated_at = ?4, "
+                     "result = CASE WHEN ?6 THEN ?5 ELSE result END "
+                     "WHERE enrollment_id = ?1 AND command_seq = ?2")
+                    .bind(id, seq, target_status_name(status), to_unix(now), Blob{report},
+                          is_reported(status))
+                    .run();
+                sqlite::add_event(c, id, now, "report",
+                                  fmt::format("{} {} {}{}", request_type, uuid, report_name(status),
+                                              after_final ? fmt::format(" (after it was {})",
+                                                                        target_status_name(current))
+                                                          : ""));
+            }
+        }
+        out = sqlite::pick_next_command(c, id, /*include_notnow=*/false, now);
+        return Status::ok();
+    });
+    if (!s) return s;
+    return out;
+}
+
+Result<CommandInfo> SqliteStore::command(const std::string& uuid) {
+    CommandInfo out;
+    Status s = read([&](Connection& c) {
+        auto st = c.prepare(
+            "SELECT seq, uuid, request_type, plist, created_at, expires_at FROM commands "
+            "WHERE uuid = ?1");
+        st.bind(uuid);
+        if (!st.step()) return not_found("no command " + uuid);
+        int64_t seq = st.int64(0);
+        out.uuid = st.str(1);
+        out.request_type = st.str(2);
+        out.plist = st.str(3);
+        out.created_at = from_unix(st.int64(4));
+        if (auto v = st.opt_int64(5)) out.expires_at = from_unix(*v);
+        out.targets = targets_of(c, seq, "");
+        return Status::ok();
+    });
+    if (!s) return s;
+    return out;
+}
+
+Result<std::vector<std::string>> SqliteStore::cancel_command(const std::string& uuid, SysTime now) {
+    std::vector<std::string> out;
+    Status s = write([&](Connection& c) {
+        out.clear();
+        auto seq = seq_of(c, uuid);
+        if (!seq) return not_found("no command " + uuid);
+        {
+            auto st = c.prepare(fmt::format(
+                "SELECT enrollment_id FROM targets WHERE command_seq = ?1 AND status IN {} "
+                "ORDER BY enrollment_id",
+                kOpenStatuses));
+            st.bind(*seq);
+            while (st.step()) out.push_back(st.str(0));
+        }
+        if (out.empty()) return Status::ok();
+        c.prepare(fmt::format("UPDATE targets SET status = 'canceled', updated_at = ?2 "
+                              "WHERE command_seq = ?1 AND status IN {}",
+                              kOpenStatuses))
+            .bind(*seq, to_unix(now))
+            .run();
+        for (const auto& id : out) {
+            sqlite::add_event(c, id, now, "command", fmt::format("{} canceled", uuid));
+            sqlite::clear_repush_if_idle(c, id);
+        }
+        return Status::ok();
+    });
+    if (!s) return s;
+    return out;
+}
+
+Result<PageOf<CommandInfo>> SqliteStore::list_commands(const CommandFilter& f, const Page& page) {
+    std::optional<int64_t> before;
+    if (!page.cursor.empty()) {
+        auto decoded = hex_decode(page.cursor);
+        int64_t v = 0;
+        if (!decoded || decoded->empty() ||
+            std::from_chars(decoded->data(), decoded->data() + decoded->size(), v).ec !=
+                std::errc()) {
+            return invalid("malformed cursor");
+        }
+        before = v;
+    }
+    int64_t limit = sqlite::clamp_limit(page.limit);
+    auto opt_str = [](const std::string& v) {
+        return v.empty() ? std::nullopt : std::optional<std::string>(v);
+    };
+    std::optional<std::string> status;
+    if (f.status) status = target_status_name(*f.status);
+    std::optional<int64_t> since;
+    if (f.since) since = to_unix(*f.since);
+    PageOf<CommandInfo> out;
+    std::vector<int64_t> seqs;
+    Status s = read([&](Connection& c) {
+        // Newest first; fixed parameter numbers, unused filters bind NULL.
+        auto st = c.prepare(
+            "SELECT seq, uuid, request_type, plist, created_at, expires_at FROM commands c "
+            "WHERE (?1 IS NULL OR seq < ?1) AND (?2 IS NULL OR request_type = ?2) AND "
+            "(?3 IS NULL OR created_at >= ?3) AND "
+            "(?4 IS NULL OR EXISTS (SELECT 1 FROM targets t WHERE t.command_seq = c.seq AND "
+            "t.enrollment_id = ?4)) AND "
+            "(?5 IS NULL OR EXISTS (SELECT 1 FROM targets t WHERE t.command_seq = c.seq AND "
+            "t.status = ?5 AND (?4 IS NULL OR t.enrollment_id = ?4))) "
+            "ORDER BY seq DESC LIMIT ?6");
+        st.bind(before, opt_str(f.request_type), since, opt_str(f.enrollment_id), status,
+                limit + 1);
+        while (st.step()) {
+            CommandInfo ci;
+            seqs.push_back(st.int64(0));
+            ci.uuid = st.str(1);
+            ci.request_type = st.str(2);
+            ci.plist = st.str(3);
+            ci.created_at = from_unix(st.int64(4));
+            if (auto v = st.opt_int64(5)) ci.expires_at = from_unix(*v);
+            out.items.push_back(std::move(ci));
+        }
+        st.reset();
+        if (static_cast<int64_t>(out.items.size()) > limit) {
+            out.items.pop_back();
+            seqs.pop_back();
+            out.next_cursor = hex_encode(std::to_string(seqs.back()));
+        }
+        for (size_t i = 0; i < out.items.size(); ++i) {
+            out.items[i].targets = targets_of(c, seqs[i], f.enrollment_id);
+        }
+        return Status::ok();
+    });
+    if (!s) return s;
+    return out;
+}
+
+Result<int64_t> SqliteStore::queue_depth() {
+    int64_t out = 0;
+    Status s = read([&](Connection& c) {
+        auto st = c.prepare(
+            fmt::format("SELECT count(*) FROM targets WHERE status IN {}", kOpenStatuses));
+        if (st.step()) out = st.int64(0);
+        return Status::ok();
+    });
+    if (!s) return s;
+    return out;
+}
+
+}  // namespace courier::db

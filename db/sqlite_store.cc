@@ -1,0 +1,252 @@
+// SqliteStore: opening, the group-commit writer, the read pool and last-seen
+// batching. The SQL of each area lives in sqlite_enrollments.cc,
+// sqlite_queue.cc and sqlite_push.cc.
+#include "db/sqlite_store.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "db/migrations.h"
+#include "db/sqlite_statement.h"
+
+namespace courier::db {
+
+using sqlite::Connection;
+using sqlite::SqlError;
+
+struct SqliteStore::WriteJob {
+    Work fn;
+    Status result;
+    bool done = false;
+    std::condition_variable cv;
+};
+
+namespace {
+
+// SQLite creates -wal and -shm with the database file's permission bits, so
+// creating (or tightening) the database file 0600 covers all three.
+Status create_private_file(const std::string& path) {
+    if (path.empty() || path == ":memory:" || path.rfind("file:", 0) == 0) return Status::ok();
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return internal_error("cannot create database file " + path + ": " + std::strerror(errno));
+    }
+    int rc = ::fchmod(fd, 0600);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) return internal_error("cannot chmod 0600 " + path + ": " + std::strerror(err));
+    return Status::ok();
+}
+
+// Runs fn, turning a thrown SqlError into its Status.
+Status guarded(const std::function<Status(Connection&)>& fn, Connection& conn) {
+    try {
+        return fn(conn);
+    } catch (const SqlError& e) {
+        return e.status();
+    }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path,
+                                                       const SqliteOptions& options,
+                                                       const Clock& clock) {
+    if (Status s = create_private_file(path); !s) return s;
+    auto conn = Connection::open(path, /*read_only=*/false, options.busy_timeout_ms);
+    if (!conn) return conn.status();
+    // journal_mode is persistent in the file; set before any transaction.
+    Status s = (*conn)->try_exec("PRAGMA journal_mode = WAL");
+    if (!s) return s;
+    if (s = sqlite::migrate(**conn); !s) return s;
+    return std::unique_ptr<SqliteStore>(
+        new SqliteStore(path, options, clock, std::move(conn).value()));
+}
+
+SqliteStore::SqliteStore(std::string path, const SqliteOptions& options, const Clock& clock,
+                         std::unique_ptr<Connection> writer)
+    : path_(std::move(path)), options_(options), clock_(clock), writer_conn_(std::move(writer)) {
+    writer_ = std::thread([this] { writer_loop(); });
+}
+
+SqliteStore::~SqliteStore() {
+    close();
+}
+
+void SqliteStore::close() {
+    {
+        std::lock_guard lk(mu_);
+        if (stopping_ && !writer_.joinable()) return;
+        stopping_ = true;
+    }
+    work_cv_.notify_one();
+    if (writer_.joinable()) writer_.join();
+    std::lock_guard lk(pool_mu_);
+    read_pool_.clear();
+}
+
+Status SqliteStore::write(Work fn) {
+    WriteJob job;
+    job.fn = std::move(fn);
+    std::unique_lock lk(mu_);
+    if (stopping_) return unavailable("store is closed");
+    pending_.push_back(&job);
+    work_cv_.notify_one();
+    job.cv.wait(lk, [&] { return job.done; });
+    return job.result;
+}
+
+SqliteStore::WriterStats SqliteStore::writer_stats() const {
+    std::lock_guard lk(mu_);
+    return stats_;
+}
+
+void SqliteStore::writer_loop() {
+    using Steady = std::chrono::steady_clock;
+    auto next_flush = Steady::now() + options_.last_seen_flush;
+    std::unique_lock lk(mu_);
+    for (;;) {
+        work_cv_.wait_until(lk, next_flush, [&] { return stopping_ || !pending_.empty(); });
+        bool flush_seen = stopping_ || Steady::now() >= next_flush;
+        if (pending_.empty() && !flush_seen) continue;
+        std::vector<WriteJob*> batch;
+        while (!pending_.empty() && batch.size() < options_.max_batch) {
+            batch.push_back(pending_.front());
+            pending_.pop_front();
+        }
+        lk.unlock();
+
+        std::unordered_map<std::string, int64_t> seen;
+        if (flush_seen) {
+            std::lock_guard seen_lk(seen_mu_);
+            seen.swap(last_seen_);
+            next_flush = Steady::now() + options_.last_seen_flush;
+        }
+        if (!batch.empty() || !seen.empty()) commit_batch(batch, seen);
+
+        lk.lock();
+        size_t committed = 0;
+        for (WriteJob* job : batch) {
+            if (job->result) ++committed;
+            job->done = true;
+            job->cv.notify_one();
+        }
+        if (committed > 0) {
+            ++stats_.transactions;
+            stats_.writes += committed;
+            stats_.largest_batch = std::max(stats_.largest_batch, batch.size());
+        }
+        if (stopping_ && pending_.empty()) break;
+    }
+}
+
+void SqliteStore::commit_batch(std::vector<WriteJob*>& batch,
+                               std::unordered_map<std::string, int64_t>& seen) {
+    Connection& conn = *writer_conn_;
+    size_t next = 0;
+    // Normally one pass; another only if SQLite aborted the transaction under
+    // a closure (e.g. disk full), in which case the rest get a fresh one.
+    while (next < batch.size() || !seen.empty()) {
+        if (Status s = conn.try_exec("BEGIN IMMEDIATE"); !s) {
+            for (; next < batch.size(); ++next) batch[next]->result = s;
+            if (!seen.empty()) spdlog::warn("store: last-seen flush failed: {}", s.message());
+            return;
+        }
+        if (!seen.empty()) {
+            Status s = conn.try_exec("SAVEPOINT seen");
+            if (s) {
+                s = guarded(
+                    [&](Connection& c) {
+                        auto st = c.prepare(
+                            "UPDATE enrollments SET last_seen = ?2 WHERE id = ?1 AND "
+                            "(last_seen IS NULL OR last_seen < ?2)");
+                        for (const auto& [id, at] : seen) {
+                            st.bind(id, at).run();
+                        }
+                        return Status::ok();
+                    },
+                    conn);
+                if (!s && conn.in_transaction()) (void)conn.try_exec("ROLLBACK TO seen");
+                if (conn.in_transaction()) (void)conn.try_exec("RELEASE seen");
+            }
+            if (!s) spdlog::warn("store: last-seen flush failed: {}", s.message());
+            seen.clear();
+        }
+        std::vector<WriteJob*> done_in_tx;
+        bool aborted = false;
+        for (; next < batch.size() && !aborted; ++next) {
+            WriteJob& job = *batch[next];
+            Status s = conn.try_exec("SAVEPOINT job");
+            if (s) s = guarded(job.fn, conn);
+            if (s) s = conn.try_exec("RELEASE job");
+            if (s) {
+                done_in_tx.push_back(&job);
+                continue;
+            }
+            job.result = s;
+            if (!conn.in_transaction() || !conn.try_exec("ROLLBACK TO job") ||
+                !conn.try_exec("RELEASE job")) {
+                aborted = true;
+            }
+        }
+        Status commit = aborted ? unavailable("transaction aborted by a failed write")
+                                : conn.try_exec("COMMIT");
+        if (!commit && conn.in_transaction()) (void)conn.try_exec("ROLLBACK");
+        for (WriteJob* job : done_in_tx) job->result = commit;
+        if (!commit && !aborted) return;
+    }
+}
+
+Status SqliteStore::read(const Work& fn) {
+    std::unique_ptr<Connection> conn;
+    {
+        std::lock_guard lk(pool_mu_);
+        if (!read_pool_.empty()) {
+            conn = std::move(read_pool_.back());
+            read_pool_.pop_back();
+        }
+    }
+    if (!conn) {
+        auto opened = Connection::open(path_, /*read_only=*/true, options_.busy_timeout_ms);
+        if (!opened) return opened.status();
+        conn = std::move(opened).value();
+    }
+    Status s = conn->try_exec("BEGIN");
+    if (s) {
+        s = guarded(fn, *conn);
+        if (conn->in_transaction()) (void)conn->try_exec(s ? "COMMIT" : "ROLLBACK");
+    }
+    std::lock_guard lk(pool_mu_);
+    if (read_pool_.size() < options_.read_pool) read_pool_.push_back(std::move(conn));
+    return s;
+}
+
+Status SqliteStore::ping() {
+    return read([](Connection& c) {
+        auto st = c.prepare("SELECT 1");
+        if (!st.step()) return internal_error("ping: no row");
+        return Status::ok();
+    });
+}
+
+void SqliteStore::touch_last_seen(const std::vector<std::string>& ids, SysTime now) {
+    std::lock_guard lk(seen_mu_);
+    for (const auto& id : ids) {
+        int64_t& at = last_seen_[id];
+        at = std::max(at, to_unix(now));
+    }
+}
+
+void SqliteStore::overlay_last_seen(Enrollment& e) const {
+    std::lock_guard lk(seen_mu_);
+    auto it = last_seen_.find(e.id);
+    if (it == last_seen_.end()) return;
+    if (!e.last_seen || to_unix(*e.last_seen) < it->second) e.last_seen = from_unix(it->second);
+}
+
+}  // namespace courier::db

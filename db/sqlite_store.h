@@ -1,0 +1,168 @@
+// SqliteStore: the Store contract on one SQLite file.
+//
+// Threads and transactions
+// - One writer thread owns the only read-write connection. A write method
+//   submits a closure and blocks until the transaction containing it has
+//   committed (group commit): the writer takes every pending closure (up to
+//   SqliteOptions::max_batch), runs them in one BEGIN IMMEDIATE ... COMMIT,
+//   each inside its own SAVEPOINT. A closure that fails is rolled back to its
+//   savepoint and gets its own error; its batch-mates still commit. Only after
+//   COMMIT returns (synchronous=FULL: the WAL is fsynced) is each caller woken
+//   with its result, so "ok" means durable.
+// - Reads run on read-only connections from a small pool, each read in its own
+//   read transaction; WAL lets them proceed while the writer commits.
+// - touch_last_seen() only updates an in-memory map; the writer folds it into
+//   a transaction about once a second (SqliteOptions::last_seen_flush) and at
+//   close. enrollment() and list_enrollments() overlay the unflushed values.
+// - Locks are held only around queue/pool bookkeeping, never around user code
+//   or while waiting for the disk on another caller's behalf.
+// - close() (and the destructor) refuses new writes, lets the writer finish
+//   everything submitted, flushes last-seen and joins the thread.
+//
+// Files: the database and its -wal/-shm are created 0600.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "db/store.h"
+
+namespace courier::db {
+
+namespace sqlite {
+class Connection;
+}
+
+struct SqliteOptions {
+    int busy_timeout_ms = 5000;  // another process holding the lock
+    size_t max_batch = 1024;     // closures per group-commit transaction
+    std::chrono::milliseconds last_seen_flush{1000};
+    size_t read_pool = 8;  // idle read connections kept open
+};
+
+class SqliteStore final : public Store {
+  public:
+    // Opens or creates the database at path and migrates it to the current
+    // schema. kInvalid when the file's schema is newer than this build.
+    // clock must outlive the store (used where a method takes no `now`).
+    static Result<std::unique_ptr<SqliteStore>> open(const std::string& path,
+                                                     const SqliteOptions& options,
+                                                     const Clock& clock);
+    ~SqliteStore() override;
+    SqliteStore(const SqliteStore&) = delete;
+    SqliteStore& operator=(const SqliteStore&) = delete;
+
+    // Finishes submitted writes, flushes last-seen, stops the writer. Later
+    // writes fail with kUnavailable. Idempotent.
+    void close();
+
+    // Runs fn inside the next group-commit transaction (in its own savepoint)
+    // and returns once that transaction committed. For SQLite-specific
+    // maintenance and tests; fn must not block on other store calls.
+    Status write(std::function<Status(sqlite::Connection&)> fn);
+
+    struct WriterStats {
+        uint64_t transactions = 0;  // committed
+        uint64_t writes = 0;        // closures that committed
+        size_t largest_batch = 0;
+    };
+    WriterStats writer_stats() const;
+
+    Status ping() override;
+
+    Status apply_authenticate(const AuthenticateInput& in, SysTime now) override;
+    Status apply_token_update(const TokenUpdateInput& in, SysTime now) override;
+    Status apply_checkout(const std::string& id, SysTime now) override;
+    Result<Enrollment> enrollment(const std::string& id) override;
+    Result<PageOf<Enrollment>> list_enrollments(const EnrollmentFilter& f,
+                                                const Page& page) override;
+    Result<std::vector<std::string>> existing_enrollments(
+        const std::vector<std::string>& ids) override;
+    Result<std::optional<std::string>> unlock_token(const std::string& id) override;
+    Status set_bootstrap_token(const std::string& id, const std::string& token) override;
+    Result<std::optional<std::string>> bootstrap_token(const std::string& id) override;
+    Status set_retired(const std::string& id, bool retired, SysTime now) override;
+    void touch_last_seen(const std::vector<std::string>& ids, SysTime now) override;
+    Status append_timeline(const std::string& id, const TimelineEvent& e) override;
+    Result<std::vector<TimelineEvent>> timeline(const std::string& id, size_t limit) override;
+
+    Result<std::optional<std::string>> cert_binding(const std::string& cert_sha256) override;
+    Status bind_cert(const std::string& cert_sha256, const std::string& device_id,
+                     SysTime now) override;
+    Result<bool> has_binding(const std::string& device_id) override;
+
+    Result<EnqueueResult> enqueue(const NewCommand& cmd, const std::vector<std::string>& targets,
+                                  SysTime now) override;
+    Result<std::optional<DeliveredCommand>> next_command(const std::string& id, bool include_notnow,
+                                                         SysTime now) override;
+    Result<bool> has_pending(const std::string& id, SysTime now) override;
+    Result<std::optional<DeliveredCommand>> apply_report(const std::string& id,
+                                                         const std::string& uuid,
+                                                         TargetStatus status,
+                                                         const std::string& report,
+                                                         SysTime now) override;
+    Result<CommandInfo> command(const std::string& uuid) override;
+    Result<std::vector<std::string>> cancel_command(const std::string& uuid, SysTime now) override;
+    Result<PageOf<CommandInfo>> list_commands(const CommandFilter& f, const Page& page) override;
+    Result<int64_t> queue_depth() override;
+
+    Result<int64_t> put_push_cert(const PushCert& cert, SysTime now) override;
+    Result<std::vector<PushCert>> active_push_certs() override;
+    Result<std::optional<PushCert>> active_push_cert(const std::string& topic) override;
+    Result<std::vector<PushCert>> push_cert_history() override;
+    Status mark_push_cert_unusable(int64_t id, const std::string& reason) override;
+
+    Status record_push_attempt(const PushAttempt& a) override;
+    Status mark_token_invalid(const std::string& id, SysTime now) override;
+    Status schedule_repush(const std::string& id, SysTime at, int attempts) override;
+    Result<std::vector<RepushDue>> due_repushes(SysTime now, size_t limit) override;
+
+    Status put_enrollment_token(const EnrollmentToken& t) override;
+    Result<std::vector<EnrollmentToken>> enrollment_tokens() override;
+    Status delete_enrollment_token(const std::string& id) override;
+    Status consume_enrollment_token(const std::string& token_sha256, SysTime now) override;
+
+  private:
+    struct WriteJob;
+    using Work = std::function<Status(sqlite::Connection&)>;
+
+    SqliteStore(std::string path, const SqliteOptions& options, const Clock& clock,
+                std::unique_ptr<sqlite::Connection> writer);
+
+    // Runs fn in a read transaction on a pooled read-only connection.
+    Status read(const Work& fn);
+    void writer_loop();
+    void commit_batch(std::vector<WriteJob*>& batch,
+                      std::unordered_map<std::string, int64_t>& last_seen);
+    // Applies the unflushed last-seen time to e.
+    void overlay_last_seen(Enrollment& e) const;
+
+    const std::string path_;
+    const SqliteOptions options_;
+    const Clock& clock_;
+    std::unique_ptr<sqlite::Connection> writer_conn_;
+
+    mutable std::mutex mu_;  // guards pending_, stopping_, stats_
+    std::condition_variable work_cv_;
+    std::deque<WriteJob*> pending_;
+    bool stopping_ = false;
+    WriterStats stats_;
+    std::thread writer_;
+
+    mutable std::mutex seen_mu_;
+    std::unordered_map<std::string, int64_t> last_seen_;
+
+    std::mutex pool_mu_;
+    std::vector<std::unique_ptr<sqlite::Connection>> read_pool_;
+};
+
+}  // namespace courier::db
