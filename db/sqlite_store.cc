@@ -106,6 +106,11 @@ SqliteStore::WriterStats SqliteStore::writer_stats() const {
     return stats_;
 }
 
+size_t SqliteStore::pending_writes() const {
+    std::lock_guard lk(mu_);
+    return pending_.size();
+}
+
 void SqliteStore::writer_loop() {
     using Steady = std::chrono::steady_clock;
     auto next_flush = Steady::now() + options_.last_seen_flush;

@@ -76,6 +76,8 @@ class SqliteStore final : public Store {
         size_t largest_batch = 0;
     };
     WriterStats writer_stats() const;
+    // Writes submitted and not yet taken by the writer.
+    size_t pending_writes() const;
 
     Status ping() override;
 

@@ -1,0 +1,1009 @@
+// db/: the Store contract, run against every implementation (SqliteStore,
+// and FaultyStore passing through to it), plus SQLite-specific behaviour:
+// migrations, files, group commit, fault injection, open_store.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "common/encoding.h"
+#include "db/faulty_store.h"
+#include "db/migrations.h"
+#include "db/open.h"
+#include "db/sqlite_internal.h"
+#include "db/sqlite_statement.h"
+#include "db/sqlite_store.h"
+
+namespace courier::db {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+const SysTime kT0 = from_unix(1767758686);  // 2026-01-07T04:04:46Z
+
+class TempDir {
+  public:
+    TempDir() {
+        std::string tmpl = (fs::temp_directory_path() / "courier-store-XXXXXX").string();
+        path_ = ::mkdtemp(tmpl.data());
+    }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path_, ec);
+    }
+    const fs::path& path() const { return path_; }
+
+  private:
+    fs::path path_;
+};
+
+std::unique_ptr<SqliteStore> open_sqlite(const fs::path& path, const Clock& clock) {
+    auto s = SqliteStore::open(path.string(), SqliteOptions{}, clock);
+    EXPECT_TRUE(s.is_ok()) << s.status().to_string();
+    return s ? std::move(s).value() : nullptr;
+}
+
+struct Impl {
+    std::string name;
+    std::function<std::unique_ptr<Store>(const fs::path&, const Clock&)> open;
+};
+
+AuthenticateInput auth_input(const std::string& udid) {
+    AuthenticateInput in;
+    in.id = in.device_id = in.udid = udid;
+    in.type = "Device";
+    in.topic = "com.apple.mgmt.External.test";
+    in.serial_number = "SN-" + udid;
+    in.model = "iPhone15,2";
+    in.os_version = "17.2";
+    return in;
+}
+
+TokenUpdateInput token_input(const std::string& id, const std::string& device_id) {
+    TokenUpdateInput in;
+    in.id = id;
+    in.device_id = device_id;
+    in.type = "Device";
+    in.topic = "com.apple.mgmt.External.test";
+    in.push_token = std::string("\x01\x02\x03\x00\xff", 5);
+    in.push_magic = "MAGIC-" + id;
+    return in;
+}
+
+class StoreTest : public ::testing::TestWithParam<Impl> {
+  protected:
+    void SetUp() override {
+        store_ = GetParam().open(dir_.path() / "courier.db", clock_);
+        ASSERT_NE(store_, nullptr);
+    }
+
+    void enroll(const std::string& udid) {
+        ASSERT_TRUE(store_->apply_authenticate(auth_input(udid), now()));
+        ASSERT_TRUE(store_->apply_token_update(token_input(udid, udid), now()));
+    }
+    std::string enqueue(const std::vector<std::string>& targets,
+                        const std::string& type = "DeviceInformation",
+                        std::optional<SysTime> expires = std::nullopt) {
+        NewCommand cmd{random_uuid(), type, "<plist>" + type + "</plist>", expires};
+        auto r = store_->enqueue(cmd, targets, now());
+        EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+        return cmd.uuid;
+    }
+    std::string next_uuid(const std::string& id, bool idle) {
+        auto r = store_->next_command(id, idle, now());
+        EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+        return r.is_ok() && r->has_value() ? (*r)->uuid : "";
+    }
+    TargetStatus status_of(const std::string& uuid, const std::string& id) {
+        auto c = store_->command(uuid);
+        EXPECT_TRUE(c.is_ok());
+        for (const auto& t : c->targets) {
+            if (t.enrollment_id == id) return t.status;
+        }
+        ADD_FAILURE() << "no target " << id;
+        return TargetStatus::kQueued;
+    }
+    SysTime now() const { return clock_.now(); }
+
+    TempDir dir_;
+    ManualClock clock_{kT0};
+    std::unique_ptr<Store> store_;
+};
+
+TEST_P(StoreTest, PingAnswers) {
+    EXPECT_TRUE(store_->ping());
+}
+
+TEST_P(StoreTest, AuthenticateCreatesPendingEnrollment) {
+    ASSERT_TRUE(store_->apply_authenticate(auth_input("UDID-1"), now()));
+    auto e = store_->enrollment("UDID-1");
+    ASSERT_TRUE(e.is_ok());
+    EXPECT_EQ(e->state, EnrollmentState::kPending);
+    EXPECT_EQ(e->serial_number, "SN-UDID-1");
+    EXPECT_EQ(e->model, "iPhone15,2");
+    EXPECT_TRUE(e->push_token.empty());
+    EXPECT_FALSE(e->token_valid);
+    EXPECT_EQ(e->created_at, kT0);
+}
+
+TEST_P(StoreTest, UnknownEnrollmentIsNotFound) {
+    EXPECT_EQ(store_->enrollment("nope").status().code(), Code::kNotFound);
+}
+
+TEST_P(StoreTest, TokenUpdateEnrollsWithValidToken) {
+    enroll("UDID-1");
+    auto e = store_->enrollment("UDID-1");
+    ASSERT_TRUE(e.is_ok());
+    EXPECT_EQ(e->state, EnrollmentState::kEnrolled);
+    EXPECT_TRUE(e->token_valid);
+    EXPECT_EQ(e->push_token, std::string("\x01\x02\x03\x00\xff", 5));
+    EXPECT_EQ(e->push_magic, "MAGIC-UDID-1");
+    EXPECT_EQ(e->topic, "com.apple.mgmt.External.test");
+}
+
+TEST_P(StoreTest, UserChannelTokenUpdateCreatesItsRowAndLeavesDeviceRowAlone) {
+    enroll("UDID-1");
+    auto user = token_input("UDID-1:USER-1", "UDID-1");
+    user.user_id = "USER-1";
+    user.push_token = "user-token";
+    clock_.advance(10s);
+    ASSERT_TRUE(store_->apply_token_update(user, now()));
+    auto u = store_->enrollment("UDID-1:USER-1");
+    ASSERT_TRUE(u.is_ok());
+    EXPECT_EQ(u->device_id, "UDID-1");
+    EXPECT_EQ(u->user_id, "USER-1");
+    EXPECT_EQ(u->push_token, "user-token");
+    auto d = store_->enrollment("UDID-1");
+    ASSERT_TRUE(d.is_ok());
+    EXPECT_EQ(d->push_token, std::string("\x01\x02\x03\x00\xff", 5));
+    EXPECT_EQ(d->updated_at, kT0);
+}
+
+TEST_P(StoreTest, TokenUpdateWithoutUnlockTokenKeepsTheStoredOne) {
+    enroll("UDID-1");
+    auto with = token_input("UDID-1", "UDID-1");
+    with.unlock_token = std::string("unlock\0bytes", 12);
+    ASSERT_TRUE(store_->apply_token_update(with, now()));
+    ASSERT_TRUE(store_->apply_token_update(token_input("UDID-1", "UDID-1"), now()));
+    auto t = store_->unlock_token("UDID-1");
+    ASSERT_TRUE(t.is_ok());
+    ASSERT_TRUE(t->has_value());
+    EXPECT_EQ(**t, std::string("unlock\0bytes", 12));
+    EXPECT_TRUE(store_->enrollment("UDID-1")->has_unlock_token);
+}
+
+TEST_P(StoreTest, AuthenticateOfKnownIdStartsAfreshAndCancelsOpenCommands) {
+    enroll("UDID-1");
+    std::string acked = enqueue({"UDID-1"});
+    std::string sent = enqueue({"UDID-1"});
+    std::string notnow = enqueue({"UDID-1"});
+    std::string queued = enqueue({"UDID-1"});
+    ASSERT_EQ(next_uuid("UDID-1", true), acked);
+    ASSERT_TRUE(store_->apply_report("UDID-1", acked, TargetStatus::kAcknowledged, "ok", now()));
+    // The report handed `sent` over; NotNow it, then `notnow` is handed over.
+    ASSERT_TRUE(store_->apply_report("UDID-1", sent, TargetStatus::kNotNow, "", now()));
+    ASSERT_EQ(status_of(notnow, "UDID-1"), TargetStatus::kSent);
+    ASSERT_TRUE(store_->apply_report("UDID-1", notnow, TargetStatus::kNotNow, "", now()));
+
+    ASSERT_TRUE(store_->apply_authenticate(auth_input("UDID-1"), now()));
+    auto e = store_->enrollment("UDID-1");
+    EXPECT_EQ(e->state, EnrollmentState::kPending);
+    EXPECT_TRUE(e->push_token.empty());
+    EXPECT_FALSE(e->token_valid);
+    EXPECT_EQ(e->queued, 0);
+    EXPECT_EQ(status_of(acked, "UDID-1"), TargetStatus::kAcknowledged);
+    EXPECT_EQ(status_of(sent, "UDID-1"), TargetStatus::kCanceled);
+    EXPECT_EQ(status_of(notnow, "UDID-1"), TargetStatus::kCanceled);
+    EXPECT_EQ(status_of(queued, "UDID-1"), TargetStatus::kCanceled);
+    EXPECT_EQ(next_uuid("UDID-1", true), "");
+}
+
+TEST_P(StoreTest, AuthenticateBindsTheIdentityCertificate) {
+    auto in = auth_input("UDID-1");
+    in.cert_sha256 = std::string(64, 'a');
+    in.cert_not_after = kT0 + std::chrono::days(730);
+    ASSERT_TRUE(store_->apply_authenticate(in, now()));
+    auto b = store_->cert_binding(std::string(64, 'a'));
+    ASSERT_TRUE(b.is_ok());
+    EXPECT_EQ(b->value_or(""), "UDID-1");
+    EXPECT_TRUE(store_->has_binding("UDID-1").value());
+    EXPECT_EQ(store_->enrollment("UDID-1")->identity_not_after, kT0 + std::chrono::days(730));
+}
+
+TEST_P(StoreTest, CertificateBoundToAnotherDeviceIsAConflict) {
+    ASSERT_TRUE(store_->bind_cert(std::string(64, 'b'), "UDID-1", now()));
+    ASSERT_TRUE(store_->bind_cert(std::string(64, 'b'), "UDID-1", now()));
+    EXPECT_EQ(store_->bind_cert(std::string(64, 'b'), "UDID-2", now()).code(), Code::kConflict);
+    auto in = auth_input("UDID-2");
+    in.cert_sha256 = std::string(64, 'b');
+    EXPECT_EQ(store_->apply_authenticate(in, now()).code(), Code::kConflict);
+    EXPECT_EQ(store_->enrollment("UDID-2").status().code(), Code::kNotFound);
+}
+
+TEST_P(StoreTest, UnboundCertificateLookupIsEmpty) {
+    EXPECT_FALSE(store_->cert_binding(std::string(64, 'c'))->has_value());
+    EXPECT_FALSE(store_->has_binding("UDID-1").value());
+}
+
+TEST_P(StoreTest, TokenUpdateBindsOnlyWhenTheDeviceHasNoBinding) {
+    auto in = token_input("UDID-1", "UDID-1");
+    in.cert_sha256 = std::string(64, '1');
+    ASSERT_TRUE(store_->apply_token_update(in, now()));
+    in.cert_sha256 = std::string(64, '2');
+    ASSERT_TRUE(store_->apply_token_update(in, now()));
+    EXPECT_EQ(store_->cert_binding(std::string(64, '1'))->value_or(""), "UDID-1");
+    EXPECT_FALSE(store_->cert_binding(std::string(64, '2'))->has_value());
+}
+
+TEST_P(StoreTest, CheckoutUnenrollsAndCancelsOpenCommands) {
+    enroll("UDID-1");
+    std::string uuid = enqueue({"UDID-1"});
+    ASSERT_TRUE(store_->apply_checkout("UDID-1", now()));
+    EXPECT_EQ(store_->enrollment("UDID-1")->state, EnrollmentState::kUnenrolled);
+    EXPECT_EQ(status_of(uuid, "UDID-1"), TargetStatus::kCanceled);
+}
+
+TEST_P(StoreTest, CheckoutOfUnknownIdIsNotFound) {
+    EXPECT_EQ(store_->apply_checkout("nope", now()).code(), Code::kNotFound);
+}
+
+TEST_P(StoreTest, RetireCancelsQueueAndUnretireReturnsToPending) {
+    enroll("UDID-1");
+    std::string uuid = enqueue({"UDID-1"});
+    ASSERT_TRUE(store_->set_retired("UDID-1", true, now()));
+    EXPECT_EQ(store_->enrollment("UDID-1")->state, EnrollmentState::kRetired);
+    EXPECT_EQ(status_of(uuid, "UDID-1"), TargetStatus::kCanceled);
+    // A TokenUpdate does not lift a retirement.
+    ASSERT_TRUE(store_->apply_token_update(token_input("UDID-1", "UDID-1"), now()));
+    EXPECT_EQ(store_->enrollment("UDID-1")->state, EnrollmentState::kRetired);
+    ASSERT_TRUE(store_->set_retired("UDID-1", false, now()));
+    EXPECT_EQ(store_->enrollment("UDID-1")->state, EnrollmentState::kPending);
+}
+
+TEST_P(StoreTest, RetireOfUnknownIdIsNotFound) {
+    EXPECT_EQ(store_->set_retired("nope", true, now()).code(), Code::kNotFound);
+}
+
+TEST_P(StoreTest, BootstrapTokenRoundTrips) {
+    enroll("UDID-1");
+    EXPECT_FALSE(store_->bootstrap_token("UDID-1")->has_value());
+    ASSERT_TRUE(store_->set_bootstrap_token("UDID-1", "boot\0strap"));
+    EXPECT_EQ(store_->bootstrap_token("UDID-1")->value_or(""), "boot\0strap");
+    EXPECT_EQ(store_->set_bootstrap_token("nope", "x").code(), Code::kNotFound);
+    EXPECT_EQ(store_->bootstrap_token("nope").status().code(), Code::kNotFound);
+    EXPECT_EQ(store_->unlock_token("nope").status().code(), Code::kNotFound);
+}
+
+TEST_P(StoreTest, ExistingEnrollmentsListsOnlyKnownIds) {
+    enroll("A");
+    enroll("C");
+    auto r = store_->existing_enrollments({"A", "B", "C"});
+    ASSERT_TRUE(r.is_ok());
+    EXPECT_EQ(*r, (std::vector<std::string>{"A", "C"}));
+}
+
+TEST_P(StoreTest, NextCommandIsFifoAndMarksSent) {
+    enroll("UDID-1");
+    std::string first = enqueue({"UDID-1"}, "DeviceLock");
+    std::string second = enqueue({"UDID-1"});
+    auto next = store_->next_command("UDID-1", true, now());
+    ASSERT_TRUE(next.is_ok());
+    ASSERT_TRUE(next->has_value());
+    EXPECT_EQ((*next)->uuid, first);
+    EXPECT_EQ((*next)->request_type, "DeviceLock");
+    EXPECT_EQ((*next)->plist, "<plist>DeviceLock</plist>");
+    EXPECT_EQ(status_of(first, "UDID-1"), TargetStatus::kSent);
+    EXPECT_EQ(status_of(second, "UDID-1"), TargetStatus::kQueued);
+}
+
+TEST_P(StoreTest, SentCommandIsOfferedAgainOnTheNextIdle) {
+    enroll("UDID-1");
+    std::string first = enqueue({"UDID-1"});
+    enqueue({"UDID-1"});
+    ASSERT_EQ(next_uuid("UDID-1", true), first);
+    // The connection dropped before a report: the next Idle gets it again.
+    EXPECT_EQ(next_uuid("UDID-1", true), first);
+}
+
+TEST_P(StoreTest, NotNowIsSkippedWithinTheSessionAndOfferedOnIdle) {
+    enroll("UDID-1");
+    std::string first = enqueue({"UDID-1"});
+    std::string second = enqueue({"UDID-1"});
+    ASSERT_EQ(next_uuid("UDID-1", true), first);
+    auto r = store_->apply_report("UDID-1", first, TargetStatus::kNotNow, "<notnow/>", now());
+    ASSERT_TRUE(r.is_ok());
+    ASSERT_TRUE(r->has_value());
+    EXPECT_EQ((*r)->uuid, second);
+    EXPECT_EQ(status_of(first, "UDID-1"), TargetStatus::kNotNow);
+    r = store_->apply_report("UDID-1", second, TargetStatus::kAcknowledged, "<ok/>", now());
+    ASSERT_TRUE(r.is_ok());
+    EXPECT_FALSE(r->has_value());
+    EXPECT_EQ(next_uuid("UDID-1", false), "");
+    EXPECT_EQ(next_uuid("UDID-1", true), first);
+}
+
+TEST_P(StoreTest, ExpiredCommandsAreSkippedAndMarkedExpired) {
+    enroll("UDID-1");
+    std::string stale = enqueue({"UDID-1"}, "DeviceLock", kT0 + 60s);
+    std::string fresh = enqueue({"UDID-1"});
+    clock_.advance(61s);
+    EXPECT_EQ(next_uuid("UDID-1", true), fresh);
+    EXPECT_EQ(status_of(stale, "UDID-1"), TargetStatus::kExpired);
+}
+
+TEST_P(StoreTest, HasPendingSeesOpenUnexpiredCommands) {
+    enroll("UDID-1");
+    EXPECT_FALSE(store_->has_pending("UDID-1", now()).value());
+    enqueue({"UDID-1"}, "DeviceLock", kT0 + 60s);
+    EXPECT_TRUE(store_->has_pending("UDID-1", now()).value());
+    EXPECT_FALSE(store_->has_pending("UDID-1", now() + 61s).value());
+}
+
+TEST_P(StoreTest, FinalReportIsRecordedOnce) {
+    enroll("UDID-1");
+    std::string uuid = enqueue({"UDID-1"});
+    ASSERT_EQ(next_uuid("UDID-1", true), uuid);
+    ASSERT_TRUE(store_->apply_report("UDID-1", uuid, TargetStatus::kAcknowledged, "first", now()));
+    clock_.advance(5s);
+    ASSERT_TRUE(store_->apply_report("UDID-1", uuid, TargetStatus::kError, "second", now()));
+    auto c = store_->command(uuid);
+    ASSERT_TRUE(c.is_ok());
+    ASSERT_EQ(c->targets.size(), 1u);
+    EXPECT_EQ(c->targets[0].status, TargetStatus::kAcknowledged);
+    EXPECT_EQ(c->targets[0].result, "first");
+    EXPECT_EQ(c->targets[0].updated_at, kT0);
+    EXPECT_EQ(next_uuid("UDID-1", true), "");
+}
+
+TEST_P(StoreTest, ReportForAnUnknownTargetIsNotFound) {
+    enroll("UDID-1");
+    enroll("UDID-2");
+    std::string uuid = enqueue({"UDID-1"});
+    EXPECT_EQ(store_->apply_report("UDID-2", uuid, TargetStatus::kAcknowledged, "", now())
+                  .status()
+                  .code(),
+              Code::kNotFound);
+    EXPECT_EQ(store_->apply_report("UDID-1", random_uuid(), TargetStatus::kAcknowledged, "", now())
+                  .status()
+                  .code(),
+              Code::kNotFound);
+}
+
+TEST_P(StoreTest, ReportWithANonReportStatusIsInvalid) {
+    enroll("UDID-1");
+    std::string uuid = enqueue({"UDID-1"});
+    EXPECT_EQ(
+        store_->apply_report("UDID-1", uuid, TargetStatus::kCanceled, "", now()).status().code(),
+        Code::kInvalid);
+}
+
+TEST_P(StoreTest, ReportForACanceledTargetRecordsWhatTheDeviceDid) {
+    enroll("UDID-1");
+    std::string uuid = enqueue({"UDID-1"});
+    ASSERT_EQ(next_uuid("UDID-1", true), uuid);
+    ASSERT_TRUE(store_->cancel_command(uuid, now()).is_ok());
+    ASSERT_TRUE(store_->apply_report("UDID-1", uuid, TargetStatus::kAcknowledged, "ran", now()));
+    auto c = store_->command(uuid);
+    EXPECT_EQ(c->targets[0].status, TargetStatus::kAcknowledged);
+    EXPECT_EQ(c->targets[0].result, "ran");
+}
+
+TEST_P(StoreTest, CancelCancelsOnlyOpenTargets) {
+    enroll("A");
+    enroll("B");
+    enroll("C");
+    std::string uuid = enqueue({"A", "B", "C"});
+    ASSERT_EQ(next_uuid("A", true), uuid);
+    ASSERT_TRUE(store_->apply_report("A", uuid, TargetStatus::kAcknowledged, "", now()));
+    ASSERT_EQ(next_uuid("B", true), uuid);
+    auto canceled = store_->cancel_command(uuid, now());
+    ASSERT_TRUE(canceled.is_ok());
+    EXPECT_EQ(*canceled, (std::vector<std::string>{"B", "C"}));
+    EXPECT_EQ(status_of(uuid, "A"), TargetStatus::kAcknowledged);
+    EXPECT_EQ(next_uuid("B", true), "");
+    auto again = store_->cancel_command(uuid, now());
+    ASSERT_TRUE(again.is_ok());
+    EXPECT_TRUE(again->empty());
+}
+
+TEST_P(StoreTest, CancelOfUnknownCommandIsNotFound) {
+    EXPECT_EQ(store_->cancel_command(random_uuid(), now()).status().code(), Code::kNotFound);
+}
+
+TEST_P(StoreTest, EnqueueOfAnExistingUuidIsAConflict) {
+    enroll("A");
+    NewCommand cmd{random_uuid(), "DeviceLock", "<plist/>", std::nullopt};
+    ASSERT_TRUE(store_->enqueue(cmd, {"A"}, now()).is_ok());
+    EXPECT_EQ(store_->enqueue(cmd, {"A"}, now()).status().code(), Code::kConflict);
+}
+
+TEST_P(StoreTest, EnqueueReportsUnknownTargetsAndQueuesTheRest) {
+    enroll("A");
+    NewCommand cmd{random_uuid(), "DeviceLock", "<plist/>", std::nullopt};
+    auto r = store_->enqueue(cmd, {"A", "X", "A"}, now());
+    ASSERT_TRUE(r.is_ok());
+    EXPECT_EQ(r->queued, (std::vector<std::string>{"A"}));
+    EXPECT_EQ(r->unknown, (std::vector<std::string>{"X"}));
+    EXPECT_EQ(store_->command(cmd.uuid)->targets.size(), 1u);
+}
+
+TEST_P(StoreTest, EnqueueWithOnlyUnknownTargetsWritesNothing) {
+    NewCommand cmd{random_uuid(), "DeviceLock", "<plist/>", std::nullopt};
+    auto r = store_->enqueue(cmd, {"X"}, now());
+    ASSERT_TRUE(r.is_ok());
+    EXPECT_TRUE(r->queued.empty());
+    EXPECT_EQ(store_->command(cmd.uuid).status().code(), Code::kNotFound);
+    enroll("X");
+    EXPECT_TRUE(store_->enqueue(cmd, {"X"}, now()).is_ok());
+}
+
+TEST_P(StoreTest, EnqueueRefusesMissingUuidOrType) {
+    EXPECT_EQ(store_->enqueue({"", "DeviceLock", "", {}}, {"A"}, now()).status().code(),
+              Code::kInvalid);
+    EXPECT_EQ(store_->enqueue({random_uuid(), "", "", {}}, {"A"}, now()).status().code(),
+              Code::kInvalid);
+}
+
+TEST_P(StoreTest, EnqueueForTenThousandTargetsTakesWellUnderASecond) {
+    std::vector<std::string> ids;
+    for (int i = 0; i < 10000; ++i) ids.push_back(fmt::format("UDID-{:05}", i));
+    // Seed through the store in parallel so group commit batches them.
+    std::vector<std::thread> seeders;
+    for (int t = 0; t < 4; ++t) {
+        seeders.emplace_back([&, t] {
+            for (size_t i = t; i < ids.size(); i += 4) {
+                EXPECT_TRUE(store_->apply_token_update(token_input(ids[i], ids[i]), now()));
+            }
+        });
+    }
+    for (auto& t : seeders) t.join();
+    auto start = std::chrono::steady_clock::now();
+    NewCommand cmd{random_uuid(), "DeviceInformation", "<plist/>", std::nullopt};
+    auto r = store_->enqueue(cmd, ids, now());
+    auto took = std::chrono::steady_clock::now() - start;
+    ASSERT_TRUE(r.is_ok());
+    EXPECT_EQ(r->queued.size(), 10000u);
+    EXPECT_LT(took, 1s);
+    EXPECT_EQ(store_->queue_depth().value(), 10000);
+}
+
+TEST_P(StoreTest, QueueDepthAndQueuedCountCountOpenTargets) {
+    enroll("A");
+    enroll("B");
+    std::string one = enqueue({"A", "B"});
+    enqueue({"A"});
+    EXPECT_EQ(store_->queue_depth().value(), 3);
+    EXPECT_EQ(store_->enrollment("A")->queued, 2);
+    ASSERT_EQ(next_uuid("A", true), one);
+    ASSERT_TRUE(store_->apply_report("A", one, TargetStatus::kAcknowledged, "", now()));
+    EXPECT_EQ(store_->queue_depth().value(), 2);
+    EXPECT_EQ(store_->enrollment("A")->queued, 1);
+}
+
+TEST_P(StoreTest, ListEnrollmentsPagesInStableOrder) {
+    std::set<std::string> all;
+    for (int i = 0; i < 25; ++i) {
+        std::string id = fmt::format("UDID-{:02}", 24 - i);
+        enroll(id);
+        all.insert(id);
+    }
+    std::vector<std::string> seen;
+    Page page{10, ""};
+    for (int round = 0; round < 10; ++round) {
+        auto r = store_->list_enrollments({}, page);
+        ASSERT_TRUE(r.is_ok());
+        for (const auto& e : r->items) seen.push_back(e.id);
+        if (r->next_cursor.empty()) break;
+        page.cursor = r->next_cursor;
+    }
+    EXPECT_EQ(seen, std::vector<std::string>(all.begin(), all.end()));
+}
+
+TEST_P(StoreTest, ListEnrollmentsFiltersByStateAndSerial) {
+    enroll("A");
+    enroll("B");
+    ASSERT_TRUE(store_->apply_authenticate(auth_input("C"), now()));
+    EnrollmentFilter pending;
+    pending.state = EnrollmentState::kPending;
+    auto r = store_->list_enrollments(pending, {});
+    ASSERT_TRUE(r.is_ok());
+    ASSERT_EQ(r->items.size(), 1u);
+    EXPECT_EQ(r->items[0].id, "C");
+    EnrollmentFilter serial;
+    serial.serial_number = "SN-B";
+    r = store_->list_enrollments(serial, {});
+    ASSERT_EQ(r->items.size(), 1u);
+    EXPECT_EQ(r->items[0].id, "B");
+}
+
+TEST_P(StoreTest, ListLimitIsClampedAndABadCursorIsInvalid) {
+    enroll("A");
+    enroll("B");
+    auto r = store_->list_enrollments({}, {0, ""});
+    ASSERT_TRUE(r.is_ok());
+    EXPECT_EQ(r->items.size(), 1u);
+    EXPECT_FALSE(r->next_cursor.empty());
+    EXPECT_EQ(store_->list_enrollments({}, {10, "zz"}).status().code(), Code::kInvalid);
+    EXPECT_EQ(store_->list_commands({}, {10, "zz"}).status().code(), Code::kInvalid);
+}
+
+TEST_P(StoreTest, ListCommandsPagesNewestFirstAndFilters) {
+    enroll("A");
+    enroll("B");
+    std::vector<std::string> uuids;
+    for (int i = 0; i < 5; ++i) uuids.push_back(enqueue({"A"}, i % 2 ? "DeviceLock" : "Other"));
+    std::string for_b = enqueue({"B"});
+    std::vector<std::string> seen;
+    Page page{2, ""};
+    for (int round = 0; round < 10; ++round) {
+        auto r = store_->list_commands({}, page);
+        ASSERT_TRUE(r.is_ok());
+        for (const auto& c : r->items) seen.push_back(c.uuid);
+        if (r->next_cursor.empty()) break;
+        page.cursor = r->next_cursor;
+    }
+    EXPECT_EQ(seen,
+              (std::vector<std::string>{for_b, uuids[4], uuids[3], uuids[2], uuids[1], uuids[0]}));
+    CommandFilter locks;
+    locks.request_type = "DeviceLock";
+    EXPECT_EQ(store_->list_commands(locks, {})->items.size(), 2u);
+    CommandFilter of_b;
+    of_b.enrollment_id = "B";
+    auto b = store_->list_commands(of_b, {});
+    ASSERT_EQ(b->items.size(), 1u);
+    EXPECT_EQ(b->items[0].uuid, for_b);
+    ASSERT_EQ(next_uuid("A", true), uuids[0]);
+    CommandFilter sent;
+    sent.status = TargetStatus::kSent;
+    auto s = store_->list_commands(sent, {});
+    ASSERT_EQ(s->items.size(), 1u);
+    EXPECT_EQ(s->items[0].uuid, uuids[0]);
+}
+
+PushCert push_cert(const std::string& topic, const std::string& thumb) {
+    PushCert c;
+    c.topic = topic;
+    c.cert_pem = "-----BEGIN CERTIFICATE-----" + thumb;
+    c.key_pem = "-----BEGIN PRIVATE KEY-----" + thumb;
+    c.thumbprint_sha1 = thumb;
+    c.not_before = kT0 - std::chrono::days(1);
+    c.not_after = kT0 + std::chrono::days(365);
+    return c;
+}
+
+TEST_P(StoreTest, PushCertRenewalReplacesTheActiveOneAndKeepsHistory) {
+    auto first = store_->put_push_cert(push_cert("com.apple.mgmt.A", std::string(40, '1')), now());
+    ASSERT_TRUE(first.is_ok());
+    clock_.advance(60s);
+    auto second = store_->put_push_cert(push_cert("com.apple.mgmt.A", std::string(40, '2')), now());
+    ASSERT_TRUE(second.is_ok());
+    ASSERT_TRUE(store_->put_push_cert(push_cert("com.apple.mgmt.B", std::string(40, '3')), now()));
+    auto active = store_->active_push_cert("com.apple.mgmt.A");
+    ASSERT_TRUE(active.is_ok());
+    ASSERT_TRUE(active->has_value());
+    EXPECT_EQ((*active)->id, *second);
+    EXPECT_EQ((*active)->key_pem, "-----BEGIN PRIVATE KEY-----" + std::string(40, '2'));
+    EXPECT_EQ(store_->active_push_certs()->size(), 2u);
+    auto history = store_->push_cert_history();
+    ASSERT_EQ(history->size(), 3u);
+    const PushCert& old = history->back();
+    EXPECT_EQ(old.id, *first);
+    EXPECT_FALSE(old.active);
+    EXPECT_EQ(old.replaced_at, kT0 + 60s);
+    EXPECT_FALSE(store_->active_push_cert("com.apple.mgmt.C")->has_value());
+}
+
+TEST_P(StoreTest, PushCertMarkedUnusableSaysWhy) {
+    auto id = store_->put_push_cert(push_cert("com.apple.mgmt.A", std::string(40, '1')), now());
+    ASSERT_TRUE(store_->mark_push_cert_unusable(*id, "APNs 403 BadCertificate"));
+    auto c = store_->active_push_cert("com.apple.mgmt.A");
+    EXPECT_FALSE((*c)->usable);
+    EXPECT_EQ((*c)->unusable_reason, "APNs 403 BadCertificate");
+    EXPECT_EQ(store_->mark_push_cert_unusable(*id + 100, "x").code(), Code::kNotFound);
+}
+
+TEST_P(StoreTest, PushAttemptsAndInvalidTokensAreInTheTimeline) {
+    enroll("A");
+    ASSERT_TRUE(store_->record_push_attempt({"A", now(), 200, "apns-1", ""}));
+    ASSERT_TRUE(store_->mark_token_invalid("A", now()));
+    EXPECT_FALSE(store_->enrollment("A")->token_valid);
+    EXPECT_EQ(store_->mark_token_invalid("nope", now()).code(), Code::kNotFound);
+    auto events = store_->timeline("A", 2);
+    ASSERT_TRUE(events.is_ok());
+    ASSERT_EQ(events->size(), 2u);
+    EXPECT_EQ((*events)[0].kind, "push");
+    EXPECT_NE((*events)[0].detail.find("invalid"), std::string::npos);
+    EXPECT_NE((*events)[1].detail.find("apns-1"), std::string::npos);
+}
+
+TEST_P(StoreTest, TimelineTellsTheStoryNewestFirstWithoutSecrets) {
+    auto auth = auth_input("A");
+    auth.cert_sha256 = std::string(64, 'f');
+    ASSERT_TRUE(store_->apply_authenticate(auth, now()));
+    clock_.advance(1s);
+    auto tu = token_input("A", "A");
+    tu.unlock_token = "UNLOCK-SECRET";
+    ASSERT_TRUE(store_->apply_token_update(tu, now()));
+    clock_.advance(1s);
+    std::string uuid = enqueue({"A"});
+    ASSERT_EQ(next_uuid("A", true), uuid);
+    ASSERT_TRUE(store_->apply_report("A", uuid, TargetStatus::kAcknowledged, "", now()));
+    ASSERT_TRUE(store_->append_timeline("A", {now() + 1s, "note", "by hand"}));
+    auto events = store_->timeline("A", 100);
+    ASSERT_TRUE(events.is_ok());
+    std::vector<std::string> kinds;
+    for (const auto& e : *events) {
+        kinds.push_back(e.kind);
+        EXPECT_EQ(e.detail.find("MAGIC"), std::string::npos) << e.detail;
+        EXPECT_EQ(e.detail.find("UNLOCK-SECRET"), std::string::npos) << e.detail;
+    }
+    EXPECT_EQ(kinds, (std::vector<std::string>{"note", "report", "command", "command", "checkin",
+                                               "binding", "checkin"}));
+}
+
+TEST_P(StoreTest, RepushesAreDueInTimeOrderAndBounded) {
+    enroll("A");
+    enroll("B");
+    enroll("C");
+    ASSERT_TRUE(store_->schedule_repush("A", kT0 + 30s, 2));
+    ASSERT_TRUE(store_->schedule_repush("B", kT0 + 10s, 1));
+    ASSERT_TRUE(store_->schedule_repush("C", kT0 + 90s, 1));
+    EXPECT_EQ(store_->schedule_repush("nope", kT0, 1).code(), Code::kNotFound);
+    auto due = store_->due_repushes(kT0 + 60s, 10);
+    ASSERT_TRUE(due.is_ok());
+    ASSERT_EQ(due->size(), 2u);
+    EXPECT_EQ((*due)[0].enrollment_id, "B");
+    EXPECT_EQ((*due)[1].enrollment_id, "A");
+    EXPECT_EQ((*due)[1].attempts, 2);
+    EXPECT_EQ(store_->due_repushes(kT0 + 60s, 1)->size(), 1u);
+}
+
+TEST_P(StoreTest, RepushScheduleIsClearedWhenTheQueueEmpties) {
+    enroll("A");
+    std::string uuid = enqueue({"A"});
+    ASSERT_TRUE(store_->schedule_repush("A", kT0 + 10s, 1));
+    ASSERT_EQ(next_uuid("A", true), uuid);
+    EXPECT_EQ(store_->due_repushes(kT0 + 60s, 10)->size(), 1u);
+    ASSERT_TRUE(store_->apply_report("A", uuid, TargetStatus::kAcknowledged, "", now()));
+    EXPECT_TRUE(store_->due_repushes(kT0 + 60s, 10)->empty());
+}
+
+TEST_P(StoreTest, TokenUpdateMakesUndeliveredCommandsDueAtOnce) {
+    enroll("A");
+    enqueue({"A"});
+    ASSERT_TRUE(store_->schedule_repush("A", kT0 + 3600s, 7));
+    ASSERT_TRUE(store_->apply_token_update(token_input("A", "A"), now()));
+    auto due = store_->due_repushes(now(), 10);
+    ASSERT_EQ(due->size(), 1u);
+    EXPECT_EQ((*due)[0].attempts, 0);
+}
+
+EnrollmentToken token(const std::string& id, int64_t uses, std::optional<SysTime> expires) {
+    return {id, std::string(64, id[0]), uses, expires, kT0, "for " + id};
+}
+
+TEST_P(StoreTest, SingleUseEnrollmentTokenIsConsumedOnce) {
+    ASSERT_TRUE(store_->put_enrollment_token(token("a", 1, std::nullopt)));
+    EXPECT_TRUE(store_->consume_enrollment_token(std::string(64, 'a'), now()));
+    EXPECT_EQ(store_->consume_enrollment_token(std::string(64, 'a'), now()).code(),
+              Code::kForbidden);
+}
+
+TEST_P(StoreTest, UnlimitedEnrollmentTokenStaysUsable) {
+    ASSERT_TRUE(store_->put_enrollment_token(token("u", -1, std::nullopt)));
+    for (int i = 0; i < 3; ++i)
+        EXPECT_TRUE(store_->consume_enrollment_token(std::string(64, 'u'), now()));
+    EXPECT_EQ(store_->enrollment_tokens()->at(0).uses_left, -1);
+}
+
+TEST_P(StoreTest, ExpiredOrUnknownEnrollmentTokenIsForbidden) {
+    ASSERT_TRUE(store_->put_enrollment_token(token("e", 5, kT0 + 10s)));
+    EXPECT_EQ(store_->consume_enrollment_token(std::string(64, 'e'), kT0 + 10s).code(),
+              Code::kForbidden);
+    EXPECT_EQ(store_->consume_enrollment_token(std::string(64, 'z'), now()).code(),
+              Code::kForbidden);
+}
+
+TEST_P(StoreTest, EnrollmentTokensAreListedAndDeleted) {
+    ASSERT_TRUE(store_->put_enrollment_token(token("a", 1, std::nullopt)));
+    EXPECT_EQ(store_->put_enrollment_token(token("a", 1, std::nullopt)).code(), Code::kConflict);
+    auto list = store_->enrollment_tokens();
+    ASSERT_EQ(list->size(), 1u);
+    EXPECT_EQ(list->at(0).note, "for a");
+    ASSERT_TRUE(store_->delete_enrollment_token("a"));
+    EXPECT_EQ(store_->delete_enrollment_token("a").code(), Code::kNotFound);
+    EXPECT_EQ(store_->consume_enrollment_token(std::string(64, 'a'), now()).code(),
+              Code::kForbidden);
+}
+
+TEST_P(StoreTest, TouchLastSeenIsVisibleAtOnce) {
+    enroll("A");
+    store_->touch_last_seen({"A"}, kT0 + 5s);
+    EXPECT_EQ(store_->enrollment("A")->last_seen, kT0 + 5s);
+}
+
+const Impl kImpls[] = {
+    {"sqlite",
+     [](const fs::path& p, const Clock& c) -> std::unique_ptr<Store> { return open_sqlite(p, c); }},
+    {"faulty_passthrough",
+     [](const fs::path& p, const Clock& c) -> std::unique_ptr<Store> {
+         auto inner = open_sqlite(p, c);
+         if (!inner) return nullptr;
+         return std::make_unique<FaultyStore>(std::move(inner));
+     }},
+};
+
+INSTANTIATE_TEST_SUITE_P(Impls, StoreTest, ::testing::ValuesIn(kImpls),
+                         [](const auto& info) { return info.param.name; });
+
+// ---- SQLite-specific ------------------------------------------------------
+
+class SqliteStoreTest : public ::testing::Test {
+  protected:
+    fs::path db_path() const { return dir_.path() / "courier.db"; }
+    std::unique_ptr<SqliteStore> open() { return open_sqlite(db_path(), clock_); }
+    SysTime now() const { return clock_.now(); }
+
+    TempDir dir_;
+    ManualClock clock_{kT0};
+};
+
+// Runs sql on a separate connection and returns the first column of the
+// first row as text.
+std::string query(const fs::path& path, const std::string& sql) {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    std::string out;
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        const unsigned char* t = sqlite3_column_text(st, 0);
+        out = t ? reinterpret_cast<const char*>(t) : "";
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+}
+
+unsigned mode_of(const fs::path& p) {
+    struct stat st {};
+    EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
+    return st.st_mode & 0777;
+}
+
+TEST_F(SqliteStoreTest, OpeningAnEmptyFileMigratesToTheLatestSchema) {
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    store->close();
+    EXPECT_EQ(query(db_path(), "PRAGMA user_version"),
+              std::to_string(sqlite::latest_schema_version()));
+    EXPECT_EQ(query(db_path(), "PRAGMA journal_mode"), "wal");
+}
+
+TEST_F(SqliteStoreTest, ReopeningKeepsTheData) {
+    std::string uuid = random_uuid();
+    {
+        auto store = open();
+        ASSERT_TRUE(store->apply_token_update(token_input("A", "A"), now()));
+        ASSERT_TRUE(store->enqueue({uuid, "DeviceLock", "<plist/>", {}}, {"A"}, now()).is_ok());
+    }
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(store->enrollment("A")->state, EnrollmentState::kEnrolled);
+    EXPECT_EQ(store->command(uuid)->targets.size(), 1u);
+}
+
+TEST_F(SqliteStoreTest, ANewerSchemaIsRefused) {
+    open().reset();
+    query(db_path(), "PRAGMA user_version = 999");
+    auto store = SqliteStore::open(db_path().string(), {}, clock_);
+    ASSERT_FALSE(store.is_ok());
+    EXPECT_EQ(store.status().code(), Code::kInvalid);
+    EXPECT_NE(store.status().message().find("newer"), std::string::npos);
+    EXPECT_EQ(query(db_path(), "PRAGMA user_version"), "999");
+}
+
+TEST_F(SqliteStoreTest, DatabaseWalAndShmAreOwnerOnly) {
+    mode_t old = ::umask(022);
+    auto store = open();
+    ::umask(old);
+    ASSERT_TRUE(store->apply_token_update(token_input("A", "A"), now()));
+    EXPECT_EQ(mode_of(db_path()), 0600u);
+    EXPECT_EQ(mode_of(db_path().string() + "-wal"), 0600u);
+    EXPECT_EQ(mode_of(db_path().string() + "-shm"), 0600u);
+}
+
+TEST_F(SqliteStoreTest, AnExistingDatabaseFileIsTightenedTo0600) {
+    { std::ofstream(db_path()).flush(); }
+    fs::permissions(db_path(), fs::perms(0644));
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(mode_of(db_path()), 0600u);
+}
+
+TEST_F(SqliteStoreTest, PreparedStatementsAreReused) {
+    auto store = open();
+    ASSERT_TRUE(store->apply_token_update(token_input("A", "A"), now()));
+    auto cached = [&] {
+        size_t n = 0;
+        EXPECT_TRUE(store->write([&](sqlite::Connection& c) {
+            n = c.cached_statements();
+            return Status::ok();
+        }));
+        return n;
+    };
+    size_t before = cached();
+    for (int i = 0; i < 20; ++i) {
+        ASSERT_TRUE(store->apply_token_update(token_input("A", "A"), now()));
+    }
+    EXPECT_EQ(cached(), before);
+}
+
+TEST_F(SqliteStoreTest, ConcurrentEnqueuesAreAllCommitted) {
+    auto store = open();
+    ASSERT_TRUE(store->apply_token_update(token_input("A", "A"), now()));
+    constexpr int kThreads = 8, kEach = 500;
+    std::vector<std::vector<std::string>> uuids(kThreads);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < kEach; ++i) {
+                std::string uuid = random_uuid();
+                auto r = store->enqueue({uuid, "DeviceInformation", "<plist/>", {}}, {"A"}, now());
+                if (r.is_ok()) uuids[t].push_back(uuid);
+            }
+        });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(store->queue_depth().value(), kThreads * kEach);
+    for (const auto& list : uuids) {
+        ASSERT_EQ(list.size(), static_cast<size_t>(kEach));
+        for (const auto& uuid : list) ASSERT_TRUE(store->command(uuid).is_ok()) << uuid;
+    }
+    EXPECT_GT(store->writer_stats().largest_batch, 1u);
+}
+
+TEST_F(SqliteStoreTest, AFailingWriteDoesNotFailItsBatchMates) {
+    auto store = open();
+    // Hold the writer inside a transaction until every write below is queued,
+    // so they all land in the next batch.
+    std::mutex mu;
+    std::condition_variable cv;
+    bool release = false, holding = false;
+    std::thread blocker([&] {
+        EXPECT_TRUE(store->write([&](sqlite::Connection&) {
+            std::unique_lock lk(mu);
+            holding = true;
+            cv.notify_all();
+            cv.wait_for(lk, 10s, [&] { return release; });
+            return Status::ok();
+        }));
+    });
+    {
+        std::unique_lock lk(mu);
+        ASSERT_TRUE(cv.wait_for(lk, 10s, [&] { return holding; }));
+    }
+    constexpr int kWrites = 10;
+    std::vector<Status> results(kWrites);
+    std::vector<std::thread> writers;
+    for (int i = 0; i < kWrites; ++i) {
+        writers.emplace_back([&, i] {
+            results[i] = store->write([i](sqlite::Connection& c) {
+                sqlite::add_event(c, "A", kT0, "test", std::to_string(i));
+                if (i % 2) return conflict("odd write refused");
+                return Status::ok();
+            });
+        });
+    }
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (store->pending_writes() < kWrites && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::yield();
+    }
+    ASSERT_EQ(store->pending_writes(), static_cast<size_t>(kWrites));
+    {
+        std::lock_guard lk(mu);
+        release = true;
+    }
+    cv.notify_all();
+    blocker.join();
+    for (auto& t : writers) t.join();
+    for (int i = 0; i < kWrites; ++i) {
+        EXPECT_EQ(results[i].code(), i % 2 ? Code::kConflict : Code::kOk) << i;
+    }
+    EXPECT_EQ(store->writer_stats().largest_batch, static_cast<size_t>(kWrites));
+    auto events = store->timeline("A", 100);
+    std::set<std::string> details;
+    for (const auto& e : *events) details.insert(e.detail);
+    EXPECT_EQ(details, (std::set<std::string>{"0", "2", "4", "6", "8"}));
+}
+
+TEST_F(SqliteStoreTest, LastSeenIsWrittenAtClose) {
+    {
+        auto store = open();
+        ASSERT_TRUE(store->apply_token_update(token_input("A", "A"), now()));
+        store->touch_last_seen({"A"}, kT0 + 42s);
+    }
+    EXPECT_EQ(query(db_path(), "SELECT last_seen FROM enrollments WHERE id = 'A'"),
+              std::to_string(to_unix(kT0 + 42s)));
+}
+
+TEST_F(SqliteStoreTest, LastSeenIsFlushedWithinAboutASecond) {
+    SqliteOptions options;
+    options.last_seen_flush = 50ms;
+    auto store = SqliteStore::open(db_path().string(), options, clock_);
+    ASSERT_TRUE(store.is_ok());
+    ASSERT_TRUE((*store)->apply_token_update(token_input("A", "A"), now()));
+    (*store)->touch_last_seen({"A"}, kT0 + 7s);
+    std::string want = std::to_string(to_unix(kT0 + 7s));
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (query(db_path(), "SELECT last_seen FROM enrollments WHERE id = 'A'") != want &&
+           std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_EQ(query(db_path(), "SELECT last_seen FROM enrollments WHERE id = 'A'"), want);
+}
+
+TEST_F(SqliteStoreTest, WritesAfterCloseAreUnavailable) {
+    auto store = open();
+    store->close();
+    EXPECT_EQ(store->apply_checkout("A", now()).code(), Code::kUnavailable);
+}
+
+TEST_F(SqliteStoreTest, FaultyStoreFailsTheNextWritesAndChangesNothing) {
+    FaultyStore store(open());
+    ASSERT_TRUE(store.apply_token_update(token_input("A", "A"), now()));
+    store.fail_next_writes(2, StoreFault::kLocked);
+    NewCommand cmd{random_uuid(), "DeviceLock", "<plist/>", {}};
+    auto r = store.enqueue(cmd, {"A"}, now());
+    EXPECT_EQ(r.status().code(), Code::kUnavailable);
+    EXPECT_EQ(r.status().message(), "database is locked");
+    EXPECT_EQ(store.next_command("A", true, now()).status().code(), Code::kUnavailable);
+    EXPECT_TRUE(store.queue_depth().is_ok());  // reads pass
+    EXPECT_EQ(store.command(cmd.uuid).status().code(), Code::kNotFound);
+    EXPECT_TRUE(store.enqueue(cmd, {"A"}, now()).is_ok());
+    store.fail_next_writes(1, StoreFault::kDiskFull);
+    Status s = store.apply_checkout("A", now());
+    EXPECT_EQ(s.code(), Code::kInternal);
+    EXPECT_EQ(s.message(), "disk full");
+    EXPECT_EQ(store.injected_failures(), 3);
+}
+
+TEST(OpenStore, SqliteUrlAndBarePathOpen) {
+    TempDir dir;
+    auto a = open_store("sqlite://" + (dir.path() / "a.db").string(), dir.path().string());
+    ASSERT_TRUE(a.is_ok()) << a.status().to_string();
+    EXPECT_TRUE((*a)->ping());
+    auto b = open_store((dir.path() / "b.db").string(), dir.path().string());
+    ASSERT_TRUE(b.is_ok()) << b.status().to_string();
+    EXPECT_TRUE(fs::exists(dir.path() / "b.db"));
+}
+
+TEST(OpenStore, EmptyPathMeansCourierDbInTheDataDir) {
+    TempDir dir;
+    auto s = open_store("sqlite://", dir.path().string());
+    ASSERT_TRUE(s.is_ok()) << s.status().to_string();
+    EXPECT_TRUE(fs::exists(dir.path() / "courier.db"));
+}
+
+TEST(OpenStore, PostgresIsRefusedUntilBuilt) {
+    TempDir dir;
+    auto s = open_store("postgres://user:secret@db/courier", dir.path().string());
+    ASSERT_FALSE(s.is_ok());
+    EXPECT_EQ(s.status().code(), Code::kInvalid);
+    EXPECT_EQ(s.status().message(), "postgres:// is planned but not built yet; use sqlite://");
+    EXPECT_EQ(open_store("mysql://x", dir.path().string()).status().code(), Code::kInvalid);
+}
+
+}  // namespace
+}  // namespace courier::db
