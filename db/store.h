@@ -184,15 +184,20 @@ class Store {
     // ---- Enrollments -----------------------------------------------------
     // Authenticate starts the enrollment afresh: state pending, push token
     // cleared, every command still queued/sent/notnow for the id canceled;
-    // binds cert_sha256 to the device id when given.
+    // binds cert_sha256 to the device id when given (kConflict, and nothing
+    // changed, when another device holds it). A stored unlock token is kept
+    // until a TokenUpdate replaces it; a retired enrollment stays retired.
     virtual Status apply_authenticate(const AuthenticateInput& in, SysTime now) = 0;
     // Stores token/magic/topic, keeps a stored unlock token when in.unlock_token
     // is nullopt, marks it enrolled with a valid token. The enrollment row is
-    // created when missing (a user channel's first TokenUpdate).
+    // created when missing (a user channel's first TokenUpdate); only the row
+    // `in.id` is touched. Resets the re-push backoff: attempts 0, due now if
+    // anything is undelivered. A retired enrollment stays retired.
     virtual Status apply_token_update(const TokenUpdateInput& in, SysTime now) = 0;
     // Unenrolled; pending commands canceled.
     virtual Status apply_checkout(const std::string& id, SysTime now) = 0;
     virtual Result<Enrollment> enrollment(const std::string& id) = 0;
+    // Ordered by id; paging as for list_commands.
     virtual Result<PageOf<Enrollment>> list_enrollments(const EnrollmentFilter& f,
                                                         const Page& page) = 0;
     // Which of ids have an enrollment row.
@@ -206,7 +211,12 @@ class Store {
     // Records that these enrollments were seen at `now`. May be batched by the
     // implementation: durable within a second, not per call.
     virtual void touch_last_seen(const std::vector<std::string>& ids, SysTime now) = 0;
+    // The store itself records events for check-ins, bindings, queuing,
+    // hand-over, reports, expiry, cancel, retirement and pushes; details
+    // never contain secrets.
     virtual Status append_timeline(const std::string& id, const TimelineEvent& e) = 0;
+    // Newest first (ties: most recently recorded first), at most `limit`
+    // (clamped to 1..1000).
     virtual Result<std::vector<TimelineEvent>> timeline(const std::string& id, size_t limit) = 0;
 
     // ---- Identity certificate bindings (hex SHA-256 of the DER) ------------
@@ -217,8 +227,9 @@ class Store {
     virtual Result<bool> has_binding(const std::string& device_id) = 0;
 
     // ---- Commands and the queue --------------------------------------------
-    // One transaction for all targets; unknown ids are reported, not queued.
-    // kConflict when the uuid already exists.
+    // One transaction for all targets; unknown ids are reported, not queued
+    // (duplicates count once). When no target is known nothing is written,
+    // so the uuid stays free. kConflict when the uuid already exists.
     virtual Result<EnqueueResult> enqueue(const NewCommand& cmd,
                                           const std::vector<std::string>& targets, SysTime now) = 0;
     // The oldest eligible command for the enrollment, marked sent, or nullopt.
@@ -233,7 +244,10 @@ class Store {
     // and store `report` verbatim, once (a repeated report returns ok and
     // changes nothing); NotNow sets notnow. kNotFound when the enrollment has
     // no such target. Then, in the same transaction, picks the next command
-    // like next_command(id, include_notnow=false).
+    // like next_command(id, include_notnow=false). A final report for a
+    // canceled or expired target is still recorded (status and result): the
+    // device did run it. A NotNow for a final target changes nothing.
+    // kInvalid for a status a device cannot report.
     virtual Result<std::optional<DeliveredCommand>> apply_report(const std::string& id,
                                                                  const std::string& uuid,
                                                                  TargetStatus status,
@@ -243,6 +257,9 @@ class Store {
     // Cancels targets in queued/sent/notnow; returns the ids canceled.
     virtual Result<std::vector<std::string>> cancel_command(const std::string& uuid,
                                                             SysTime now) = 0;
+    // Newest first. With f.enrollment_id, each item's targets hold only that
+    // enrollment's. Page limits are clamped to 1..1000; a cursor not from
+    // this store is kInvalid.
     virtual Result<PageOf<CommandInfo>> list_commands(const CommandFilter& f, const Page& page) = 0;
     virtual Result<int64_t> queue_depth() = 0;
 
@@ -259,7 +276,8 @@ class Store {
     virtual Status record_push_attempt(const PushAttempt& a) = 0;
     virtual Status mark_token_invalid(const std::string& id, SysTime now) = 0;
     // Re-push schedule: the next time an enrollment with undelivered commands
-    // should be pushed again (cleared when its queue empties).
+    // should be pushed again (cleared when its queue empties, on CheckOut,
+    // retirement and mark_token_invalid). due_repushes: ordered by due time.
     virtual Status schedule_repush(const std::string& id, SysTime at, int attempts) = 0;
     virtual Result<std::vector<RepushDue>> due_repushes(SysTime now, size_t limit) = 0;
 
