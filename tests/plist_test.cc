@@ -1,0 +1,225 @@
+// The plist codec: real captures parse, round trips hold, hostile input is
+// refused with a precise error and never crashes.
+#include "mdm/plist.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace courier::plist {
+namespace {
+
+std::string read(const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+std::string wrap(const std::string& inner) {
+    return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<plist version=\"1.0\">" + inner +
+           "</plist>";
+}
+
+Status error_of(const std::string& xml, const ParseLimits& limits = {}) {
+    auto r = parse(xml, limits);
+    EXPECT_FALSE(r.is_ok()) << "accepted: " << xml.substr(0, 200);
+    return r.status();
+}
+
+TEST(Plist, EveryFixturePlistParsesAndRoundTrips) {
+    size_t count = 0;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(COURIER_FIXTURES_DIR)) {
+        if (e.path().extension() != ".plist") continue;
+        ++count;
+        auto v = parse(read(e.path()));
+        ASSERT_TRUE(v.is_ok()) << e.path() << ": " << v.status().to_string();
+        ASSERT_TRUE(v->as_dict()) << e.path();
+        auto again = parse(write_xml(*v));
+        ASSERT_TRUE(again.is_ok()) << e.path() << ": " << again.status().to_string();
+        EXPECT_EQ(*again, *v) << e.path();
+    }
+    EXPECT_GE(count, 12u);
+}
+
+TEST(Plist, AllValueTypesRoundTrip) {
+    Dict d;
+    d.set("s", "a <b> & \"c\" é");
+    d.set("i", int64_t{-9223372036854775807LL - 1});
+    d.set("r", 3.25);
+    d.set("t", true);
+    d.set("f", false);
+    d.set("d", Data{std::string("\0\x01\xff", 3)});
+    d.set("date", Date{from_unix(1767758686)});
+    d.set("a", Array{Value(1), Value("x"), Value(Array{}), Value(Dict{})});
+    d.set("empty", "");
+    Value v(d);
+    auto back = parse(write_xml(v));
+    ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+    EXPECT_EQ(*back, v);
+    EXPECT_NE(write_xml(v).find("<date>2026-01-07T04:04:46Z</date>"), std::string::npos);
+}
+
+TEST(Plist, KeepsDictOrderAndWhitespaceOnlyStrings) {
+    auto d = parse_dict(
+        wrap("<dict><key>b</key><string> </string><key>a</key><integer>1</integer></dict>"));
+    ASSERT_TRUE(d.is_ok()) << d.status().to_string();
+    EXPECT_EQ(d->entries()[0].first, "b");
+    EXPECT_EQ(*d->find_string("b"), " ");
+}
+
+TEST(Plist, AppleDoctypeIsIgnored) {
+    auto d = parse_dict(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE plist PUBLIC \"-//Apple//DTD "
+        "PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n<plist "
+        "version=\"1.0\"><dict><key>k</key><string>v</string></dict></plist>");
+    ASSERT_TRUE(d.is_ok()) << d.status().to_string();
+}
+
+TEST(Plist, PredefinedAndCharacterEntitiesAreDecoded) {
+    auto d = parse_dict(wrap("<dict><key>k</key><string>&lt;&amp;&#65;&#x42;</string></dict>"));
+    ASSERT_TRUE(d.is_ok());
+    EXPECT_EQ(*d->find_string("k"), "<&AB");
+}
+
+TEST(Plist, DataToleratesWhitespace) {
+    auto d = parse_dict(wrap("<dict><key>d</key><data>\n\tZm9v\n\tYmFy\n</data></dict>"));
+    ASSERT_TRUE(d.is_ok());
+    EXPECT_EQ(d->find_data("d")->bytes, "foobar");
+}
+
+TEST(Plist, NegativeIntegersAreValid) {
+    auto d = parse_dict(wrap("<dict><key>c</key><integer>-12021</integer></dict>"));
+    ASSERT_TRUE(d.is_ok());
+    EXPECT_EQ(*d->find_integer("c"), -12021);
+}
+
+TEST(PlistHostile, IntegerBeyondInt64) {
+    auto s = error_of(wrap("<integer>9223372036854775808</integer>"));
+    EXPECT_NE(s.message().find("outside int64"), std::string::npos) << s.message();
+}
+
+TEST(PlistHostile, DuplicateKeys) {
+    auto s = error_of(wrap("<dict><key>a</key><true/><key>a</key><false/></dict>"));
+    EXPECT_NE(s.message().find("duplicate key 'a'"), std::string::npos) << s.message();
+}
+
+TEST(PlistHostile, BillionLaughs) {
+    auto s = error_of(
+        "<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\"><!ENTITY lol2 "
+        "\"&lol;&lol;&lol;&lol;\">]><plist><string>&lol2;</string></plist>");
+    EXPECT_NE(s.message().find("internal subset"), std::string::npos) << s.message();
+}
+
+TEST(PlistHostile, ExternalEntity) {
+    auto s = error_of(
+        "<?xml version=\"1.0\"?><!DOCTYPE plist [<!ENTITY xxe SYSTEM "
+        "\"file:///etc/passwd\">]><plist><string>&xxe;</string></plist>");
+    EXPECT_EQ(s.code(), Code::kInvalid);
+}
+
+TEST(PlistHostile, UndeclaredEntityReference) {
+    auto s = error_of(wrap("<string>&foo;</string>"));
+    EXPECT_NE(s.message().find("&foo;"), std::string::npos) << s.message();
+}
+
+TEST(PlistHostile, TruncatedDocuments) {
+    std::string full =
+        wrap("<dict><key>UDID</key><string>abc</string><key>n</key><integer>1</integer></dict>");
+    for (size_t n = 0; n < full.size(); n += 3) {
+        auto r = parse(full.substr(0, n));
+        EXPECT_FALSE(r.is_ok()) << "prefix of " << n << " bytes was accepted";
+    }
+}
+
+TEST(PlistHostile, WrongContentAndUnknownElements) {
+    EXPECT_NE(error_of(wrap("<integer>12a</integer>")).message().find("not an integer"),
+              std::string::npos);
+    EXPECT_NE(error_of(wrap("<real>x</real>")).message().find("not a real"), std::string::npos);
+    EXPECT_NE(error_of(wrap("<data>!!!</data>")).message().find("base64"), std::string::npos);
+    EXPECT_NE(error_of(wrap("<date>yesterday</date>")).message().find("not a date"),
+              std::string::npos);
+    EXPECT_NE(error_of(wrap("<true>yes</true>")).message().find("no content"), std::string::npos);
+    EXPECT_NE(error_of(wrap("<blob/>")).message().find("unknown element <blob>"),
+              std::string::npos);
+    EXPECT_NE(error_of(wrap("<dict><string>v</string></dict>")).message().find("without a <key>"),
+              std::string::npos);
+    EXPECT_NE(error_of(wrap("<dict><key>k</key></dict>")).message().find("has no value"),
+              std::string::npos);
+    EXPECT_NE(error_of(wrap("<array>text</array>")).message().find("text outside"),
+              std::string::npos);
+    EXPECT_NE(error_of(wrap("<string>a<b/></string>")).message().find("unexpected element"),
+              std::string::npos);
+    EXPECT_NE(error_of("<dict/>").message().find("must be <plist>"), std::string::npos);
+    EXPECT_NE(error_of(wrap("<true/><false/>")).message().find("more than one value"),
+              std::string::npos);
+    EXPECT_NE(error_of(wrap("")).message().find("empty"), std::string::npos);
+    EXPECT_FALSE(parse("").is_ok());
+}
+
+TEST(PlistHostile, ErrorsSayWhere) {
+    auto s = error_of(wrap("<dict><key>a</key><integer>x</integer></dict>"));
+    EXPECT_NE(s.message().find("offset"), std::string::npos) << s.message();
+}
+
+TEST(PlistHostile, InvalidUtf8) {
+    EXPECT_NE(error_of(wrap("<string>\xff\xfe</string>")).message().find("UTF-8"),
+              std::string::npos);
+    EXPECT_FALSE(parse(wrap("<string>\xc0\xaf</string>")).is_ok()) << "overlong";
+    EXPECT_FALSE(parse(wrap("<string>\xed\xa0\x80</string>")).is_ok()) << "surrogate";
+    EXPECT_FALSE(parse(wrap("<dict><key>\xe2\x82</key><true/></dict>")).is_ok()) << "truncated";
+    EXPECT_TRUE(parse(wrap("<string>\xe2\x82\xac \xf0\x9f\x98\x80</string>")).is_ok());
+}
+
+TEST(PlistHostile, DeepNestingIsRefusedWithoutRecursing) {
+    std::string open, close;
+    for (int i = 0; i < 100000; ++i) {
+        open += "<array>";
+        close += "</array>";
+    }
+    auto s = error_of(wrap(open + close));
+    EXPECT_NE(s.message().find("nested deeper"), std::string::npos) << s.message();
+    std::string ok_open, ok_close;
+    for (int i = 0; i < 60; ++i) {
+        ok_open += "<array>";
+        ok_close += "</array>";
+    }
+    EXPECT_TRUE(parse(wrap(ok_open + ok_close)).is_ok());
+}
+
+TEST(PlistHostile, MillionElementArrayWithinAndOverLimits) {
+    std::string body = "<array>";
+    body.reserve(1'000'000 * 8 + 32);
+    for (int i = 0; i < 1'000'000; ++i) body += "<true/>";
+    body += "</array>";
+    auto ok = parse(wrap(body), ParseLimits{.max_bytes = 64 << 20});
+    ASSERT_TRUE(ok.is_ok()) << ok.status().to_string();
+    EXPECT_EQ(ok->as_array()->size(), 1'000'000u);
+    auto over = error_of(wrap(body), ParseLimits{.max_bytes = 64 << 20, .max_elements = 1000});
+    EXPECT_NE(over.message().find("more than 1000 values"), std::string::npos);
+}
+
+TEST(PlistHostile, OversizedBodyIsTooLarge) {
+    std::string big = wrap("<data>" + std::string(2048, 'A') + "</data>");
+    auto r = parse(big, ParseLimits{.max_bytes = 1024});
+    ASSERT_FALSE(r.is_ok());
+    EXPECT_EQ(r.status().code(), Code::kTooLarge);
+}
+
+TEST(PlistHostile, HugeDataWithinLimitParses) {
+    std::string payload(4 << 20, 'A');
+    auto r = parse(wrap("<data>" + payload + "</data>"));
+    ASSERT_TRUE(r.is_ok());
+    EXPECT_EQ(r->as_data()->bytes.size(), 3u << 20);
+}
+
+TEST(PlistHostile, NonDictRootForParseDict) {
+    auto r = parse_dict(wrap("<array/>"));
+    ASSERT_FALSE(r.is_ok());
+    EXPECT_NE(r.status().message().find("not a <dict>"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace courier::plist
