@@ -140,7 +140,15 @@ Status SqliteStore::mark_token_invalid(const std::string& id, SysTime now) {
 
 Status SqliteStore::schedule_repush(const std::string& id, SysTime at, int attempts) {
     return write([&](Connection& c) {
-        c.prepare("UPDATE enrollments SET repush_at = ?2, repush_attempts = ?3 WHERE id = ?1")
+        // An enrollment whose queue emptied meanwhile (the device fetched its
+        // commands while the push was in flight) leaves the schedule instead.
+        c.prepare(fmt::format(
+             "UPDATE enrollments SET "
+             "repush_at = CASE WHEN EXISTS (SELECT 1 FROM targets WHERE enrollment_id = ?1 AND "
+             "status IN {0}) THEN ?2 ELSE NULL END, "
+             "repush_attempts = CASE WHEN EXISTS (SELECT 1 FROM targets WHERE enrollment_id = ?1 "
+             "AND status IN {0}) THEN ?3 ELSE 0 END WHERE id = ?1",
+             sqlite::kOpenStatuses))
             .bind(id, to_unix(at), attempts)
             .run();
         if (c.changes() == 0) return not_found("no enrollment " + id);

@@ -277,7 +277,9 @@ class Store {
     virtual Status mark_token_invalid(const std::string& id, SysTime now) = 0;
     // Re-push schedule: the next time an enrollment with undelivered commands
     // should be pushed again (cleared when its queue empties, on CheckOut,
-    // retirement and mark_token_invalid). due_repushes: ordered by due time.
+    // retirement and mark_token_invalid). schedule_repush sets it only while
+    // the enrollment has queued/sent/notnow targets, and clears it otherwise.
+    // due_repushes: ordered by due time.
     virtual Status schedule_repush(const std::string& id, SysTime at, int attempts) = 0;
     virtual Result<std::vector<RepushDue>> due_repushes(SysTime now, size_t limit) = 0;
 

@@ -1,0 +1,117 @@
+// Push scheduling: when and to whom Courier sends wake-ups, and what it does
+// with APNs' answers. Sits between the store and a Pusher.
+//
+// Rules (SPEC "APNs behaviour", "Settled details: push results"):
+// - at most one push in flight per enrollment: a push asked for while one is
+//   in flight joins it and reports its outcome (and its apns-id);
+// - 200 records the apns-id; 400 BadDeviceToken / 410 Unregistered mark the
+//   token invalid until the next TokenUpdate; 403 marks the certificate
+//   unusable; 429, 5xx and transport errors are retried through the re-push
+//   schedule with backoff and jitter;
+// - every attempt, including ones that never reach APNs (no certificate,
+//   expired certificate), is stored with its reason;
+// - an enrollment whose commands stay undelivered is pushed again after
+//   1 min, 5 min, 30 min, 2 h, then every 6 h (± 10 % jitter) until its queue
+//   is empty; the sweep takes at most `sweep_batch` enrollments per round.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "apns/pusher.h"
+#include "common/clock.h"
+#include "common/metrics.h"
+#include "db/store.h"
+
+namespace courier::apns {
+
+struct PushOutcome {
+    bool pushed = false;  // APNs answered 200
+    std::string apns_id;
+    std::string error;  // why not, when !pushed
+};
+
+struct PushServiceOptions {
+    size_t sweep_batch = 500;
+    std::chrono::milliseconds sweep_interval{5000};
+    int result_threads = 4;  // store writes after APNs answers (grouped by the store)
+    bool background_sweep = true;
+};
+
+// The re-push interval after `attempts` pushes (without jitter).
+std::chrono::seconds repush_interval(int attempts);
+
+class PushService {
+  public:
+    PushService(db::Store& store, Pusher& pusher, const Clock& clock, Metrics& metrics,
+                PushServiceOptions opts = {});
+    ~PushService();
+    PushService(const PushService&) = delete;
+    PushService& operator=(const PushService&) = delete;
+
+    void start();
+    // Stops the sweep and result threads; pending callbacks get "shutting down".
+    void stop();
+
+    using Done = std::function<void(const PushOutcome&)>;
+    // Wakes one enrollment. `done` runs once, on an internal thread.
+    void push(const std::string& enrollment_id, Done done,
+              std::optional<SysTime> command_expiry = std::nullopt);
+    // Pushes to each id and waits up to `timeout` for the answers; ids whose
+    // answer did not come in time get error "timed out waiting for APNs".
+    std::map<std::string, PushOutcome> push_and_wait(
+        const std::vector<std::string>& ids, std::chrono::milliseconds timeout,
+        std::optional<SysTime> command_expiry = std::nullopt);
+
+    // Drops cached credentials (after a push certificate upload or renewal).
+    void reload_certificates();
+    // One round of due re-pushes; returns how many were started.
+    size_t sweep_once();
+
+  private:
+    struct Inflight {
+        std::vector<Done> waiters;
+    };
+    void push_impl(const std::string& id, Done done, std::optional<SysTime> command_expiry,
+                   int attempts);
+    Result<std::shared_ptr<const Credentials>> credentials(const std::string& topic,
+                                                           int64_t* cert_id);
+    void finish(const std::string& id, const PushOutcome& outcome);
+    void on_result(const std::string& id, int64_t cert_id, int attempts, PushResult r);
+    void fail_now(const std::string& id, int attempts, const std::string& reason);
+    // Puts the enrollment back on the re-push schedule `after` from now (±10 %).
+    void schedule_next(const std::string& id, int attempts, std::chrono::seconds after);
+    void post(std::function<void()> task);
+    void worker_loop();
+    void sweep_loop();
+
+    db::Store& store_;
+    Pusher& pusher_;
+    const Clock& clock_;
+    Metrics& metrics_;
+    PushServiceOptions opts_;
+
+    std::mutex mu_;
+    std::unordered_map<std::string, Inflight> inflight_;
+    std::unordered_map<std::string, std::pair<int64_t, std::shared_ptr<const Credentials>>> creds_;
+
+    std::mutex task_mu_;
+    std::condition_variable task_cv_;
+    std::deque<std::function<void()>> tasks_;
+    bool stopping_ = false;
+    std::vector<std::thread> workers_;
+    std::thread sweeper_;
+    std::condition_variable sweep_cv_;
+};
+
+}  // namespace courier::apns

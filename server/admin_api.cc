@@ -1,0 +1,94 @@
+#include "server/admin_api.h"
+
+#include <spdlog/spdlog.h>
+
+#include "apns/push_service.h"
+#include "common/encoding.h"
+#include "server/admin_json.h"
+
+namespace courier::server {
+
+AdminApi::AdminApi(db::Store& store, apns::PushService& push, const Clock& clock, Metrics& metrics,
+                   AdminOptions opts)
+    : store_(store), push_(push), clock_(clock), metrics_(metrics), opts_(std::move(opts)) {}
+
+bool AdminApi::authorized(const Request& req) const {
+    const std::string* h = req.header("Authorization");
+    if (!h || opts_.api_key.empty()) return false;
+    std::string_view v = *h;
+    auto starts = [&](std::string_view p) {
+        return v.size() >= p.size() &&
+               std::equal(p.begin(), p.end(), v.begin(),
+                          [](char a, char b) { return std::tolower(a) == std::tolower(b); });
+    };
+    if (starts("Bearer ")) {
+        std::string_view key = v.substr(7);
+        while (!key.empty() && key.front() == ' ') key.remove_prefix(1);
+        return constant_time_equal(key, opts_.api_key);
+    }
+    if (starts("Basic ")) {
+        auto decoded = base64_decode(v.substr(6));
+        if (!decoded) return false;
+        auto colon = decoded->find(':');
+        if (colon == std::string::npos) return false;
+        return constant_time_equal(std::string_view(*decoded).substr(colon + 1), opts_.api_key);
+    }
+    return false;
+}
+
+Handler AdminApi::guarded(Handler h) const {
+    return [this, h = std::move(h)](Request& req) {
+        if (!authorized(req)) {
+            Response r = Response::error(401,
+                                         "missing or wrong API key (HTTP Basic password "
+                                         "or Bearer token)");
+            r.headers["WWW-Authenticate"] = "Basic realm=\"courier\"";
+            return r;
+        }
+        return h(req);
+    };
+}
+
+void AdminApi::register_routes(Router& r) {
+    auto bind = [this](Response (AdminApi::*m)(Request&)) {
+        return guarded([this, m](Request& req) { return (this->*m)(req); });
+    };
+    r.add("PUT", "/v1/pushcert", bind(&AdminApi::put_pushcert));
+    r.add("GET", "/v1/pushcert", bind(&AdminApi::get_pushcert));
+    r.add("GET", "/v1/pushcert/history", bind(&AdminApi::pushcert_history));
+    r.add("PUT", "/v1/enqueue/{ids}", bind(&AdminApi::enqueue));
+    r.add("POST", "/v1/commands", bind(&AdminApi::post_command));
+    r.add("GET", "/v1/commands", bind(&AdminApi::list_commands));
+    r.add("GET", "/v1/commands/{uuid}", bind(&AdminApi::get_command));
+    r.add("DELETE", "/v1/commands/{uuid}", bind(&AdminApi::delete_command));
+    r.add("GET", "/v1/devices", bind(&AdminApi::list_devices));
+    r.add("GET", "/v1/devices/{id}", bind(&AdminApi::get_device));
+    r.add("GET", "/v1/devices/{id}/commands", bind(&AdminApi::device_commands));
+    r.add("GET", "/v1/devices/{id}/timeline", bind(&AdminApi::device_timeline));
+    r.add("POST", "/v1/devices/{id}/retire",
+          guarded([this](Request& req) { return retire(req, true); }));
+    r.add("POST", "/v1/devices/{id}/unretire",
+          guarded([this](Request& req) { return retire(req, false); }));
+    r.add("GET", "/v1/push/{ids}", bind(&AdminApi::push_now));
+    r.add("POST", "/v1/enrollment-tokens", bind(&AdminApi::create_token));
+    r.add("GET", "/v1/enrollment-tokens", bind(&AdminApi::list_tokens));
+    r.add("DELETE", "/v1/enrollment-tokens/{id}", bind(&AdminApi::delete_token));
+    r.add("GET", "/metrics", [this](Request& req) {
+        if (!opts_.metrics_public && !authorized(req)) {
+            Response resp = Response::error(401, "metrics need the API key (or --metrics-public)");
+            resp.headers["WWW-Authenticate"] = "Basic realm=\"courier\"";
+            return resp;
+        }
+        return metrics(req);
+    });
+}
+
+Response AdminApi::metrics(Request&) {
+    Response r;
+    r.status = 200;
+    r.headers["Content-Type"] = "text/plain; version=0.0.4";
+    r.body = metrics_.render();
+    return r;
+}
+
+}  // namespace courier::server

@@ -1,0 +1,70 @@
+// The administrators' and helpdesk's REST API (SPEC "Admin REST API").
+// Handlers translate HTTP ↔ JSON and call the store and the push service;
+// they hold no state of their own.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "common/clock.h"
+#include "common/metrics.h"
+#include "db/store.h"
+#include "server/http.h"
+
+namespace courier::apns {
+class PushService;
+}
+
+namespace courier::server {
+
+struct AdminOptions {
+    std::string api_key;
+    int cert_warn_days = 10;
+    bool metrics_public = false;
+    std::string public_url;  // for enroll_url in token answers
+    std::chrono::milliseconds push_wait{5000};
+};
+
+class AdminApi {
+  public:
+    AdminApi(db::Store& store, apns::PushService& push, const Clock& clock, Metrics& metrics,
+             AdminOptions opts);
+
+    void register_routes(Router& router);
+
+    // true when the request carries the API key (Basic password or Bearer).
+    bool authorized(const Request& req) const;
+
+  private:
+    Handler guarded(Handler h) const;
+
+    // push certificates (admin_pushcert.cc)
+    Response put_pushcert(Request& req);
+    Response get_pushcert(Request& req);
+    Response pushcert_history(Request& req);
+    // commands (admin_commands.cc)
+    Response enqueue(Request& req);
+    Response post_command(Request& req);
+    Response get_command(Request& req);
+    Response delete_command(Request& req);
+    Response list_commands(Request& req);
+    // devices (admin_devices.cc)
+    Response list_devices(Request& req);
+    Response get_device(Request& req);
+    Response device_commands(Request& req);
+    Response device_timeline(Request& req);
+    Response retire(Request& req, bool retired);
+    Response push_now(Request& req);
+    Response create_token(Request& req);
+    Response list_tokens(Request& req);
+    Response delete_token(Request& req);
+    Response metrics(Request& req);
+
+    db::Store& store_;
+    apns::PushService& push_;
+    const Clock& clock_;
+    Metrics& metrics_;
+    AdminOptions opts_;
+};
+
+}  // namespace courier::server

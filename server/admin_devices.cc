@@ -1,0 +1,193 @@
+// Devices, their timelines, explicit pushes, retirement, enrollment tokens.
+#include <spdlog/spdlog.h>
+
+#include <set>
+
+#include "apns/push_service.h"
+#include "certs/x509.h"
+#include "common/encoding.h"
+#include "server/admin_api.h"
+#include "server/admin_json.h"
+
+namespace courier::server {
+
+namespace json = boost::json;
+
+Response AdminApi::list_devices(Request& req) {
+    db::EnrollmentFilter f;
+    if (std::string s = req.query_or("state"); !s.empty()) {
+        for (auto st : {db::EnrollmentState::kPending, db::EnrollmentState::kEnrolled,
+                        db::EnrollmentState::kUnenrolled, db::EnrollmentState::kRetired})
+            if (s == db::state_name(st)) f.state = st;
+        if (!f.state)
+            return Response::error(400, "state: one of pending, enrolled, unenrolled, retired");
+    }
+    if (std::string s = req.query_or("enrolled"); !s.empty()) {
+        if (s != "true" && s != "1")
+            return Response::error(400, "enrolled: only true is supported");
+        f.state = db::EnrollmentState::kEnrolled;
+    }
+    f.topic = req.query_or("topic");
+    f.serial_number = req.query_or("serial_number");
+    if (std::string s = req.query_or("seen_since"); !s.empty()) {
+        f.seen_since = parse_rfc3339(s);
+        if (!f.seen_since) return Response::error(400, "seen_since: not an RFC 3339 time");
+    }
+    auto page = page_from(req);
+    if (!page.is_ok()) return Response::error(400, page.status().message());
+    auto list = store_.list_enrollments(f, *page);
+    if (!list.is_ok()) return Response::error(400, list.status().message());
+    json::array items;
+    for (const auto& e : list->items) items.push_back(device_json(e));
+    return json_response(200, page_json(std::move(items), list->next_cursor));
+}
+
+Response AdminApi::get_device(Request& req) {
+    auto e = store_.enrollment(req.params["id"]);
+    if (!e.is_ok()) {
+        if (e.status().code() == Code::kNotFound)
+            return Response::error(404, "no enrollment " + req.params["id"]);
+        return Response::error(503, "store unavailable");
+    }
+    return json_response(200, device_json(*e));
+}
+
+Response AdminApi::device_commands(Request& req) {
+    auto e = store_.enrollment(req.params["id"]);
+    if (!e.is_ok()) return Response::error(404, "no enrollment " + req.params["id"]);
+    db::CommandFilter f;
+    f.enrollment_id = req.params["id"];
+    if (std::string s = req.query_or("status"); !s.empty()) {
+        f.status = db::parse_target_status(s);
+        if (!f.status) return Response::error(400, "status: unknown status " + s);
+    }
+    auto page = page_from(req);
+    if (!page.is_ok()) return Response::error(400, page.status().message());
+    auto list = store_.list_commands(f, *page);
+    if (!list.is_ok()) return Response::error(400, list.status().message());
+    json::array items;
+    for (const auto& c : list->items) items.push_back(command_json(c, true));
+    return json_response(200, page_json(std::move(items), list->next_cursor));
+}
+
+Response AdminApi::device_timeline(Request& req) {
+    auto e = store_.enrollment(req.params["id"]);
+    if (!e.is_ok()) return Response::error(404, "no enrollment " + req.params["id"]);
+    auto page = page_from(req);
+    if (!page.is_ok()) return Response::error(400, page.status().message());
+    auto events = store_.timeline(req.params["id"], static_cast<size_t>(page->limit));
+    if (!events.is_ok()) return Response::error(503, "store unavailable");
+    json::array items;
+    for (const auto& ev : *events)
+        items.push_back(
+            json::object{{"at", format_rfc3339(ev.at)}, {"kind", ev.kind}, {"detail", ev.detail}});
+    return json_response(200, json::object{{"items", std::move(items)}});
+}
+
+Response AdminApi::retire(Request& req, bool retired) {
+    const std::string& id = req.params["id"];
+    auto s = store_.set_retired(id, retired, clock_.now());
+    if (!s.is_ok()) {
+        if (s.code() == Code::kNotFound) return Response::error(404, "no enrollment " + id);
+        return Response::error(503, "store unavailable");
+    }
+    spdlog::warn("enrollment {} {} by an administrator", id, retired ? "retired" : "un-retired");
+    auto e = store_.enrollment(id);
+    if (!e.is_ok()) return Response::error(503, "store unavailable");
+    return json_response(200, device_json(*e));
+}
+
+Response AdminApi::push_now(Request& req) {
+    if (req.target.size() > 8192) return Response::error(414, "too many ids for a URL");
+    auto ids = split_ids(req.params["ids"]);
+    if (ids.empty()) return Response::error(400, "no enrollment id in the path");
+    auto known = store_.existing_enrollments(ids);
+    if (!known.is_ok()) return Response::error(503, "store unavailable");
+    std::set<std::string> known_set(known->begin(), known->end());
+    json::object status;
+    std::vector<std::string> to_push;
+    for (const auto& id : ids) {
+        if (known_set.count(id))
+            to_push.push_back(id);
+        else
+            status[id] = json::object{{"push_error", "no enrollment with this id"}};
+    }
+    if (to_push.empty())
+        return json_response(404, json::object{{"error", "none of the ids is enrolled"},
+                                               {"status", std::move(status)}});
+    auto outcomes = push_.push_and_wait(to_push, opts_.push_wait);
+    size_t pushed = 0;
+    for (const auto& id : to_push) {
+        const auto& o = outcomes[id];
+        if (o.pushed) {
+            ++pushed;
+            status[id] = json::object{{"push_result", o.apns_id}};
+        } else {
+            status[id] = json::object{{"push_error", o.error}};
+        }
+    }
+    int code =
+        pushed == ids.size() ? 200 : (pushed == 0 && to_push.size() == ids.size() ? 502 : 207);
+    return json_response(code, json::object{{"status", std::move(status)}});
+}
+
+Response AdminApi::create_token(Request& req) {
+    db::EnrollmentToken t;
+    t.uses_left = 1;
+    if (!req.body.empty()) {
+        boost::system::error_code ec;
+        json::value body = json::parse(req.body, ec);
+        if (ec || !body.is_object()) return Response::error(400, "body must be a JSON object");
+        const auto& o = body.as_object();
+        if (const auto* u = o.if_contains("uses")) {
+            if (!u->is_int64() || (u->as_int64() < 1 && u->as_int64() != -1))
+                return Response::error(400, "uses: a positive number, or -1 for unlimited");
+            t.uses_left = u->as_int64();
+        }
+        if (const auto* e = o.if_contains("expires_at"); e && !e->is_null()) {
+            if (e->is_string()) t.expires_at = parse_rfc3339(std::string(e->as_string()));
+            if (!t.expires_at) return Response::error(400, "expires_at: not an RFC 3339 time");
+        }
+        if (const auto* n = o.if_contains("note")) {
+            if (!n->is_string()) return Response::error(400, "note: must be a string");
+            t.note = std::string(n->as_string());
+        }
+    }
+    std::string token = random_token(24);
+    t.id = random_token(8);
+    t.token_sha256 = certs::sha256_hex(token);
+    t.created_at = clock_.now();
+    if (auto s = store_.put_enrollment_token(t); !s.is_ok())
+        return Response::error(503, "store unavailable");
+    json::object o{{"id", t.id},
+                   {"token", token},
+                   {"uses_left", t.uses_left},
+                   {"expires_at", time_json(t.expires_at)},
+                   {"note", t.note},
+                   {"enroll_url", opts_.public_url + "/enroll?token=" + token}};
+    return json_response(201, o);
+}
+
+Response AdminApi::list_tokens(Request&) {
+    auto list = store_.enrollment_tokens();
+    if (!list.is_ok()) return Response::error(503, "store unavailable");
+    json::array items;
+    for (const auto& t : *list)
+        items.push_back(json::object{{"id", t.id},
+                                     {"uses_left", t.uses_left},
+                                     {"expires_at", time_json(t.expires_at)},
+                                     {"created_at", format_rfc3339(t.created_at)},
+                                     {"note", t.note}});
+    return json_response(200, json::object{{"items", std::move(items)}});
+}
+
+Response AdminApi::delete_token(Request& req) {
+    auto s = store_.delete_enrollment_token(req.params["id"]);
+    if (!s.is_ok()) {
+        if (s.code() == Code::kNotFound) return Response::error(404, "no such token");
+        return Response::error(503, "store unavailable");
+    }
+    return json_response(200, json::object{{"deleted", req.params["id"]}});
+}
+
+}  // namespace courier::server

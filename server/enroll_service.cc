@@ -1,0 +1,91 @@
+#include "server/enroll_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include "certs/pkcs.h"
+#include "common/encoding.h"
+#include "mdm/profile.h"
+
+namespace courier::server {
+
+EnrollService::EnrollService(db::Store& store, const certs::CertificateAuthority& ca,
+                             certs::Identity profile_signer, EnrollOptions opts, const Clock& clock)
+    : store_(store),
+      ca_(ca),
+      signer_(std::move(profile_signer)),
+      opts_(std::move(opts)),
+      clock_(clock) {}
+
+Response EnrollService::handle(Request& req) {
+    // The topic first: a token must not be used up by a request that fails.
+    std::string topic = req.query_or("topic");
+    if (topic.empty()) {
+        auto certs = store_.active_push_certs();
+        if (!certs.is_ok()) return Response::error(503, "store unavailable");
+        const db::PushCert* newest = nullptr;
+        for (const auto& c : *certs)
+            if (!newest || c.uploaded_at > newest->uploaded_at) newest = &c;
+        if (!newest)
+            return Response::error(503,
+                                   "no push certificate yet: import one (PUT /v1/pushcert or "
+                                   "`courier pushcert import`) before enrolling devices");
+        topic = newest->topic;
+    } else {
+        auto c = store_.active_push_cert(topic);
+        if (!c.is_ok()) return Response::error(503, "store unavailable");
+        if (!c->has_value()) return Response::error(404, "no push certificate for topic " + topic);
+    }
+
+    std::string token = req.query_or("token");
+    if (!token.empty()) {
+        auto s = store_.consume_enrollment_token(certs::sha256_hex(token), clock_.now());
+        if (!s.is_ok()) {
+            spdlog::warn("/enroll refused from {}: enrollment token {}", req.remote_address,
+                         s.message());
+            if (s.code() == Code::kForbidden)
+                return Response::error(403, "enrollment token is unknown, expired or used up");
+            return Response::error(503, "store unavailable");
+        }
+    } else if (!opts_.enroll_open) {
+        return Response::error(403, "an enrollment token is required: /enroll?token=…");
+    }
+
+    certs::IssueOptions io;
+    io.common_name = "Courier device identity " + random_uuid();
+    io.days = opts_.identity_days;
+    io.server_auth = false;
+    auto identity = ca_.issue(io);
+    if (!identity.is_ok()) {
+        spdlog::error("/enroll: issuing identity: {}", identity.status().to_string());
+        return Response::error(500, "could not issue a device identity");
+    }
+    std::string password = random_token(12);
+    auto p12 = certs::make_pkcs12(*identity, password, "Courier device identity");
+    if (!p12.is_ok()) {
+        spdlog::error("/enroll: PKCS#12: {}", p12.status().to_string());
+        return Response::error(500, "could not pack the device identity");
+    }
+    mdm::EnrollmentProfile p;
+    p.topic = topic;
+    p.server_url = opts_.public_url + "/mdm";
+    p.checkin_url = opts_.public_url + "/checkin";
+    p.sign_message = opts_.sign_message;
+    p.identity_p12 = std::move(*p12);
+    p.identity_password = password;
+    p.root_ca_der = opts_.root_ca_der;
+    auto signed_profile = certs::cms_sign_attached(mdm::build_enrollment_profile(p), signer_);
+    if (!signed_profile.is_ok()) {
+        spdlog::error("/enroll: signing: {}", signed_profile.status().to_string());
+        return Response::error(500, "could not sign the enrollment profile");
+    }
+    spdlog::info("/enroll: profile with topic {} issued to {}{}", topic, req.remote_address,
+                 token.empty() ? "" : " (token)");
+    Response r;
+    r.status = 200;
+    r.headers["Content-Type"] = "application/x-apple-aspen-config";
+    r.headers["Content-Disposition"] = "attachment; filename=\"courier.mobileconfig\"";
+    r.body = std::move(*signed_profile);
+    return r;
+}
+
+}  // namespace courier::server

@@ -1,0 +1,39 @@
+// GET /enroll: the signed enrollment profile with a fresh device identity.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "certs/authority.h"
+#include "common/clock.h"
+#include "db/store.h"
+#include "server/http.h"
+
+namespace courier::server {
+
+struct EnrollOptions {
+    std::string public_url;   // https://host:port, no trailing slash
+    bool enroll_open = true;  // false: ?token= required
+    bool sign_message = false;
+    std::optional<std::string> root_ca_der;  // server CA to install (self-issued TLS)
+    int identity_days = 730;
+};
+
+class EnrollService {
+  public:
+    EnrollService(db::Store& store, const certs::CertificateAuthority& ca,
+                  certs::Identity profile_signer, EnrollOptions opts, const Clock& clock);
+
+    // 200 signed profile; 403 JSON for a bad/used/missing token (a browser is
+    // fetching); 503 JSON when no push certificate exists yet.
+    Response handle(Request& req);
+
+  private:
+    db::Store& store_;
+    const certs::CertificateAuthority& ca_;
+    certs::Identity signer_;
+    EnrollOptions opts_;
+    const Clock& clock_;
+};
+
+}  // namespace courier::server
