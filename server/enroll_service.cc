@@ -16,6 +16,11 @@ EnrollService::EnrollService(db::Store& store, const certs::CertificateAuthority
       opts_(std::move(opts)),
       clock_(clock) {}
 
+void EnrollService::set_public_url(std::string url) {
+    std::lock_guard lock(mu_);
+    opts_.public_url = std::move(url);
+}
+
 Response EnrollService::handle(Request& req) {
     // The topic first: a token must not be used up by a request that fails.
     std::string topic = req.query_or("topic");
@@ -67,8 +72,11 @@ Response EnrollService::handle(Request& req) {
     }
     mdm::EnrollmentProfile p;
     p.topic = topic;
-    p.server_url = opts_.public_url + "/mdm";
-    p.checkin_url = opts_.public_url + "/checkin";
+    {
+        std::lock_guard lock(mu_);
+        p.server_url = opts_.public_url + "/mdm";
+        p.checkin_url = opts_.public_url + "/checkin";
+    }
     p.sign_message = opts_.sign_message;
     p.identity_p12 = std::move(*p12);
     p.identity_password = password;

@@ -1,6 +1,7 @@
 // GET /enroll: the signed enrollment profile with a fresh device identity.
 #pragma once
 
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -27,11 +28,14 @@ class EnrollService {
     // 200 signed profile; 403 JSON for a bad/used/missing token (a browser is
     // fetching); 503 JSON when no push certificate exists yet.
     Response handle(Request& req);
+    // The URL written into profiles, when it is known only after binding.
+    void set_public_url(std::string url);
 
   private:
     db::Store& store_;
     const certs::CertificateAuthority& ca_;
     certs::Identity signer_;
+    std::mutex mu_;  // guards opts_.public_url
     EnrollOptions opts_;
     const Clock& clock_;
 };
