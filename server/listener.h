@@ -27,16 +27,16 @@ struct ListenerOptions {
     size_t body_limit = 16 * 1024 * 1024;
     std::chrono::seconds read_timeout{30};   // a request must arrive whole within this
     std::chrono::seconds idle_timeout{120};  // keep-alive connections idle this long close
-    int io_threads = 0;       // 0: hardware concurrency
-    int worker_threads = 0;   // 0: 4 × hardware concurrency
-    size_t max_connections = 10000;  // beyond: accepted and closed at once
+    int io_threads = 0;                      // 0: hardware concurrency
+    int worker_threads = 0;                  // 0: 4 × hardware concurrency
+    size_t max_connections = 10000;          // beyond: accepted and closed at once
 };
 
 // Called once per request on a worker thread. `log` gets the request line.
 using RequestHandler = std::function<Response(Request&)>;
 
 class HttpServer {
-public:
+  public:
     HttpServer(ListenerOptions opts, RequestHandler handler);
     ~HttpServer();
     HttpServer(const HttpServer&) = delete;
@@ -52,8 +52,9 @@ public:
     uint16_t http_port() const;
     size_t open_connections() const;
 
-private:
-    struct Impl;
+    struct Impl;  // opaque; public so the connection code in listener.cc can name it
+
+  private:
     std::unique_ptr<Impl> impl_;
 };
 

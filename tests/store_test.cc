@@ -656,6 +656,8 @@ TEST_P(StoreTest, RepushesAreDueInTimeOrderAndBounded) {
     enroll("A");
     enroll("B");
     enroll("C");
+    enroll("D");
+    enqueue({"A", "B", "C", "D"});
     ASSERT_TRUE(store_->schedule_repush("A", kT0 + 30s, 2));
     ASSERT_TRUE(store_->schedule_repush("B", kT0 + 10s, 1));
     ASSERT_TRUE(store_->schedule_repush("C", kT0 + 90s, 1));
@@ -667,6 +669,12 @@ TEST_P(StoreTest, RepushesAreDueInTimeOrderAndBounded) {
     EXPECT_EQ((*due)[1].enrollment_id, "A");
     EXPECT_EQ((*due)[1].attempts, 2);
     EXPECT_EQ(store_->due_repushes(kT0 + 60s, 1)->size(), 1u);
+}
+
+TEST_P(StoreTest, RepushIsNotScheduledWithoutOpenCommands) {
+    enroll("A");
+    ASSERT_TRUE(store_->schedule_repush("A", kT0 + 10s, 1));
+    EXPECT_TRUE(store_->due_repushes(kT0 + 60s, 10)->empty());
 }
 
 TEST_P(StoreTest, RepushScheduleIsClearedWhenTheQueueEmpties) {
