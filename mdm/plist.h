@@ -58,8 +58,8 @@ public:
     const Array* find_array(std::string_view key) const;
 
     const std::vector<Entry>& entries() const { return entries_; }
-    size_t size() const { return entries_.size(); }
-    bool empty() const { return entries_.empty(); }
+    size_t size() const;  // defined below Value: clang needs Value complete
+    bool empty() const;
     bool operator==(const Dict& other) const;
 
 private:
@@ -104,6 +104,13 @@ private:
     // Order matches Type.
     std::variant<std::string, int64_t, double, bool, Data, Date, Array, Dict> v_;
 };
+
+inline size_t Dict::size() const {
+    return entries_.size();
+}
+inline bool Dict::empty() const {
+    return entries_.empty();
+}
 
 struct ParseLimits {
     size_t max_bytes = 16 * 1024 * 1024;

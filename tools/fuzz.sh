@@ -21,7 +21,7 @@ for bin in "$dir"/tests/fuzz/fuzz_*; do
       -print_final_stats=0 "$corpus" "$seeds" >"$dir/$name.log" 2>&1; then
     echo "fuzz: $name FAILED (see $dir/$name.log and $crashes/)"; tail -30 "$dir/$name.log"; status=1
   else
-    echo "fuzz: $name ok ($(grep -o 'stat::number_of_executed_units: *[0-9]*' "$dir/$name.log" | grep -o '[0-9]*$' || echo '?') runs)"
+    echo "fuzz: $name ok ($(grep -o 'Done [0-9]* runs' "$dir/$name.log" | grep -o '[0-9]*' || echo '?') runs in ${seconds} s)"
   fi
 done
 exit $status
