@@ -39,7 +39,7 @@ using Array = std::vector<Value>;
 // <dict>: keys are unique; insertion order is kept so a written plist reads
 // like the one it came from.
 class Dict {
-public:
+  public:
     using Entry = std::pair<std::string, Value>;
 
     const Value* find(std::string_view key) const;
@@ -62,7 +62,7 @@ public:
     bool empty() const;
     bool operator==(const Dict& other) const;
 
-private:
+  private:
     std::vector<Entry> entries_;
 };
 
@@ -70,18 +70,18 @@ enum class Type { kString, kInteger, kReal, kBoolean, kData, kDate, kArray, kDic
 const char* type_name(Type t);  // "string", "integer", ... as in Apple's schema
 
 class Value {
-public:
+  public:
     Value() : v_(std::string()) {}
-    Value(std::string s) : v_(std::move(s)) {}  // NOLINT: values convert implicitly
+    Value(std::string s) : v_(std::move(s)) {}    // NOLINT: values convert implicitly
     Value(const char* s) : v_(std::string(s)) {}  // NOLINT
-    Value(int64_t i) : v_(i) {}  // NOLINT
-    Value(int i) : v_(int64_t{i}) {}  // NOLINT
-    Value(double d) : v_(d) {}  // NOLINT
-    Value(bool b) : v_(b) {}  // NOLINT
-    Value(Data d) : v_(std::move(d)) {}  // NOLINT
-    Value(Date d) : v_(d) {}  // NOLINT
-    Value(Array a) : v_(std::move(a)) {}  // NOLINT
-    Value(Dict d) : v_(std::move(d)) {}  // NOLINT
+    Value(int64_t i) : v_(i) {}                   // NOLINT
+    Value(int i) : v_(int64_t{i}) {}              // NOLINT
+    Value(double d) : v_(d) {}                    // NOLINT
+    Value(bool b) : v_(b) {}                      // NOLINT
+    Value(Data d) : v_(std::move(d)) {}           // NOLINT
+    Value(Date d) : v_(d) {}                      // NOLINT
+    Value(Array a) : v_(std::move(a)) {}          // NOLINT
+    Value(Dict d) : v_(std::move(d)) {}           // NOLINT
 
     Type type() const { return static_cast<Type>(v_.index()); }
     bool is(Type t) const { return type() == t; }
@@ -100,7 +100,7 @@ public:
 
     bool operator==(const Value& other) const { return v_ == other.v_; }
 
-private:
+  private:
     // Order matches Type.
     std::variant<std::string, int64_t, double, bool, Data, Date, Array, Dict> v_;
 };
@@ -114,7 +114,7 @@ inline bool Dict::empty() const {
 
 struct ParseLimits {
     size_t max_bytes = 16 * 1024 * 1024;
-    size_t max_depth = 64;           // nested arrays/dicts
+    size_t max_depth = 64;            // nested arrays/dicts
     size_t max_elements = 2'000'000;  // values in the whole document
 };
 

@@ -295,6 +295,10 @@ void App::stop() {
     spdlog::info("courier stopped");
 }
 
+std::vector<std::string> App::routes() const {
+    return router_ ? router_->routes() : std::vector<std::string>{};
+}
+
 uint16_t App::https_port() const {
     return http_ ? http_->https_port() : 0;
 }

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/metrics.h"
@@ -60,6 +61,8 @@ class App {
     db::Store& store() { return *store_; }
     apns::PushService& push_service() { return *push_; }
     Metrics& metrics() { return metrics_; }
+    // "METHOD /pattern" for every route served (the OpenAPI coverage test).
+    std::vector<std::string> routes() const;
 
   private:
     Status prepare_data_dir();

@@ -88,7 +88,7 @@ HttpReply SimDevice::put(const std::string& path, const std::string& body,
         }
         sig_header = "Mdm-Signature: " + *sig;
         headers = curl_slist_append(headers, sig_header.c_str());
-    } else {
+    } else if (!cfg_.identity_cert_pem.empty()) {
         curl_blob cert{const_cast<char*>(cfg_.identity_cert_pem.data()),
                        cfg_.identity_cert_pem.size(), CURL_BLOB_NOCOPY};
         curl_blob key{const_cast<char*>(cfg_.identity_key_pem.data()), cfg_.identity_key_pem.size(),

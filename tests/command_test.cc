@@ -1,0 +1,242 @@
+// Commands administrators submit: the raw-plist path (structure only, bytes
+// kept) and the JSON path (validated against Apple's schema table).
+#include "mdm/command.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <regex>
+#include <sstream>
+
+#include "common/encoding.h"
+#include "mdm/json_plist.h"
+
+namespace courier::mdm {
+namespace {
+
+namespace json = boost::json;
+
+json::object obj(const std::string& text) {
+    return json::parse(text).as_object();
+}
+
+plist::Dict envelope_of(const Command& c) {
+    auto d = plist::parse_dict(c.plist);
+    EXPECT_TRUE(d.is_ok()) << c.plist;
+    return d.is_ok() ? *d : plist::Dict();
+}
+
+const std::string kCmdr =
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+    "<!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" "
+    "\"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n"
+    "<plist version=\"1.0\">\n<dict>\n\t<key>Command</key>\n\t<dict>\n"
+    "\t\t<key>RequestType</key>\n\t\t<string>ProfileList</string>\n\t</dict>\n"
+    "\t<key>CommandUUID</key>\n\t<string>abc-123</string>\n</dict>\n</plist>\n";
+
+TEST(RawCommand, CmdrOutputWithDoctypeIsKeptByteForByte) {
+    auto c = command_from_raw_plist(kCmdr);
+    ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+    EXPECT_EQ(c->uuid, "abc-123");
+    EXPECT_EQ(c->request_type, "ProfileList");
+    EXPECT_EQ(c->plist, kCmdr);
+}
+
+TEST(RawCommand, MissingUuidIsGeneratedIntoTheEnvelope) {
+    auto c = command_from_raw_plist(
+        "<plist><dict><key>Command</key><dict><key>RequestType</key><string>Custom.Thing</string>"
+        "<key>X</key><integer>-5</integer></dict></dict></plist>");
+    ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+    EXPECT_TRUE(std::regex_match(c->uuid, std::regex("[0-9A-F-]{36}"))) << c->uuid;
+    auto env = envelope_of(*c);
+    EXPECT_EQ(*env.find_string("CommandUUID"), c->uuid);
+    EXPECT_EQ(*env.find_dict("Command")->find_integer("X"), -5);
+    EXPECT_EQ(c->request_type, "Custom.Thing") << "types unknown to the schema pass";
+}
+
+TEST(RawCommand, StructuralErrorsNameWhatIsWrong) {
+    struct Case {
+        std::string body, want;
+    };
+    for (const auto& c : std::vector<Case>{
+             {"", "command plist"},
+             {"<plist><array/></plist>", "root"},
+             {"<plist><dict/></plist>", "Command: required"},
+             {"<plist><dict><key>Command</key><string>x</string></dict></plist>", "Command"},
+             {"<plist><dict><key>Command</key><dict/></dict></plist>", "RequestType"},
+             {"<plist><dict><key>Command</key><dict><key>RequestType</key><integer>1</integer>"
+              "</dict></dict></plist>",
+              "RequestType"},
+             {"<plist><dict><key>Command</key><dict><key>RequestType</key><string>A</string>"
+              "</dict><key>CommandUUID</key><integer>1</integer></dict></plist>",
+              "CommandUUID"},
+             {"<!DOCTYPE plist [<!ENTITY x \"y\">]><plist><dict/></plist>", "command plist"},
+         }) {
+        auto r = command_from_raw_plist(c.body);
+        ASSERT_FALSE(r.is_ok()) << c.body;
+        EXPECT_EQ(r.status().code(), Code::kInvalid);
+        EXPECT_NE(r.status().message().find(c.want), std::string::npos)
+            << c.body << " → " << r.status().message();
+    }
+}
+
+TEST(JsonCommand, DeviceLockBuildsTheEnvelope) {
+    auto c = command_from_json(
+        obj(R"({"RequestType":"DeviceLock","Message":"Lost","PIN":"123456"})"), false, "U-1");
+    ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+    EXPECT_EQ(c->uuid, "U-1");
+    EXPECT_EQ(c->request_type, "DeviceLock");
+    auto env = envelope_of(*c);
+    EXPECT_EQ(*env.find_string("CommandUUID"), "U-1");
+    const plist::Dict* cmd = env.find_dict("Command");
+    ASSERT_NE(cmd, nullptr);
+    EXPECT_EQ(*cmd->find_string("RequestType"), "DeviceLock");
+    EXPECT_EQ(*cmd->find_string("PIN"), "123456");
+    EXPECT_EQ(*cmd->find_string("Message"), "Lost");
+}
+
+TEST(JsonCommand, RefusalsNameTheKey) {
+    struct Case {
+        std::string json, want;
+    };
+    for (const auto& c : std::vector<Case>{
+             {R"({})", "RequestType: required"},
+             {R"({"RequestType":5})", "RequestType: must be"},
+             {R"({"RequestType":"NoSuch"})", "unknown request type 'NoSuch'"},
+             {R"({"RequestType":"DeviceLock","PIN":"12345"})",
+              "DeviceLock.PIN: must be six digits"},
+             {R"({"RequestType":"DeviceLock","PIN":"12345a"})", "DeviceLock.PIN"},
+             {R"({"RequestType":"DeviceLock","PIN":123456})", "DeviceLock.PIN: must be a string"},
+             {R"({"RequestType":"DeviceLock","Pin":"123456"})", "DeviceLock.Pin: unknown key"},
+             {R"({"RequestType":"InstallProfile"})", "InstallProfile.Payload: required"},
+             {R"({"RequestType":"InstallProfile","Payload":"!!"})",
+              "InstallProfile.Payload: not valid base64"},
+             {R"({"RequestType":"InstallProfile","Payload":"aGVsbG8="})",
+              "InstallProfile.Payload: not a configuration profile"},
+             {R"({"RequestType":"DeviceInformation"})", "DeviceInformation.Queries: required"},
+             {R"({"RequestType":"DeviceInformation","Queries":"UDID"})",
+              "Queries: must be an array"},
+             {R"({"RequestType":"DeviceInformation","Queries":[1]})",
+              "Queries[0]: must be a string"},
+             {R"({"RequestType":"DeviceLock","Message":null})", "null"},
+             {R"({"RequestType":"DisableLostMode","X":1})", "this command takes no keys"},
+             {R"({"RequestType":"Settings","Settings":[{"Item":7}]})",
+              "Settings[0].Item: must be a string"},
+         }) {
+        auto r = command_from_json(obj(c.json));
+        ASSERT_FALSE(r.is_ok()) << c.json;
+        EXPECT_NE(r.status().message().find(c.want), std::string::npos)
+            << c.json << " → " << r.status().message();
+    }
+}
+
+TEST(JsonCommand, DataIsBase64AndProfilesArePlistOrCms) {
+    std::string profile = "<?xml version=\"1.0\"?><plist><dict/></plist>";
+    auto c = command_from_json(
+        obj(R"({"RequestType":"InstallProfile","Payload":")" + base64_encode(profile) + "\"}"));
+    ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+    auto env = envelope_of(*c);
+    EXPECT_EQ(env.find_dict("Command")->find_data("Payload")->bytes, profile);
+    std::string cms = std::string("\x30\x82\x05\x00", 4) + std::string(40, '\x01');
+    EXPECT_TRUE(command_from_json(obj(R"({"RequestType":"InstallProfile","Payload":")" +
+                                      base64_encode(cms) + "\"}"))
+                    .is_ok());
+}
+
+TEST(JsonCommand, IntegersAndNestedDictionariesFollowTheSchema) {
+    // Settings: an array of free-form dictionaries.
+    auto c = command_from_json(obj(
+        R"({"RequestType":"Settings","Settings":[{"Item":"DeviceName","DeviceName":"Kiosk 4"}]})"));
+    ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+    auto env = envelope_of(*c);
+    const plist::Array* s = env.find_dict("Command")->find_array("Settings");
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(*(*s)[0].as_dict()->find_string("DeviceName"), "Kiosk 4");
+
+    const CommandSpec* spec = find_command_spec("EraseDevice");
+    ASSERT_NE(spec, nullptr);
+    EXPECT_FALSE(command_from_json(obj(R"({"RequestType":"EraseDevice","PIN":"123456",
+                                          "PreserveDataPlan":"yes"})"))
+                     .is_ok());
+}
+
+TEST(JsonCommand, UnknownTypesPassOnlyWhenAllowed) {
+    auto c = command_from_json(obj(R"({"RequestType":"Vendor.Thing","N":2,"F":1.5,"B":true,
+                                      "A":["x"],"D":{"k":"v"}})"),
+                               true);
+    ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+    auto env = envelope_of(*c);
+    const plist::Dict* cmd = env.find_dict("Command");
+    ASSERT_NE(cmd, nullptr);
+    EXPECT_EQ(*cmd->find_integer("N"), 2);
+    EXPECT_EQ(*cmd->find("F")->as_real(), 1.5);
+    EXPECT_TRUE(*cmd->find_bool("B"));
+}
+
+// Every command in the facts table is in Courier's, and one built from its
+// required keys with placeholder values validates.
+TEST(CommandTable, CoversEveryCommandOfTheFactsTable) {
+    // tests/fixtures holds a copy of ../shared/conformance/commands.json.
+    std::ifstream in(std::filesystem::path(COURIER_FIXTURES_DIR) / "commands.json");
+    ASSERT_TRUE(in) << "tests/fixtures/commands.json";
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto root = json::parse(ss.str()).as_object();
+    const auto& commands = root.at("commands").as_object();
+    EXPECT_EQ(command_spec_count(), commands.size());
+    for (const auto& [name, _] : commands) {
+        const CommandSpec* spec = find_command_spec(std::string(name));
+        ASSERT_NE(spec, nullptr) << name;
+        json::object cmd{{"RequestType", name}};
+        std::function<json::value(const KeySpec&)> sample = [&](const KeySpec& k) -> json::value {
+            if (k.any_type) return "x";
+            switch (k.type) {
+                case plist::Type::kString:
+                    return k.key == "PIN" ? "123456" : "x";
+                case plist::Type::kInteger:
+                    return 1;
+                case plist::Type::kReal:
+                    return 1.5;
+                case plist::Type::kBoolean:
+                    return true;
+                case plist::Type::kData:
+                    return json::value(base64_encode("<plist><dict/></plist>"));
+                case plist::Type::kDate:
+                    return "2026-01-07T04:04:46Z";
+                case plist::Type::kArray:
+                    return k.subkeys.empty() ? json::array{} : json::array{sample(k.subkeys[0])};
+                case plist::Type::kDict: {
+                    json::object o;
+                    for (const auto& s : k.subkeys)
+                        if (s.required) o[s.key] = sample(s);
+                    return o;
+                }
+            }
+            return nullptr;
+        };
+        for (const auto& k : spec->keys)
+            if (k.required) cmd[k.key] = sample(k);
+        auto r = command_from_json(cmd);
+        EXPECT_TRUE(r.is_ok()) << name << ": " << r.status().to_string();
+    }
+}
+
+TEST(JsonPlist, ResultsConvertForAdministrators) {
+    plist::Dict d;
+    d.set("S", plist::Value("text"));
+    d.set("I", plist::Value(int64_t{-70000}));
+    d.set("R", plist::Value(2.5));
+    d.set("B", plist::Value(false));
+    d.set("D", plist::Value(plist::Data{std::string("\x00\xff", 2)}));
+    d.set("T", plist::Value(plist::Date{SysTime(std::chrono::seconds(1767758686))}));
+    d.set("A", plist::Value(plist::Array{plist::Value("x"), plist::Value(1)}));
+    EXPECT_EQ(
+        json::serialize(plist_to_json(plist::Value(d))),
+        R"({"S":"text","I":-70000,"R":2.5E0,"B":false,"D":"AP8=","T":"2026-01-07T04:04:46Z","A":["x",1]})");
+}
+
+}  // namespace
+}  // namespace courier::mdm

@@ -1,0 +1,73 @@
+// A whole Courier in-process for end-to-end tests: App on 127.0.0.1 port 0
+// with a fresh data dir, a FakeApns it pushes to, and helpers to act as an
+// administrator or as an enrolling device.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "apns/fake_apns.h"
+#include "server/app.h"
+#include "sim/device.h"
+#include "tests/support/http_client.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/test_certs.h"
+
+namespace courier::test {
+
+struct TestServerOptions {
+    bool http_listen = true;  // also a plain-HTTP listener
+    bool enroll_open = true;
+    std::string cert_header{};
+    bool import_push_cert = true;  // upload a push certificate for `topic`
+    std::string topic = "com.apple.mgmt.External.e0bd1eac-1f17-4c8e-8a63-dd17d3dd35d9";
+    size_t body_limit = 1 << 20;
+};
+
+class TestServer {
+  public:
+    // Starts everything; on failure `error` says why and the result is null.
+    static std::unique_ptr<TestServer> start(const TestServerOptions& opts, std::string* error);
+    ~TestServer();
+
+    server::App& app() { return *app_; }
+    apns::FakeApns& apns() { return *apns_; }
+    const std::string& topic() const { return opts_.topic; }
+    std::string https_url() const;
+    std::string http_url() const;
+    std::string ca_file() const;
+    const std::filesystem::path& data_dir() const { return dir_.path(); }
+
+    // An admin API call over HTTPS with the API key (Bearer).
+    HttpResult api(const std::string& method, const std::string& path, const std::string& body = {},
+                   std::vector<std::string> headers = {});
+
+    // GET /enroll (+query), checks the CMS signature chains to the server's
+    // CA, unpacks the com.apple.security.pkcs12 payload, and returns the
+    // identity and the parsed profile.
+    struct Enrolled {
+        PemPair identity;
+        plist::Dict profile;
+    };
+    Result<Enrolled> fetch_profile(const std::string& query = "");
+
+    // A device with an identity from /enroll that has sent Authenticate and
+    // TokenUpdate (auth over TLS or Mdm-Signature on the HTTP listener).
+    std::unique_ptr<sim::SimDevice> enrolled_device(
+        const std::string& udid, sim::AuthMode mode = sim::AuthMode::kTlsClientCert,
+        std::string* error = nullptr);
+    // A device config for an identity (not yet checked in).
+    sim::DeviceConfig device_config(const std::string& udid, const PemPair& identity,
+                                    sim::AuthMode mode);
+
+  private:
+    TestServer() = default;
+    TestServerOptions opts_;
+    TempDir dir_;
+    std::unique_ptr<apns::FakeApns> apns_;
+    std::unique_ptr<server::App> app_;
+    std::filesystem::path apns_ca_file_;
+};
+
+}  // namespace courier::test
