@@ -68,6 +68,8 @@ Response AdminApi::enqueue(Request& req) {
         return json_response(404, o);
     }
     audit(cmd->request_type, res->queued.size(), cmd->uuid);
+    metrics_.counter("courier_commands_total", {{"status", "queued"}})
+        .inc(static_cast<double>(res->queued.size()));
     bool all_ok = res->unknown.empty();
     if (nopush) {
         for (const auto& id : res->queued) status[id] = json::object{};
@@ -149,6 +151,8 @@ Response AdminApi::post_command(Request& req) {
         return store_error(res.status());
     }
     audit(cmd->request_type, res->queued.size(), cmd->uuid);
+    metrics_.counter("courier_commands_total", {{"status", "queued"}})
+        .inc(static_cast<double>(res->queued.size()));
     json::object tj;
     std::map<std::string, apns::PushOutcome> outcomes;
     if (do_push) outcomes = push_.push_and_wait(res->queued, opts_.push_wait, expires);

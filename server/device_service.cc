@@ -26,6 +26,8 @@ DeviceService::DeviceService(db::Store& store, DeviceAuthenticator& auth, apns::
                              const Clock& clock, Metrics& metrics)
     : store_(store), auth_(auth), push_(push), clock_(clock), metrics_(metrics) {
     metrics_.help("courier_checkins_total", "counter", "device messages by message type");
+    metrics_.help("courier_commands_total", "counter",
+                  "command targets by the status they reached (queued, sent, acknowledged, ...)");
 }
 
 Response DeviceService::refuse(const Request& req, const std::string& who, const std::string& why) {
@@ -250,6 +252,9 @@ Response DeviceService::handle(Request& req, bool command_channel) {
                 break;
         }
         next = store_.apply_report(id, rep.command_uuid, ts, req.body, now);
+        if (next.is_ok())
+            metrics_.counter("courier_commands_total", {{"status", db::target_status_name(ts)}})
+                .inc();
         if (!next.is_ok() && next.status().code() == Code::kNotFound) {
             spdlog::warn("{} reported {} for unknown command {}; answering as Idle", id,
                          mdm::report_status_name(rep.status), rep.command_uuid);
@@ -261,6 +266,7 @@ Response DeviceService::handle(Request& req, bool command_channel) {
         return Response::error(503, "store unavailable");
     }
     store_.touch_last_seen({id}, now);
+    if (next->has_value()) metrics_.counter("courier_commands_total", {{"status", "sent"}}).inc();
     Response r = next->has_value() ? command_response(**next) : Response::empty(200);
     r.log_enrollment = id;
     return r;

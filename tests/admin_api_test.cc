@@ -147,10 +147,24 @@ TEST_F(AdminApi, HealthzNeedsNoKeyAndMetricsDoes) {
     auto h = sim::http_get(url("/healthz"), server_->ca_file());
     EXPECT_EQ(h.status, 200);
     EXPECT_EQ(sim::http_get(url("/metrics"), server_->ca_file()).status, 401);
+    // Some traffic first: a check-in, a command queued, handed out, acknowledged.
+    auto dev = device("UDID-M");
+    auto q = api("POST", "/v1/commands",
+                 R"({"targets":["UDID-M"],"command":{"RequestType":"ProfileList"}})");
+    ASSERT_EQ(q.status, 201) << q.body;
+    std::optional<sim::ReceivedCommand> next;
+    ASSERT_EQ(dev->idle(&next).status, 200);
+    ASSERT_TRUE(next);
+    ASSERT_EQ(dev->report("Acknowledged", next->uuid, &next).status, 200);
     auto m = api("GET", "/metrics");
     ASSERT_EQ(m.status, 200);
-    for (const char* name : {"courier_pushcert_expiry_seconds{topic=\"", "courier_queue_depth",
-                             "courier_http_request_seconds_bucket", "courier_http_requests_total"})
+    for (const char* name : {"courier_pushcert_expiry_seconds{topic=\"", "courier_queue_depth 0",
+                             "courier_http_request_seconds_bucket", "courier_http_requests_total",
+                             "courier_pushes_total{status=\"200\"} 1",
+                             "courier_checkins_total{message_type=\"Authenticate\"} 1",
+                             "courier_commands_total{status=\"queued\"} 1",
+                             "courier_commands_total{status=\"sent\"} 1",
+                             "courier_commands_total{status=\"acknowledged\"} 1"})
         EXPECT_NE(m.body.find(name), std::string::npos) << name << "\n" << m.body;
 }
 
