@@ -141,13 +141,14 @@ TEST_F(Cli, InstallProfileDeliversTheFileBytesUnchanged) {
 TEST_F(Cli, PushcertRenewKeepsTheTopicAndRefusesAnother) {
     auto before = courier({"pushcert", "show", "--json"});
     ASSERT_EQ(before.status, 0) << before.output;
-    auto renewed = test::make_push_cert(server_->topic(), -1h, std::chrono::days(390));
+    // Half a day past a whole number of days: days_left cannot tick over mid-test.
+    auto renewed = test::make_push_cert(server_->topic(), -1h, std::chrono::days(390) + 12h);
     auto r = courier({"pushcert", "renew", write("new.pem", renewed.cert_pem),
                       write("new.key", renewed.key_pem)});
     ASSERT_EQ(r.status, 0) << r.output;
     auto after = courier({"pushcert", "show", "--json"});
     EXPECT_NE(after.output, before.output);
-    EXPECT_NE(after.output.find("\"days_left\":389"), std::string::npos) << after.output;
+    EXPECT_NE(after.output.find("\"days_left\":390"), std::string::npos) << after.output;
 
     auto other = test::make_push_cert("com.apple.mgmt.External.someone-else");
     auto bad = courier(

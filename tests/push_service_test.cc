@@ -18,7 +18,7 @@ using namespace std::chrono_literals;
 
 // Answers pushes from its own thread, with results scripted per token.
 class ScriptedPusher : public apns::Pusher {
-public:
+  public:
     ScriptedPusher() : thread_([this] { loop(); }) {}
     ~ScriptedPusher() override { shutdown(); }
 
@@ -64,7 +64,7 @@ public:
     }
     std::vector<apns::PushRequest> requests;
 
-private:
+  private:
     void loop() {
         std::unique_lock lock(mu_);
         for (;;) {
@@ -91,7 +91,7 @@ private:
 };
 
 class PushServiceTest : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         auto s = db::SqliteStore::open((dir_.path() / "courier.db").string(), {}, clock_);
         ASSERT_TRUE(s.is_ok()) << s.status().to_string();
@@ -106,9 +106,9 @@ protected:
         pc.uploaded_at = clock_.now();
         pc.active = true;
         ASSERT_TRUE(store_->put_push_cert(pc, clock_.now()).is_ok());
-        service_ = std::make_unique<apns::PushService>(*store_, pusher_, clock_, metrics_,
-                                                       apns::PushServiceOptions{
-                                                           .background_sweep = false});
+        service_ = std::make_unique<apns::PushService>(
+            *store_, pusher_, clock_, metrics_,
+            apns::PushServiceOptions{.background_sweep = false});
         service_->start();
     }
     void TearDown() override { service_->stop(); }
@@ -238,7 +238,8 @@ TEST_F(PushServiceTest, ExpiredCertificateFailsFastAndIsRecorded) {
     auto tl = store_->timeline("dev1", 100);
     ASSERT_TRUE(tl.is_ok());
     bool recorded = false;
-    for (const auto& ev : *tl) recorded |= ev.kind == "push" && ev.detail.find("expired") != std::string::npos;
+    for (const auto& ev : *tl)
+        recorded |= ev.kind == "push" && ev.detail.find("expired") != std::string::npos;
     EXPECT_TRUE(recorded);
 }
 
@@ -268,8 +269,7 @@ TEST_F(PushServiceTest, UndeliveredCommandIsRepushedOnAGrowingSchedule) {
         for (int i = 0; i < 60 * 24 && pusher_.count() == before; ++i) {
             clock_.advance(60s);
             service_->sweep_once();
-            for (int w = 0; w < 500 && pusher_.count() == before; ++w)
-                std::this_thread::yield();
+            for (int w = 0; w < 500 && pusher_.count() == before; ++w) std::this_thread::yield();
         }
         ASSERT_GT(pusher_.count(), before) << "round " << round;
         // Wait for the answer to be processed (the schedule is re-armed then).
@@ -298,8 +298,9 @@ TEST_F(PushServiceTest, DeliveredQueueStopsRepushes) {
     ASSERT_TRUE(service_->push_and_wait({"dev1"}, 5s)["dev1"].pushed);
     auto cmd = store_->next_command("dev1", true, clock_.now());
     ASSERT_TRUE(cmd.is_ok() && cmd->has_value());
-    ASSERT_TRUE(store_->apply_report("dev1", (*cmd)->uuid, db::TargetStatus::kAcknowledged,
-                                     "<plist/>", clock_.now())
+    ASSERT_TRUE(store_
+                    ->apply_report("dev1", (*cmd)->uuid, db::TargetStatus::kAcknowledged,
+                                   "<plist/>", clock_.now())
                     .is_ok());
     clock_.advance(std::chrono::days(1));
     EXPECT_EQ(service_->sweep_once(), 0u);

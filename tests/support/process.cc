@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 extern char** environ;
@@ -45,6 +46,7 @@ Process::Process(std::vector<std::string> argv, std::map<std::string, std::strin
     }
     close(fds[1]);
     fd_ = fds[0];
+    reader_ = std::thread([this] { read_loop(); });
 }
 
 Process::~Process() {
@@ -52,33 +54,36 @@ Process::~Process() {
         kill(pid_, SIGKILL);
         waitpid(pid_, nullptr, 0);
     }
+    if (reader_.joinable()) reader_.join();  // EOF once the child is gone
     if (fd_ >= 0) close(fd_);
 }
 
-void Process::drain(int timeout_ms) {
-    if (fd_ < 0) return;
-    pollfd p{fd_, POLLIN, 0};
-    if (poll(&p, 1, timeout_ms) <= 0) return;
+void Process::read_loop() {
     char buf[8192];
-    ssize_t n = read(fd_, buf, sizeof buf);
-    if (n > 0) {
+    while (true) {
+        ssize_t n = read(fd_, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        std::lock_guard lock(mu_);
+        if (n <= 0) {
+            eof_ = true;
+            cv_.notify_all();
+            return;
+        }
         out_.append(buf, static_cast<size_t>(n));
-    } else {
-        close(fd_);
-        fd_ = -1;
+        cv_.notify_all();
     }
 }
 
+std::string Process::output() const {
+    std::lock_guard lock(mu_);
+    return out_;
+}
+
 bool Process::wait_for_output(const std::string& needle, std::chrono::milliseconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (out_.find(needle) == std::string::npos) {
-        if (fd_ < 0) return false;
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0) return false;
-        drain(static_cast<int>(std::min<int64_t>(left.count(), 100)));
-    }
-    return true;
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] {
+        return out_.find(needle) != std::string::npos || eof_;
+    }) && out_.find(needle) != std::string::npos;
 }
 
 int Process::stop(int sig, std::chrono::milliseconds timeout) {
@@ -86,17 +91,19 @@ int Process::stop(int sig, std::chrono::milliseconds timeout) {
     if (status_ >= 0) return status_;
     if (sig) kill(pid_, sig);
     auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
+    while (true) {
         int st = 0;
         pid_t r = waitpid(pid_, &st, WNOHANG);
         if (r == pid_) {
-            while (fd_ >= 0) drain(100);
             status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            if (reader_.joinable()) reader_.join();  // the rest of the output
             return status_;
         }
-        drain(20);  // keeps the pipe from filling, and paces the loop
+        if (std::chrono::steady_clock::now() >= deadline) return -1;
+        // Exit is signalled by the pipe's EOF (the child's last descriptor).
+        std::unique_lock lock(mu_);
+        cv_.wait_for(lock, std::chrono::milliseconds(20), [&] { return eof_; });
     }
-    return -1;
 }
 
 RunResult run_process(std::vector<std::string> argv, std::map<std::string, std::string> env,

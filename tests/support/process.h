@@ -5,8 +5,11 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <map>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace courier::test {
@@ -22,21 +25,28 @@ class Process {
     Process& operator=(const Process&) = delete;
 
     bool started() const { return pid_ > 0; }
+    pid_t pid() const { return pid_; }
     // Reads output until it contains `needle` (true) or the child exits or
     // `timeout` passes (false).
     bool wait_for_output(const std::string& needle, std::chrono::milliseconds timeout);
-    const std::string& output() const { return out_; }
+    std::string output() const;
     // Sends `sig` and waits up to `timeout` for the exit; the exit status
     // (128+signal when killed by one), or -1 on timeout.
     int stop(int sig, std::chrono::milliseconds timeout);
     int wait(std::chrono::milliseconds timeout) { return stop(0, timeout); }
 
   private:
-    void drain(int timeout_ms);
+    void read_loop();
     pid_t pid_ = -1;
     int fd_ = -1;
     int status_ = -1;
+    // A reader thread empties the pipe all the time, so a chatty child
+    // never blocks on a full pipe.
+    std::thread reader_;
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
     std::string out_;
+    bool eof_ = false;
 };
 
 // Runs to completion (≤ timeout): exit status and combined output.
