@@ -56,29 +56,34 @@ void PushService::stop() {
         for (auto& w : f.waiters) w(PushOutcome{false, "", "shutting down"});
 }
 
-void PushService::post(std::function<void()> task) {
+void PushService::post_answer(Answer a) {
     {
         std::lock_guard lock(task_mu_);
         if (!stopping_ && !workers_.empty()) {
-            tasks_.push_back(std::move(task));
+            answers_.push_back(std::move(a));
             task_cv_.notify_one();
             return;
         }
     }
-    task();  // not started (tests driving it synchronously) or stopping
+    std::vector<Answer> one;  // not started (tests driving it synchronously) or stopping
+    one.push_back(std::move(a));
+    handle_answers(one);
 }
 
 void PushService::worker_loop() {
+    std::vector<Answer> batch;
     for (;;) {
-        std::function<void()> task;
+        batch.clear();
         {
             std::unique_lock lock(task_mu_);
-            task_cv_.wait(lock, [&] { return stopping_ || !tasks_.empty(); });
-            if (tasks_.empty()) return;
-            task = std::move(tasks_.front());
-            tasks_.pop_front();
+            task_cv_.wait(lock, [&] { return stopping_ || !answers_.empty(); });
+            if (answers_.empty()) return;
+            while (!answers_.empty() && batch.size() < opts_.answer_batch) {
+                batch.push_back(std::move(answers_.front()));
+                answers_.pop_front();
+            }
         }
-        task();
+        handle_answers(batch);
     }
 }
 
@@ -110,11 +115,14 @@ size_t PushService::sweep_once() {
     return started;
 }
 
-void PushService::schedule_next(const std::string& id, int attempts, std::chrono::seconds base) {
+SysTime PushService::next_repush(std::chrono::seconds base) const {
     static thread_local std::mt19937 rng{std::random_device{}()};
     std::uniform_int_distribution<int64_t> jitter(-base.count() / 10, base.count() / 10);
-    auto at = clock_.now() + base + std::chrono::seconds(jitter(rng));
-    if (auto s = store_.schedule_repush(id, at, attempts); !s.is_ok())
+    return clock_.now() + base + std::chrono::seconds(jitter(rng));
+}
+
+void PushService::schedule_next(const std::string& id, int attempts, std::chrono::seconds base) {
+    if (auto s = store_.schedule_repush(id, next_repush(base), attempts); !s.is_ok())
         spdlog::warn("re-push schedule for {}: {}", id, s.to_string());
 }
 
@@ -183,9 +191,7 @@ void PushService::push_impl(const std::string& id, Done done, std::optional<SysT
     req.expiration = expiry;
     req.credentials = std::move(*creds);
     pusher_.push(std::move(req), [this, id, cert_id, attempts](PushResult r) {
-        post([this, id, cert_id, attempts, r = std::move(r)]() mutable {
-            on_result(id, cert_id, attempts, std::move(r));
-        });
+        post_answer(Answer{id, cert_id, attempts, std::move(r)});
     });
 }
 
@@ -201,47 +207,58 @@ void PushService::fail_now(const std::string& id, int attempts, const std::strin
     finish(id, PushOutcome{false, "", reason});
 }
 
-void PushService::on_result(const std::string& id, int64_t cert_id, int attempts, PushResult r) {
-    metrics_
-        .counter("courier_pushes_total",
-                 {{"status", r.http_status ? std::to_string(r.http_status) : "error"}})
-        .inc();
-    db::PushAttempt a{id, clock_.now(), r.http_status, r.apns_id, r.reason};
-    if (auto s = store_.record_push_attempt(a); !s.is_ok())
-        spdlog::warn("recording push attempt for {}: {}", id, s.to_string());
-    PushOutcome out;
-    auto next = repush_interval(attempts);
-    if (r.http_status == 200) {
-        out.pushed = true;
-        out.apns_id = r.apns_id;
-    } else {
-        out.error = r.http_status ? fmt::format("APNs {} {}", r.http_status, r.reason)
-                                  : "APNs unreachable: " + r.reason;
-        if ((r.http_status == 400 && r.reason == "BadDeviceToken") || r.http_status == 410) {
-            spdlog::warn(
-                "APNs says the push token of {} is invalid ({}); not pushing until "
-                "its next TokenUpdate",
-                id, r.reason);
-            (void)store_.mark_token_invalid(id, clock_.now());
-        } else if (r.http_status == 403) {
-            spdlog::error("APNs refused push certificate #{} ({}); marked unusable", cert_id,
-                          r.reason);
-            (void)store_.mark_push_cert_unusable(cert_id, "APNs 403 " + r.reason);
-            reload_certificates();
-        } else if (r.http_status == 429 || r.http_status >= 500 || r.http_status == 0) {
-            // Retried through the re-push schedule with backoff and jitter:
-            // 15 s, 30 s, 60 s … capped by the normal interval.
-            next = std::min(next, std::chrono::seconds(15LL << std::min(attempts - 1, 6)));
-            if (r.retry_after.count() > 0)
-                next =
-                    std::max(next, std::chrono::duration_cast<std::chrono::seconds>(r.retry_after));
-            spdlog::info("push to {} deferred: {}", id, out.error);
+void PushService::handle_answers(std::vector<Answer>& batch) {
+    std::vector<db::PushOutcomeRecord> records;
+    std::vector<PushOutcome> outcomes;
+    records.reserve(batch.size());
+    outcomes.reserve(batch.size());
+    for (Answer& ans : batch) {
+        const std::string& id = ans.id;
+        const PushResult& r = ans.result;
+        metrics_
+            .counter("courier_pushes_total",
+                     {{"status", r.http_status ? std::to_string(r.http_status) : "error"}})
+            .inc();
+        PushOutcome out;
+        auto next = repush_interval(ans.attempts);
+        if (r.http_status == 200) {
+            out.pushed = true;
+            out.apns_id = r.apns_id;
         } else {
-            spdlog::warn("push to {} refused: {}", id, out.error);
+            out.error = r.http_status ? fmt::format("APNs {} {}", r.http_status, r.reason)
+                                      : "APNs unreachable: " + r.reason;
+            if ((r.http_status == 400 && r.reason == "BadDeviceToken") || r.http_status == 410) {
+                spdlog::warn(
+                    "APNs says the push token of {} is invalid ({}); not pushing until "
+                    "its next TokenUpdate",
+                    id, r.reason);
+                (void)store_.mark_token_invalid(id, clock_.now());
+            } else if (r.http_status == 403) {
+                spdlog::error("APNs refused push certificate #{} ({}); marked unusable",
+                              ans.cert_id, r.reason);
+                (void)store_.mark_push_cert_unusable(ans.cert_id, "APNs 403 " + r.reason);
+                reload_certificates();
+            } else if (r.http_status == 429 || r.http_status >= 500 || r.http_status == 0) {
+                // Retried through the re-push schedule with backoff and jitter:
+                // 15 s, 30 s, 60 s … capped by the normal interval.
+                next = std::min(next, std::chrono::seconds(15LL << std::min(ans.attempts - 1, 6)));
+                if (r.retry_after.count() > 0)
+                    next = std::max(
+                        next, std::chrono::duration_cast<std::chrono::seconds>(r.retry_after));
+                spdlog::info("push to {} deferred: {}", id, out.error);
+            } else {
+                spdlog::warn("push to {} refused: {}", id, out.error);
+            }
         }
+        records.push_back({db::PushAttempt{id, clock_.now(), r.http_status, r.apns_id, r.reason},
+                           next_repush(next), ans.attempts});
+        outcomes.push_back(std::move(out));
     }
-    schedule_next(id, attempts, next);
-    finish(id, out);
+    // One transaction for the whole batch: a fleet-wide wake-up's answers
+    // cost a few commits, not two per device.
+    if (auto s = store_.record_push_outcomes(records); !s.is_ok())
+        spdlog::warn("recording {} push answers: {}", records.size(), s.to_string());
+    for (size_t i = 0; i < batch.size(); ++i) finish(batch[i].id, outcomes[i]);
 }
 
 void PushService::finish(const std::string& id, const PushOutcome& outcome) {

@@ -44,7 +44,10 @@ struct PushOutcome {
 struct PushServiceOptions {
     size_t sweep_batch = 500;
     std::chrono::milliseconds sweep_interval{5000};
-    int result_threads = 4;  // store writes after APNs answers (grouped by the store)
+    // Threads that store APNs answers; each takes every answer waiting (up to
+    // answer_batch) and records them in one store call.
+    int result_threads = 2;
+    size_t answer_batch = 512;
     bool background_sweep = true;
 };
 
@@ -87,11 +90,19 @@ class PushService {
     Result<std::shared_ptr<const Credentials>> credentials(const std::string& topic,
                                                            int64_t* cert_id);
     void finish(const std::string& id, const PushOutcome& outcome);
-    void on_result(const std::string& id, int64_t cert_id, int attempts, PushResult r);
+    struct Answer {
+        std::string id;
+        int64_t cert_id = 0;
+        int attempts = 0;
+        PushResult result;
+    };
+    void post_answer(Answer a);
+    void handle_answers(std::vector<Answer>& batch);
     void fail_now(const std::string& id, int attempts, const std::string& reason);
+    // The next re-push: `after` from now, ±10 %.
+    SysTime next_repush(std::chrono::seconds after) const;
     // Puts the enrollment back on the re-push schedule `after` from now (±10 %).
     void schedule_next(const std::string& id, int attempts, std::chrono::seconds after);
-    void post(std::function<void()> task);
     void worker_loop();
     void sweep_loop();
 
@@ -107,7 +118,7 @@ class PushService {
 
     std::mutex task_mu_;
     std::condition_variable task_cv_;
-    std::deque<std::function<void()>> tasks_;
+    std::deque<Answer> answers_;
     bool stopping_ = false;
     std::vector<std::thread> workers_;
     std::thread sweeper_;

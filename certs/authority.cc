@@ -178,7 +178,7 @@ Result<CertificateAuthority> CertificateAuthority::load_or_create(const fs::path
 }
 
 Result<Identity> CertificateAuthority::issue(const IssueOptions& opts) const {
-    auto key = generate_rsa_key(2048);
+    auto key = opts.ec_key ? generate_ec_key() : generate_rsa_key(2048);
     if (!key) return key.status();
     auto x = new_cert(opts.common_name, key->get(), opts.now.value_or(system_now()), opts.days);
     if (!x) return x.status();
@@ -191,7 +191,8 @@ Result<Identity> CertificateAuthority::issue(const IssueOptions& opts) const {
     for (const auto& ip : opts.ip_addresses) san += (san.empty() ? "IP:" : ",IP:") + ip;
     std::vector<std::pair<int, std::string>> exts = {
         {NID_basic_constraints, "critical,CA:FALSE"},
-        {NID_key_usage, "critical,digitalSignature,keyEncipherment"},
+        {NID_key_usage,
+         opts.ec_key ? "critical,digitalSignature" : "critical,digitalSignature,keyEncipherment"},
         {NID_ext_key_usage, opts.server_auth ? "serverAuth" : "clientAuth"},
         {NID_subject_key_identifier, "hash"},
         {NID_authority_key_identifier, "keyid:always"},

@@ -20,6 +20,7 @@ struct IssueOptions {
     std::vector<std::string> dns_names{};  // SAN
     std::vector<std::string> ip_addresses{};
     bool server_auth = false;  // EKU serverAuth (else clientAuth)
+    bool ec_key = false;       // P-256 instead of RSA 2048 (fast to make: the simulator)
     // Validity starts here (minus a few minutes for clock skew, counted in
     // `days`); default: the system clock.
     std::optional<SysTime> now{};

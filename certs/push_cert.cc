@@ -1,5 +1,8 @@
 #include "certs/push_cert.h"
 
+#include <cstring>
+#include <ctime>
+
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -217,6 +220,38 @@ Result<std::string> make_vendor_signed_request(std::string_view csr_der_or_pem,
         "\t<key>PushCertSignature</key>\n\t<string>" +
         base64_encode(*sig) + "</string>\n</dict>\n</plist>\n";
     return base64_encode(plist);
+}
+
+Result<Identity> make_self_signed_push_identity(const std::string& topic,
+                                                std::chrono::seconds not_before_offset,
+                                                std::chrono::seconds not_after_offset) {
+    auto key = generate_rsa_key(2048);
+    if (!key) return key.status();
+    X509Ptr cert(X509_new());
+    X509* x = cert.get();
+    X509_set_version(x, X509_VERSION_3);
+    uint64_t serial = 0;
+    std::memcpy(&serial, random_bytes(sizeof serial).data(), sizeof serial);
+    ASN1_INTEGER_set_uint64(X509_get_serialNumber(x), (serial >> 1) | 1);
+    time_t now = time(nullptr);
+    ASN1_TIME_set(X509_getm_notBefore(x), now + not_before_offset.count());
+    ASN1_TIME_set(X509_getm_notAfter(x), now + not_after_offset.count());
+    X509_NAME* name = X509_get_subject_name(x);
+    auto add = [name](const char* field, const std::string& value) {
+        X509_NAME_add_entry_by_txt(name, field, MBSTRING_UTF8,
+                                   reinterpret_cast<const unsigned char*>(value.c_str()), -1, -1,
+                                   0);
+    };
+    if (!topic.empty()) add("UID", topic);
+    std::string uuid = random_uuid();
+    for (auto& c : uuid) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    add("CN", "APSP:" + uuid);
+    add("C", "US");
+    X509_set_issuer_name(x, name);
+    X509_set_pubkey(x, key->get());
+    if (X509_sign(x, key->get(), EVP_sha256()) <= 0)
+        return Status(Code::kInternal, "signing push certificate: " + openssl_error());
+    return Identity{std::move(*key), std::move(cert), {}};
 }
 
 }  // namespace courier::certs

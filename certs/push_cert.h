@@ -1,6 +1,7 @@
 // APNs push certificates: import, inspection, and CSRs for renewal.
 #pragma once
 
+#include <chrono>
 #include <string>
 
 #include "certs/x509.h"
@@ -25,6 +26,14 @@ Result<ParsedPushCert> parse_push_cert(std::string_view body, const std::string&
 
 // A topic read from a certificate alone (fixtures, diagnostics).
 Result<std::string> push_topic(X509* cert);
+
+// A self-signed certificate shaped like an APNs MDM push certificate:
+// subject UID=<topic> (left out when empty), CN=APSP:<uuid>, C=US, RSA 2048,
+// valid from now+not_before_offset to now+not_after_offset. Apple never
+// issues these: they are for the fake APNs, the simulator and tests.
+Result<Identity> make_self_signed_push_identity(const std::string& topic,
+                                                std::chrono::seconds not_before_offset,
+                                                std::chrono::seconds not_after_offset);
 
 struct CsrFiles {
     std::string key_pem;  // new RSA 2048 key

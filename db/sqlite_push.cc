@@ -112,14 +112,34 @@ Status SqliteStore::mark_push_cert_unusable(int64_t id, const std::string& reaso
     });
 }
 
+namespace {
+// An enrollment whose queue emptied meanwhile (the device fetched its commands
+// while the push was in flight) leaves the schedule instead. Rows changed.
+int64_t set_repush(Connection& c, const std::string& id, SysTime at, int attempts) {
+    static const std::string sql = fmt::format(
+        "UPDATE enrollments SET "
+        "repush_at = CASE WHEN EXISTS (SELECT 1 FROM targets WHERE enrollment_id = ?1 AND "
+        "status IN {0}) THEN ?2 ELSE NULL END, "
+        "repush_attempts = CASE WHEN EXISTS (SELECT 1 FROM targets WHERE enrollment_id = ?1 "
+        "AND status IN {0}) THEN ?3 ELSE 0 END WHERE id = ?1",
+        sqlite::kOpenStatuses);
+    c.prepare(sql).bind(id, to_unix(at), attempts).run();
+    return c.changes();
+}
+
+void insert_attempt(Connection& c, const PushAttempt& a) {
+    c.prepare(
+         "INSERT INTO push_attempts (enrollment_id, at, http_status, apns_id, reason) "
+         "VALUES (?1, ?2, ?3, ?4, ?5)")
+        .bind(a.enrollment_id, to_unix(a.at), a.http_status, a.apns_id, a.reason)
+        .run();
+    sqlite::add_event(c, a.enrollment_id, a.at, "push", push_attempt_detail(a));
+}
+}  // namespace
+
 Status SqliteStore::record_push_attempt(const PushAttempt& a) {
     return write([&](Connection& c) {
-        c.prepare(
-             "INSERT INTO push_attempts (enrollment_id, at, http_status, apns_id, reason) "
-             "VALUES (?1, ?2, ?3, ?4, ?5)")
-            .bind(a.enrollment_id, to_unix(a.at), a.http_status, a.apns_id, a.reason)
-            .run();
-        sqlite::add_event(c, a.enrollment_id, a.at, "push", push_attempt_detail(a));
+        insert_attempt(c, a);
         return Status::ok();
     });
 }
@@ -138,20 +158,20 @@ Status SqliteStore::mark_token_invalid(const std::string& id, SysTime now) {
     });
 }
 
+Status SqliteStore::record_push_outcomes(const std::vector<PushOutcomeRecord>& batch) {
+    if (batch.empty()) return Status::ok();
+    return write([&](Connection& c) {
+        for (const auto& r : batch) {
+            insert_attempt(c, r.attempt);
+            set_repush(c, r.attempt.enrollment_id, r.repush_at, r.attempts);
+        }
+        return Status::ok();
+    });
+}
+
 Status SqliteStore::schedule_repush(const std::string& id, SysTime at, int attempts) {
     return write([&](Connection& c) {
-        // An enrollment whose queue emptied meanwhile (the device fetched its
-        // commands while the push was in flight) leaves the schedule instead.
-        c.prepare(fmt::format(
-             "UPDATE enrollments SET "
-             "repush_at = CASE WHEN EXISTS (SELECT 1 FROM targets WHERE enrollment_id = ?1 AND "
-             "status IN {0}) THEN ?2 ELSE NULL END, "
-             "repush_attempts = CASE WHEN EXISTS (SELECT 1 FROM targets WHERE enrollment_id = ?1 "
-             "AND status IN {0}) THEN ?3 ELSE 0 END WHERE id = ?1",
-             sqlite::kOpenStatuses))
-            .bind(id, to_unix(at), attempts)
-            .run();
-        if (c.changes() == 0) return not_found("no enrollment " + id);
+        if (set_repush(c, id, at, attempts) == 0) return not_found("no enrollment " + id);
         return Status::ok();
     });
 }

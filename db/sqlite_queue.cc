@@ -175,11 +175,12 @@ Result<std::optional<DeliveredCommand>> SqliteStore::next_command(const std::str
 Result<bool> SqliteStore::has_pending(const std::string& id, SysTime now) {
     bool out = false;
     Status s = read([&](Connection& c) {
-        auto st = c.prepare(
-            fmt::format("SELECT 1 FROM targets t JOIN commands c ON c.seq = t.command_seq "
-                        "WHERE t.enrollment_id = ?1 AND t.status IN {} AND "
-                        "(c.expires_at IS NULL OR c.expires_at > ?2) LIMIT 1",
-                        kOpenStatuses));
+        static const std::string sql = fmt::format(
+            "SELECT 1 FROM targets t JOIN commands c ON c.seq = t.command_seq "
+            "WHERE t.enrollment_id = ?1 AND t.status IN {} AND "
+            "(c.expires_at IS NULL OR c.expires_at > ?2) LIMIT 1",
+            kOpenStatuses);
+        auto st = c.prepare(sql);
         st.bind(id, to_unix(now));
         out = st.step();
         return Status::ok();

@@ -174,6 +174,12 @@ struct RepushDue {
     int attempts = 0;
 };
 
+struct PushOutcomeRecord {
+    PushAttempt attempt;
+    SysTime repush_at{};
+    int attempts = 0;
+};
+
 class Store {
   public:
     virtual ~Store() = default;
@@ -282,6 +288,12 @@ class Store {
     // due_repushes: ordered by due time.
     virtual Status schedule_repush(const std::string& id, SysTime at, int attempts) = 0;
     virtual Result<std::vector<RepushDue>> due_repushes(SysTime now, size_t limit) = 0;
+    // Many APNs answers at once: each attempt recorded and its enrollment's
+    // schedule set as schedule_repush does (an enrollment that no longer
+    // exists is skipped). The default does it one call at a time; SqliteStore
+    // does the whole batch in one transaction, so a fleet-wide wake-up costs
+    // a few commits instead of two per device.
+    virtual Status record_push_outcomes(const std::vector<PushOutcomeRecord>& batch);
 
     // ---- Enrollment tokens ----------------------------------------------
     virtual Status put_enrollment_token(const EnrollmentToken& t) = 0;

@@ -1,5 +1,6 @@
-// courier: the server (`serve`), its fake APNs (`fake-apns`), and the
-// administrators' command line (devices, lock, pushcert, …).
+// courier: the server (`serve`), its fake APNs (`fake-apns`), the device fleet
+// simulator (`simulate`), and the administrators' command line (devices, lock,
+// pushcert, …).
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 #include "server/app.h"
 #include "server/cli_client.h"
 #include "server/serve_flags.h"
+#include "sim/fleet.h"
 
 namespace {
 
@@ -48,6 +50,8 @@ int run_serve(const courier::server::Config& cfg) {
 int main(int argc, char** argv) {
     if (argc >= 2 && std::string_view(argv[1]) == "fake-apns")
         return courier::apns::run_fake_apns_cli(argc - 1, argv + 1);
+    if (argc >= 2 && std::string_view(argv[1]) == "simulate")
+        return courier::sim::run_simulate_cli(argc - 1, argv + 1);
 
     CLI::App app{
         "Courier: Apple MDM command-wakeup server.\n"
@@ -65,6 +69,11 @@ int main(int argc, char** argv) {
     app.add_subcommand("fake-apns",
                        "run a fake APNs (HTTP/2) for tests and benchmarks; `courier fake-apns "
                        "--help` for its flags")
+        ->allow_extras();
+
+    app.add_subcommand("simulate",
+                       "simulate a fleet of devices against a running server (load, benchmarks); "
+                       "`courier simulate --help` for its flags")
         ->allow_extras();
 
     courier::server::register_client_commands(app, &exit_code);

@@ -39,6 +39,11 @@ void finish(CURL* c, CURLcode rc, HttpReply* reply, const char* errbuf) {
 
 }  // namespace
 
+Connection::Connection() : handle_(curl_easy_init()) {}
+Connection::~Connection() {
+    if (handle_) curl_easy_cleanup(static_cast<CURL*>(handle_));
+}
+
 struct SimDevice::Impl {
     CURL* curl = nullptr;
     certs::Identity identity;  // for Mdm-Signature
@@ -50,7 +55,7 @@ struct SimDevice::Impl {
 SimDevice::SimDevice(DeviceConfig cfg) : cfg_(std::move(cfg)), impl_(std::make_unique<Impl>()) {
     if (cfg_.token.empty()) cfg_.token = random_bytes(32);
     if (cfg_.push_magic.empty()) cfg_.push_magic = random_uuid();
-    impl_->curl = curl_easy_init();
+    if (!cfg_.connection) impl_->curl = curl_easy_init();
     if (auto c = certs::cert_from_pem(cfg_.identity_cert_pem); c.is_ok())
         impl_->identity.cert = std::move(*c);
     if (auto k = certs::key_from_pem(cfg_.identity_key_pem); k.is_ok())
@@ -66,7 +71,7 @@ std::string SimDevice::token_hex() const {
 HttpReply SimDevice::put(const std::string& path, const std::string& body,
                          const std::string& content_type) {
     HttpReply reply;
-    CURL* c = impl_->curl;
+    CURL* c = cfg_.connection ? static_cast<CURL*>(cfg_.connection->handle()) : impl_->curl;
     curl_easy_reset(c);
     char errbuf[CURL_ERROR_SIZE] = {0};
     common_options(c, cfg_.ca_file, cfg_.timeout_ms, &reply, errbuf);

@@ -20,6 +20,21 @@ enum class AuthMode {
     kMdmSignature,   // Mdm-Signature header over the body
 };
 
+// A keep-alive connection several devices may take turns on, one at a time.
+// Only for Mdm-Signature devices: a TLS client identity belongs to the
+// connection it was presented on.
+class Connection {
+  public:
+    Connection();
+    ~Connection();
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+    void* handle() const { return handle_; }  // CURL*
+
+  private:
+    void* handle_;
+};
+
 struct DeviceConfig {
     std::string server_url;  // e.g. https://127.0.0.1:8443 (no trailing slash)
     std::string ca_file;     // trust for the server's TLS certificate
@@ -31,6 +46,8 @@ struct DeviceConfig {
     std::string token;       // raw push token bytes (32 random bytes when empty)
     std::string push_magic;  // random when empty
     long timeout_ms = 10000;
+    // Borrowed connection (kMdmSignature only); the device's own when null.
+    std::shared_ptr<Connection> connection;
 };
 
 struct HttpReply {

@@ -14,7 +14,7 @@ packages=(
   clang-16 libclang-rt-16-dev
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(wrk nghttp2-client nginx-light hyperfine)
+  packages+=(wrk nghttp2-client nginx-light hyperfine python3)
 fi
 
 missing=()

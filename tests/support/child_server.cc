@@ -37,6 +37,7 @@ std::unique_ptr<ChildServer> ChildServer::create(const std::filesystem::path& di
     }
     c->apns_ = std::move(*fake);
     c->apns_ca_ = dir / "apns-ca.pem";
+    c->apns_url_ = c->apns_->base_url();
     std::ofstream(c->apns_ca_) << certs::cert_to_pem(ca.cert());
     return c;
 }
@@ -50,7 +51,7 @@ bool ChildServer::start(std::vector<std::string> extra, std::string* error) {
     std::string listen = "127.0.0.1:" + std::to_string(port_);
     std::vector<std::string> argv{
         COURIER_BINARY, "serve",           "--listen",     listen,
-        "--data-dir",   data_.string(),    "--apns-url",   apns_->base_url(),
+        "--data-dir",   data_.string(),    "--apns-url",   apns_url_,
         "--apns-ca",    apns_ca_.string(), "--public-url", "https://127.0.0.1:1"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     proc_ = std::make_unique<Process>(argv);

@@ -26,6 +26,11 @@ class ChildServer {
     // free port the first time); waits until it serves. `extra` flags are
     // appended.
     bool start(std::vector<std::string> extra = {}, std::string* error = nullptr);
+    // Pushes go to another APNs (e.g. the simulator's) from the next start.
+    void use_apns(std::string url, std::filesystem::path ca_file) {
+        apns_url_ = std::move(url);
+        apns_ca_ = std::move(ca_file);
+    }
     // SIGKILL, no grace.
     void kill();
     // SIGTERM; the exit status (-1 on timeout).
@@ -56,6 +61,7 @@ class ChildServer {
   private:
     ChildServer() = default;
     std::filesystem::path dir_, data_, apns_ca_;
+    std::string apns_url_;
     std::unique_ptr<apns::FakeApns> apns_;
     std::unique_ptr<Process> proc_;
     std::string earlier_output_;
