@@ -19,14 +19,14 @@ struct CaseLess {
 using Headers = std::map<std::string, std::string, CaseLess>;
 
 struct Request {
-    std::string method;  // "GET", "PUT", ...
-    std::string target;  // as received, with the query string
-    std::string path;    // percent-decoded path, no query
+    std::string method;                        // "GET", "PUT", ...
+    std::string target;                        // as received, with the query string
+    std::string path;                          // percent-decoded path, no query
     std::map<std::string, std::string> query;  // last value wins
     Headers headers;
     std::string body;
-    bool tls = false;                 // arrived on the HTTPS listener
-    std::string client_cert_der;      // TLS client certificate, if one was presented
+    bool tls = false;             // arrived on the HTTPS listener
+    std::string client_cert_der;  // TLS client certificate, if one was presented
     std::string remote_address;
     std::map<std::string, std::string> params;  // path parameters set by the router
 
@@ -55,7 +55,7 @@ using Handler = std::function<Response(Request&)>;
 // a trailing "{name...}" takes the rest. Unknown path: 404; known path with
 // another method: 405 with Allow. Both JSON errors.
 class Router {
-public:
+  public:
     void add(std::string method, std::string pattern, Handler h);
     Response dispatch(Request& req) const;
     // "GET /v1/devices/{id}" for every route (the OpenAPI coverage test).
@@ -63,7 +63,7 @@ public:
     // The pattern that matched, for metrics labels ("" when none).
     std::string route_of(const Request& req) const;
 
-private:
+  private:
     struct Route {
         std::string method, pattern;
         std::vector<std::string> segments;

@@ -59,6 +59,11 @@ struct Impl {
     std::function<std::unique_ptr<Store>(const fs::path&, const Clock&)> open;
 };
 
+// Test names in ctest's list say which implementation runs.
+void PrintTo(const Impl& impl, std::ostream* os) {
+    *os << impl.name;
+}
+
 AuthenticateInput auth_input(const std::string& udid) {
     AuthenticateInput in;
     in.id = in.device_id = in.udid = udid;
@@ -1014,4 +1019,24 @@ TEST(OpenStore, PostgresIsRefusedUntilBuilt) {
 }
 
 }  // namespace
+TEST_F(SqliteStoreTest, ReadScopeSharesOneSnapshotUntilItCloses) {
+    auto s = open();
+    ASSERT_TRUE(s->apply_authenticate(auth_input("A"), now()));
+    {
+        auto scope = s->read_scope();
+        ASSERT_TRUE(scope);
+        EXPECT_TRUE(s->enrollment("A").is_ok());  // the snapshot starts here
+        ASSERT_TRUE(s->apply_authenticate(auth_input("B"), now()));
+        EXPECT_EQ(s->enrollment("B").status().code(), Code::kNotFound);  // not in the snapshot
+        EXPECT_EQ(s->read_scope(), nullptr);  // a nested scope shares the open one
+    }
+    EXPECT_TRUE(s->enrollment("B").is_ok());
+    // Connections go back to the pool: many scopes in a row do not leak.
+    for (int i = 0; i < 100; ++i) {
+        auto scope = s->read_scope();
+        ASSERT_TRUE(scope);
+        ASSERT_TRUE(s->enrollment("A").is_ok());
+    }
+}
+
 }  // namespace courier::db
