@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh --bench
 cmake -S . -B build/bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DCOURIER_TESTS=OFF >/dev/null
-cmake --build build/bench -j "$(nproc)" --target courier seed_store push_bench
+cmake --build build/bench -j "$(nproc)" --target courier seed_store push_bench ceiling_server
 exec python3 bench/run.py "$@"

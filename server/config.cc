@@ -74,7 +74,8 @@ void add_serve_options(CLI::App& app, Config* c) {
     opt(app, "--io-threads", c->io_threads, "network I/O threads; 0: one per core")
         ->check(CLI::Range(0, 256));
     opt(app, "--worker-threads", c->worker_threads,
-        "request handler threads (they may wait on SQLite); 0: four per core")
+        "request handler threads (they wait on SQLite commits, which they share); 0: 32, or "
+        "four per core where that is more")
         ->check(CLI::Range(0, 1024));
     opt(app, "--max-connections", c->max_connections,
         "open connections beyond this are closed at once")

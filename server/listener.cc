@@ -429,7 +429,10 @@ Status HttpServer::start() {
     }
     unsigned hw = std::max(1u, std::thread::hardware_concurrency());
     int io_n = m.opts.io_threads > 0 ? m.opts.io_threads : static_cast<int>(hw);
-    int work_n = m.opts.worker_threads > 0 ? m.opts.worker_threads : static_cast<int>(4 * hw);
+    // Workers mostly wait for the store's group commit: the more requests
+    // wait together, the more one fsync serves (docs/storage.md).
+    int work_n =
+        m.opts.worker_threads > 0 ? m.opts.worker_threads : std::max(32, static_cast<int>(4 * hw));
     m.workers.emplace(static_cast<size_t>(work_n));
     m.work.emplace(m.io.get_executor());
     if (m.https_acceptor) m.accept(*m.https_acceptor, true);

@@ -36,7 +36,7 @@ struct ListenerOptions {
     std::chrono::seconds read_timeout{30};   // a request must arrive whole within this
     std::chrono::seconds idle_timeout{120};  // keep-alive connections idle this long close
     int io_threads = 0;                      // 0: hardware concurrency
-    int worker_threads = 0;                  // 0: 4 × hardware concurrency
+    int worker_threads = 0;                  // 0: max(32, 4 × hardware concurrency)
     size_t max_connections = 10000;          // beyond: accepted and closed at once
     InlineHandler inline_handler;            // optional
 };
