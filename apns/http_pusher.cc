@@ -25,6 +25,7 @@ namespace {
 
 constexpr size_t kMaxResponseBody = 16 * 1024;  // APNs answers a few dozen bytes
 constexpr size_t kMaxIdleHandles = 1024;
+constexpr long kMaxHostConnections = 4;
 constexpr auto kDefaultExpiry = std::chrono::days(7);
 
 void init_curl_once() {
@@ -133,6 +134,11 @@ class HttpPusher final : public Pusher {
         curl_multi_setopt(multi_, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
         curl_multi_setopt(multi_, CURLMOPT_MAX_CONCURRENT_STREAMS,
                           opts_.max_streams_per_connection);
+        // Without a cap, curl opens a new connection for every transfer that
+        // finds the others' streams all taken: a fleet-wide wake-up became
+        // thousands of TLS handshakes. A few connections per host (topics,
+        // reconnects); beyond them transfers wait in curl for a free stream.
+        curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, kMaxHostConnections);
         thread_ = std::thread([this] { run(); });
     }
 
@@ -183,10 +189,14 @@ class HttpPusher final : public Pusher {
                 abort_active();
                 break;
             }
-            for (auto& s : batch) start(std::move(s));
+            // At most one connection's worth of streams in flight; the rest
+            // wait here, in order, and start as answers come in.
+            for (auto& s : batch) backlog_.push_back(std::move(s));
+            start_from_backlog();
             int running = 0;
             curl_multi_perform(multi_, &running);
             finish_completed();
+            if (start_from_backlog() > 0) continue;  // perform again before sleeping
             curl_multi_poll(multi_, nullptr, 0, 1000, nullptr);
         }
         idle_.clear();
@@ -274,6 +284,17 @@ class HttpPusher final : public Pusher {
         curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, h);
     }
 
+    size_t start_from_backlog() {
+        size_t limit = static_cast<size_t>(std::max(1L, opts_.max_streams_per_connection));
+        size_t started = 0;
+        while (!backlog_.empty() && active_.size() < limit) {
+            start(std::move(backlog_.front()));
+            backlog_.pop_front();
+            ++started;
+        }
+        return started;
+    }
+
     void start(Submission s) {
         if (!is_hex(s.req.token_hex)) {
             s.done(PushResult{0, {}, "device token is not hex", {}});
@@ -342,6 +363,8 @@ class HttpPusher final : public Pusher {
     }
 
     void abort_active() {
+        for (auto& s : backlog_) s.done(PushResult{0, {}, "shutting down", {}});
+        backlog_.clear();
         for (auto& [easy, t] : active_) {
             curl_multi_remove_handle(multi_, easy);
             auto done = std::move(t->done);
@@ -361,6 +384,7 @@ class HttpPusher final : public Pusher {
 
     // Owned by the pusher thread.
     std::unordered_map<CURL*, std::unique_ptr<Transfer>> active_;
+    std::deque<Submission> backlog_;  // submitted, waiting for a free stream
     std::vector<std::unique_ptr<Transfer>> idle_;
 };
 

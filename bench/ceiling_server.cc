@@ -8,6 +8,8 @@
 //   ceiling_server --listen 127.0.0.1:PORT --cert server.crt --key server.key
 #include <signal.h>
 
+#include <spdlog/spdlog.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
@@ -22,6 +24,7 @@ int main(int argc, char** argv) {
     app.add_option("--cert", cert, "PEM chain")->required();
     app.add_option("--key", key, "PEM key")->required();
     CLI11_PARSE(app, argc, argv);
+    spdlog::set_level(spdlog::level::warn);  // no request log: its cost is not the transport's
 
     sigset_t sigs;
     sigemptyset(&sigs);

@@ -94,6 +94,7 @@ Status App::start() {
     auto store = db::open_store(cfg_.db, cfg_.data_dir);
     if (!store.is_ok()) return store.status();
     store_ = std::move(*store);
+    if (wrap_store_) store_ = wrap_store_(std::move(store_));
 
     // TLS identity: given, or generated (a local CA + leaf, renewed ahead of expiry).
     std::string listen_host;

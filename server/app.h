@@ -5,6 +5,7 @@
 
 #include <condition_variable>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -43,6 +44,10 @@ class App {
     App(const App&) = delete;
     App& operator=(const App&) = delete;
 
+    // Wraps the store start() opens (before anything uses it): the fault
+    // injection tests put a db::FaultyStore around it.
+    using StoreWrapper = std::function<std::unique_ptr<db::Store>(std::unique_ptr<db::Store>)>;
+    void wrap_store(StoreWrapper w) { wrap_store_ = std::move(w); }
     // Creates the data dir and whatever is missing in it (API key, TLS
     // identity, enrollment CA, database), then starts listening.
     Status start();
@@ -78,6 +83,7 @@ class App {
     std::filesystem::path tls_ca_file_;
 
     std::unique_ptr<db::Store> store_;
+    StoreWrapper wrap_store_;
     std::unique_ptr<certs::CertificateAuthority> enrollment_ca_;
     std::unique_ptr<apns::Pusher> pusher_;
     std::unique_ptr<apns::PushService> push_;

@@ -203,6 +203,38 @@ TEST_F(ApnsTest, ConcurrentPushesMultiplexOnOneConnection) {
     EXPECT_EQ(connections.size(), 1u);
 }
 
+TEST_F(ApnsTest, AFleetWideWakeUpWaitsForStreamsInsteadOfOpeningConnections) {
+    // Far more pushes at once than the server allows streams: they queue
+    // for free streams on the one connection (a new TLS connection per
+    // overflowing push would look like an attack to APNs, and was slow).
+    FakeApnsOptions fo;
+    fo.cert_pem = server_.cert_pem;
+    fo.key_pem = server_.key_pem;
+    fo.max_concurrent_streams = 100;
+    auto fake = FakeApns::start(fo);
+    ASSERT_TRUE(fake) << fake.status().message();
+    HttpPusherOptions po;
+    po.base_url = (*fake)->base_url();
+    po.ca_file = ca_file_;
+    po.max_streams_per_connection = 100;
+    auto pusher = make_http_pusher(po);
+    constexpr int kPushes = 3000;
+    std::atomic<int> ok{0}, done{0};
+    std::promise<void> all;
+    for (int i = 0; i < kPushes; ++i) {
+        char token[9];
+        std::snprintf(token, sizeof token, "%08x", i);
+        pusher->push(request(token), [&](PushResult r) {
+            if (r.http_status == 200) ++ok;
+            if (++done == kPushes) all.set_value();
+        });
+    }
+    ASSERT_EQ(all.get_future().wait_for(kWait), std::future_status::ready);
+    EXPECT_EQ(ok.load(), kPushes);
+    EXPECT_EQ((*fake)->connections_accepted(), 1u);
+    pusher->shutdown();
+}
+
 TEST_F(ApnsTest, ThousandsOfSequentialStreamsStayOnOneConnection) {
     // libcurl resets every finished stream; the fake must not take that for
     // a rapid-reset attack and close the connection.

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
 #include <fstream>
 #include <future>
@@ -45,13 +46,15 @@ class RawConn {
     bool send(const std::string& s) {
         return ::send(fd_, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size());
     }
-    // Reads until `needle` appears, the peer closes, or 5 s pass.
+    // Reads until `needle` appears, the peer closes, or 5 s pass (then
+    // closed() stays false).
     std::string read_until(const std::string& needle) {
         while (buf_.find(needle) == std::string::npos) {
             char tmp[4096];
             ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
             if (n <= 0) {
-                closed_ = true;
+                // Closed by the peer (EOF or reset), not our 5 s receive timeout.
+                closed_ = n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
                 break;
             }
             buf_.append(tmp, static_cast<size_t>(n));
@@ -277,6 +280,33 @@ TEST_F(ListenerTest, ConnectionsBeyondTheLimitAreClosed) {
     // The first connection is still served.
     ASSERT_TRUE(first.send("GET /f HTTP/1.1\r\nHost: x\r\n\r\n"));
     EXPECT_NE(first.read_until("body:").find("200 OK"), std::string::npos);
+}
+
+TEST_F(ListenerTest, SlowClientsAreCutOffByTheReadTimeoutWhileOthersAreServed) {
+    opts_.read_timeout = 1s;
+    opts_.idle_timeout = 1s;
+    start(echo);
+    // Slowloris: headers that never end; a body that never arrives whole;
+    // a keep-alive connection that goes quiet.
+    RawConn headers(server_->http_port()), body(server_->http_port()), idle(server_->http_port());
+    ASSERT_TRUE(headers.send("GET /slow HTTP/1.1\r\nHost: x\r\nX-Drip: 1\r\n"));
+    ASSERT_TRUE(
+        body.send("PUT /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789"));
+    ASSERT_TRUE(idle.send("GET /once HTTP/1.1\r\nHost: x\r\n\r\n"));
+    EXPECT_NE(idle.read_until("body:").find("200 OK"), std::string::npos);
+    // Meanwhile a well-behaved client is served at once.
+    auto r = test::http_request("GET", http("/fast"));
+    EXPECT_EQ(r.status, 200) << r.error;
+    // Each slow connection is closed by the server (RawConn gives up after
+    // 5 s, well past the 1 s timeouts) without an answer to the half request.
+    EXPECT_EQ(headers.read_until("HTTP/1.1"), "");
+    EXPECT_TRUE(headers.closed());
+    EXPECT_EQ(body.read_until("HTTP/1.1"), "");
+    EXPECT_TRUE(body.closed());
+    idle.clear();
+    idle.read_until("never sent");
+    EXPECT_TRUE(idle.closed());
+    EXPECT_EQ(test::http_request("GET", http("/after")).status, 200);
 }
 
 TEST_F(ListenerTest, StopLetsTheInFlightRequestFinish) {

@@ -59,6 +59,14 @@ std::unique_ptr<TestServer> TestServer::start(const TestServerOptions& opts, std
     cfg.io_threads = 1;
     cfg.worker_threads = 4;
     t->app_ = std::make_unique<server::App>(cfg);
+    if (opts.faulty_store) {
+        auto* raw = t.get();
+        t->app_->wrap_store([raw](std::unique_ptr<db::Store> inner) -> std::unique_ptr<db::Store> {
+            auto f = std::make_unique<db::FaultyStore>(std::move(inner));
+            raw->faulty_ = f.get();
+            return f;
+        });
+    }
     if (auto s = t->app_->start(); !s.is_ok()) {
         *error = "app: " + s.to_string();
         return nullptr;

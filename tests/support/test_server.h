@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "apns/fake_apns.h"
+#include "db/faulty_store.h"
 #include "server/app.h"
 #include "sim/device.h"
 #include "tests/support/http_client.h"
@@ -23,6 +24,7 @@ struct TestServerOptions {
     bool import_push_cert = true;  // upload a push certificate for `topic`
     std::string topic = "com.apple.mgmt.External.e0bd1eac-1f17-4c8e-8a63-dd17d3dd35d9";
     size_t body_limit = 1 << 20;
+    bool faulty_store = false;  // the App's store inside a db::FaultyStore (faulty())
 };
 
 class TestServer {
@@ -38,6 +40,8 @@ class TestServer {
     std::string http_url() const;
     std::string ca_file() const;
     const std::filesystem::path& data_dir() const { return dir_.path(); }
+    // With TestServerOptions::faulty_store: the decorator around the store.
+    db::FaultyStore* faulty() { return faulty_; }
 
     // An admin API call over HTTPS with the API key (Bearer).
     HttpResult api(const std::string& method, const std::string& path, const std::string& body = {},
@@ -68,6 +72,7 @@ class TestServer {
     std::unique_ptr<apns::FakeApns> apns_;
     std::unique_ptr<server::App> app_;
     std::filesystem::path apns_ca_file_;
+    db::FaultyStore* faulty_ = nullptr;
 };
 
 }  // namespace courier::test

@@ -1,0 +1,24 @@
+// Mdm-Signature headers: base64 → CMS SignedData (DER) → detached signature
+// over the body → signer certificate. Input: one mode byte, a two-byte
+// length n, n bytes of signature, then the body. Mode bit 0 set: the n bytes
+// are DER and are base64-encoded first, so the fuzzer explores CMS structure
+// rather than base64 validity; clear: they are the header text as sent.
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "certs/pkcs.h"
+#include "common/encoding.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    if (size < 3) return 0;
+    bool der = data[0] & 1;
+    size_t n = (static_cast<size_t>(data[1]) << 8) | data[2];
+    std::string_view rest(reinterpret_cast<const char*>(data + 3), size - 3);
+    if (n > rest.size()) n = rest.size();
+    std::string sig(rest.substr(0, n));
+    std::string_view body = rest.substr(n);
+    std::string header = der ? courier::base64_encode(sig) : sig;
+    (void)courier::certs::verify_mdm_signature(header, body);
+    return 0;
+}
