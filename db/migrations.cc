@@ -9,7 +9,7 @@ namespace {
 
 // migrations[i] takes the schema from version i to version i + 1. Append
 // only: a shipped entry is never edited. Times are Unix seconds (INTEGER).
-constexpr std::array<const char*, 1> kMigrations = {
+constexpr std::array<const char*, 2> kMigrations = {
     R"sql(
 CREATE TABLE enrollments (
     id TEXT PRIMARY KEY,
@@ -117,6 +117,16 @@ CREATE TABLE enrollment_tokens (
     created_at INTEGER NOT NULL,
     note TEXT NOT NULL DEFAULT ''
 );
+)sql",
+    // 2: each target carries its command's expiry, so finding an
+    // enrollment's expired open targets is one probe of a small partial
+    // index instead of a join over its whole open queue.
+    R"sql(
+ALTER TABLE targets ADD COLUMN expires_at INTEGER;
+UPDATE targets SET expires_at = (SELECT c.expires_at FROM commands c WHERE c.seq = targets.command_seq)
+ WHERE command_seq IN (SELECT seq FROM commands WHERE expires_at IS NOT NULL);
+CREATE INDEX targets_expiring ON targets(enrollment_id, expires_at)
+ WHERE expires_at IS NOT NULL AND status IN ('queued', 'sent', 'notnow');
 )sql",
 };
 

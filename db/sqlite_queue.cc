@@ -44,11 +44,11 @@ void expire_due_targets(Connection& c, const std::string& id, SysTime now) {
     };
     std::vector<Due> due;
     {
-        auto st = c.prepare(fmt::format(
+        // targets_expiring: open targets with an expiry only (migration 2).
+        auto st = c.prepare(
             "SELECT t.command_seq, c.uuid, c.request_type FROM targets t JOIN commands c ON "
-            "c.seq = t.command_seq WHERE t.enrollment_id = ?1 AND t.status IN {} AND "
-            "c.expires_at IS NOT NULL AND c.expires_at <= ?2",
-            kOpenStatuses));
+            "c.seq = t.command_seq WHERE t.enrollment_id = ?1 AND t.expires_at IS NOT NULL AND "
+            "t.expires_at <= ?2 AND t.status IN ('queued', 'sent', 'notnow')");
         st.bind(id, to_unix(now));
         while (st.step()) due.push_back({st.int64(0), st.str(1), st.str(2)});
     }
@@ -93,15 +93,33 @@ namespace sqlite {
 std::optional<DeliveredCommand> pick_next_command(Connection& c, const std::string& id,
                                                   bool include_notnow, SysTime now) {
     expire_due_targets(c, id, now);
-    auto st = c.prepare(fmt::format(
+    // The oldest open target: the smallest command_seq per eligible status,
+    // each one index probe (targets_status), so the cost does not grow with
+    // the enrollment's history or queue. (Ordering all open rows, or walking
+    // the primary key past finished targets and their stored results, did.)
+    auto first = c.prepare(
+        "SELECT min(seq) FROM ("
+        "SELECT min(command_seq) AS seq FROM targets WHERE enrollment_id = ?1 AND status = "
+        "'queued' "
+        "UNION ALL SELECT min(command_seq) FROM targets WHERE enrollment_id = ?1 AND status = "
+        "'sent' "
+        "UNION ALL SELECT min(command_seq) FROM targets WHERE enrollment_id = ?1 AND "
+        "status = 'notnow' AND ?2)");
+    first.bind(id, int64_t{include_notnow ? 1 : 0});
+    bool found = first.step() && !first.is_null(0);
+    int64_t seq_found = found ? first.int64(0) : 0;
+    first.reset();
+    if (!found) {
+        clear_repush_if_idle(c, id);
+        return std::nullopt;
+    }
+    auto st = c.prepare(
         "SELECT t.command_seq, t.status, c.uuid, c.request_type, c.plist FROM targets t "
         "JOIN commands c ON c.seq = t.command_seq WHERE t.enrollment_id = ?1 AND "
-        "t.status IN ({}) ORDER BY t.command_seq LIMIT 1",
-        include_notnow ? "'queued','sent','notnow'" : "'queued','sent'"));
-    st.bind(id);
+        "t.command_seq = ?2");
+    st.bind(id, seq_found);
     if (!st.step()) {
         st.reset();
-        clear_repush_if_idle(c, id);
         return std::nullopt;
     }
     int64_t seq = st.int64(0);
@@ -147,11 +165,13 @@ Result<EnqueueResult> SqliteStore::enqueue(const NewCommand& cmd,
             .run();
         int64_t seq = c.last_insert_rowid();
         auto insert = c.prepare(
-            "INSERT INTO targets (enrollment_id, command_seq, status, updated_at) "
-            "VALUES (?1, ?2, 'queued', ?3)");
+            "INSERT INTO targets (enrollment_id, command_seq, status, updated_at, expires_at) "
+            "VALUES (?1, ?2, 'queued', ?3, ?4)");
+        std::optional<int64_t> expires =
+            cmd.expires_at ? std::optional<int64_t>(to_unix(*cmd.expires_at)) : std::nullopt;
         std::string detail = fmt::format("{} {} queued", cmd.request_type, cmd.uuid);
         for (const auto& id : out.queued) {
-            insert.bind(id, seq, to_unix(now)).run();
+            insert.bind(id, seq, to_unix(now), expires).run();
             sqlite::add_event(c, id, now, "command", detail);
         }
         return Status::ok();

@@ -817,6 +817,39 @@ TEST_F(SqliteStoreTest, ReopeningKeepsTheData) {
     EXPECT_EQ(store->command(uuid)->targets.size(), 1u);
 }
 
+TEST_F(SqliteStoreTest, MigrationTwoGivesExistingTargetsTheirCommandsExpiry) {
+    std::string uuid = random_uuid();
+    {
+        auto store = open();
+        ASSERT_TRUE(store->apply_token_update(token_input("A", "A"), now()));
+        ASSERT_TRUE(
+            store->enqueue({uuid, "DeviceLock", "<plist/>", now() + 1h}, {"A"}, now()).is_ok());
+    }
+    // Back to the version-1 shape: no targets.expires_at, no index on it.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(db_path().c_str(), &db), SQLITE_OK);
+    EXPECT_EQ(
+        sqlite3_exec(db,
+                     "DROP INDEX targets_expiring; ALTER TABLE targets DROP COLUMN expires_at; "
+                     "PRAGMA user_version = 1;",
+                     nullptr, nullptr, nullptr),
+        SQLITE_OK)
+        << sqlite3_errmsg(db);
+    sqlite3_close(db);
+
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(query(db_path(), "PRAGMA user_version"),
+              std::to_string(sqlite::latest_schema_version()));
+    EXPECT_EQ(query(db_path(), "SELECT expires_at FROM targets"),
+              std::to_string(to_unix(now() + 1h)));
+    clock_.advance(2h);
+    auto next = store->next_command("A", true, now());
+    ASSERT_TRUE(next.is_ok());
+    EXPECT_FALSE(next->has_value());
+    EXPECT_EQ(store->command(uuid)->targets.at(0).status, TargetStatus::kExpired);
+}
+
 TEST_F(SqliteStoreTest, ANewerSchemaIsRefused) {
     open().reset();
     query(db_path(), "PRAGMA user_version = 999");
