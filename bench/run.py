@@ -315,6 +315,20 @@ def bench_push(env, runs, quick):
     return out
 
 
+def bench_h2load(env, runs, quick):
+    """The same request replayed by h2load on one connection: the fake's ceiling."""
+    out = []
+    for i in range(runs):
+        cmd = [os.path.join(ROOT, "bench", "push_h2load.sh"), env.courier,
+               "20000" if quick else "100000", "500"]
+        log(" ".join(cmd[1:]))
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                           env={**os.environ, "PORT": str(free_port())})
+        m = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", p.stdout)
+        out.append(float(m.group(1)) if m else None)
+    return out
+
+
 # ------------------------------------------------------------------ report
 
 
@@ -509,7 +523,13 @@ def write_report(env, res, path, args, started):
         w("The production pusher (libcurl multi, HTTP/2, one connection, 500 pushes in flight) "
           "to the fake APNs (nghttp2) on 127.0.0.1: "
           + ", ".join(f"{fmt(x)}" for x in res["P"]) + f" pushes/s (median {fmt(median(res['P']))}). "
-          "APNs itself caps a connection at its `SETTINGS_MAX_CONCURRENT_STREAMS`; "
+          + (f"h2load replaying the same request on one connection with 500 streams "
+             f"(`bench/push_h2load.sh build/bench/courier 100000 500`, the fake's ceiling): "
+             + ", ".join(fmt(x) for x in res.get("H", [])) + f" requests/s (median "
+             f"{fmt(median(res.get('H', [])))}); the sender reaches "
+             f"{fmt(100 * median(res['P']) / median(res['H']) if median(res.get('H', [])) else None, 0)} % "
+             "of it. " if res.get("H") else "")
+          + "APNs itself caps a connection at its `SETTINGS_MAX_CONCURRENT_STREAMS`; "
           "`ApnsTest.ThousandsOfSequentialStreamsStayOnOneConnection` guards the connection "
           "reuse this depends on.\n")
     if args.notes and os.path.exists(args.notes):
@@ -522,11 +542,14 @@ def write_report(env, res, path, args, started):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--only", default="A,B,C,D,E,P", help="comma-separated: A (with F and A_tls), B, C, D (with G), E, P (push)")
+    ap.add_argument("--only", default="A,B,C,D,E,P", help="comma-separated: A (with F and A_tls), B, C, D (with G), E, P (push sender and h2load)")
     ap.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     ap.add_argument("--build-dir", default="build/bench")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"))
     ap.add_argument("--json-out", default=None, help="also write the raw results here")
+    ap.add_argument("--merge", default=None,
+                    help="a --json-out file of an earlier run: its results for the benchmarks "
+                         "not in --only go into the report too")
     ap.add_argument("--notes", default=os.path.join(ROOT, "bench", "NOTES.md"),
                     help="appended to the report (analysis, before/after)")
     args = ap.parse_args()
@@ -534,6 +557,10 @@ def main():
     env = Env(args)
     only = set(args.only.split(","))
     res = {}
+    if args.merge:
+        with open(args.merge) as f:
+            res = {k: v for k, v in json.load(f).items()
+                   if k not in only and not (k == "H" and "P" in only)}
     finished = False
     try:
         if "A" in only:
@@ -548,6 +575,7 @@ def main():
             res["E"] = bench_E(env, args.runs, args.quick)
         if "P" in only:
             res["P"] = bench_push(env, args.runs, args.quick)
+            res["H"] = bench_h2load(env, args.runs, args.quick)
         finished = True
     finally:
         if args.json_out:

@@ -1,9 +1,13 @@
 // The admin REST API end to end: a whole Courier on 127.0.0.1 over TLS, a
 // fake APNs over HTTP/2, simulated devices; NanoMDM's scripts run as the real
 // curl command line. Every refusal is checked to change nothing.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <openssl/encoder.h>
 #include <openssl/evp.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <boost/json.hpp>
 #include <cstdio>
@@ -175,6 +179,39 @@ TEST_F(AdminApi, UnknownPathIs404AndWrongMethodIs405WithAllow) {
     r = api("PATCH", "/v1/pushcert");
     EXPECT_EQ(r.status, 405);
     EXPECT_NE(r.headers["allow"].find("PUT"), std::string::npos);
+}
+
+// Courier serves no files, but odd paths must not reach another route:
+// dot segments and encoded slashes are answered 400 or 404 (never resolved),
+// even with the API key.
+TEST_F(AdminApi, DotSegmentsAndEncodedSlashesNeverReachAnotherRoute) {
+    std::string base = server_->http_url();  // http://127.0.0.1:PORT
+    uint16_t port = static_cast<uint16_t>(std::stoi(base.substr(base.rfind(':') + 1)));
+    for (std::string target :
+         {"/enroll/../v1/devices", "/v1/../v1/devices", "/%2e%2e/v1/devices",
+          "/v1/devices/..%2f..%2fetc%2fpasswd/timeline", "/../../etc/passwd", "/v1//devices"}) {
+        int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        timeval tv{5, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+        std::string req = "GET " + target + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                          server_->app().api_key() + "\r\nConnection: close\r\n\r\n";
+        ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL),
+                  static_cast<ssize_t>(req.size()));
+        std::string resp;
+        char buf[4096];
+        for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;)
+            resp.append(buf, static_cast<size_t>(n));
+        ::close(fd);
+        ASSERT_GE(resp.size(), 12u) << target;
+        int status = std::stoi(resp.substr(9, 3));
+        EXPECT_TRUE(status == 400 || status == 404) << target << ": " << resp.substr(0, 200);
+        EXPECT_EQ(resp.find("\"items\""), std::string::npos) << target;
+    }
 }
 
 // ---- push certificates ----------------------------------------------------
