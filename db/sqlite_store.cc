@@ -207,27 +207,69 @@ void SqliteStore::commit_batch(std::vector<WriteJob*>& batch,
     }
 }
 
-Status SqliteStore::read(const Work& fn) {
-    std::unique_ptr<Connection> conn;
+namespace {
+// The read scope open on this thread, if any.
+struct OpenScope {
+    const SqliteStore* store = nullptr;
+    Connection* conn = nullptr;
+};
+thread_local OpenScope tl_scope;
+}  // namespace
+
+class SqliteStore::Scope : public ReadScope {
+  public:
+    Scope(SqliteStore& s, std::unique_ptr<Connection> c) : store_(s), conn_(std::move(c)) {
+        tl_scope = {&store_, conn_.get()};
+    }
+    ~Scope() override {
+        tl_scope = {};
+        if (conn_->in_transaction()) (void)conn_->try_exec("COMMIT");
+        store_.return_reader(std::move(conn_));
+    }
+
+  private:
+    SqliteStore& store_;
+    std::unique_ptr<Connection> conn_;
+};
+
+Result<std::unique_ptr<Connection>> SqliteStore::take_reader() {
     {
         std::lock_guard lk(pool_mu_);
         if (!read_pool_.empty()) {
-            conn = std::move(read_pool_.back());
+            auto conn = std::move(read_pool_.back());
             read_pool_.pop_back();
+            return conn;
         }
     }
-    if (!conn) {
-        auto opened = Connection::open(path_, /*read_only=*/true, options_.busy_timeout_ms);
-        if (!opened) return opened.status();
-        conn = std::move(opened).value();
-    }
-    Status s = conn->try_exec("BEGIN");
-    if (s) {
-        s = guarded(fn, *conn);
-        if (conn->in_transaction()) (void)conn->try_exec(s ? "COMMIT" : "ROLLBACK");
-    }
+    return Connection::open(path_, /*read_only=*/true, options_.busy_timeout_ms);
+}
+
+void SqliteStore::return_reader(std::unique_ptr<Connection> conn) {
     std::lock_guard lk(pool_mu_);
     if (read_pool_.size() < options_.read_pool) read_pool_.push_back(std::move(conn));
+}
+
+std::unique_ptr<ReadScope> SqliteStore::read_scope() {
+    if (tl_scope.conn) return nullptr;  // already inside one: share it
+    auto conn = take_reader();
+    if (!conn) return nullptr;  // reads fall back to their own transactions
+    if (!(*conn)->try_exec("BEGIN")) {
+        return_reader(std::move(*conn));
+        return nullptr;
+    }
+    return std::make_unique<Scope>(*this, std::move(*conn));
+}
+
+Status SqliteStore::read(const Work& fn) {
+    if (tl_scope.store == this && tl_scope.conn) return guarded(fn, *tl_scope.conn);
+    auto conn = take_reader();
+    if (!conn) return conn.status();
+    Status s = (*conn)->try_exec("BEGIN");
+    if (s) {
+        s = guarded(fn, **conn);
+        if ((*conn)->in_transaction()) (void)(*conn)->try_exec(s ? "COMMIT" : "ROLLBACK");
+    }
+    return_reader(std::move(*conn));
     return s;
 }
 

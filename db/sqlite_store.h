@@ -80,6 +80,7 @@ class SqliteStore final : public Store {
     size_t pending_writes() const;
 
     Status ping() override;
+    std::unique_ptr<ReadScope> read_scope() override;
 
     Status apply_authenticate(const AuthenticateInput& in, SysTime now) override;
     Status apply_token_update(const TokenUpdateInput& in, SysTime now) override;
@@ -141,8 +142,12 @@ class SqliteStore final : public Store {
     SqliteStore(std::string path, const SqliteOptions& options, const Clock& clock,
                 std::unique_ptr<sqlite::Connection> writer);
 
-    // Runs fn in a read transaction on a pooled read-only connection.
+    // Runs fn in a read transaction on a pooled read-only connection (the
+    // thread's read scope's, when one is open).
     Status read(const Work& fn);
+    Result<std::unique_ptr<sqlite::Connection>> take_reader();
+    void return_reader(std::unique_ptr<sqlite::Connection> conn);
+    class Scope;
     void writer_loop();
     void commit_batch(std::vector<WriteJob*>& batch,
                       std::unordered_map<std::string, int64_t>& last_seen);

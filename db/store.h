@@ -174,6 +174,15 @@ struct RepushDue {
     int attempts = 0;
 };
 
+// While a ReadScope lives, the reads its thread makes through the store that
+// made it share one read transaction: one snapshot, one lock round trip,
+// instead of one each. For request paths that only read (the Idle fast
+// path): writes made meanwhile are not seen inside the scope.
+class ReadScope {
+  public:
+    virtual ~ReadScope() = default;
+};
+
 struct PushOutcomeRecord {
     PushAttempt attempt;
     SysTime repush_at{};
@@ -186,6 +195,9 @@ class Store {
 
     // Health: a cheap round-trip to the database.
     virtual Status ping() = 0;
+    // A read scope for the calling thread (see ReadScope); null where the
+    // implementation has nothing to share.
+    virtual std::unique_ptr<ReadScope> read_scope() { return nullptr; }
 
     // ---- Enrollments -----------------------------------------------------
     // Authenticate starts the enrollment afresh: state pending, push token

@@ -215,17 +215,32 @@ Status App::start() {
     lo.io_threads = cfg_.io_threads;
     lo.worker_threads = cfg_.worker_threads;
     lo.max_connections = cfg_.max_connections;
-    http_ = std::make_unique<HttpServer>(lo, [this](Request& req) {
-        auto t0 = std::chrono::steady_clock::now();
-        Response r = router_->dispatch(req);
-        std::string route = router_->route_of(req);
-        if (route.empty()) route = "unmatched";
+    auto observe = [this](const std::string& route, std::chrono::steady_clock::time_point t0,
+                          int status) {
         double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         metrics_.histogram("courier_http_request_seconds", {{"route", route}}).observe(secs);
         metrics_
             .counter("courier_http_requests_total",
-                     {{"route", route}, {"status", std::to_string(r.status)}})
+                     {{"route", route}, {"status", std::to_string(status)}})
             .inc();
+    };
+    // Idle check-ins with nothing queued are answered on the I/O thread
+    // (reads only); everything else, and every store write, on a worker.
+    lo.inline_handler = [this, observe](Request& req) -> std::optional<Response> {
+        if (req.method != "PUT" || req.path != "/mdm" ||
+            req.body.find("<string>Idle</string>") == std::string::npos)
+            return std::nullopt;
+        auto t0 = std::chrono::steady_clock::now();
+        auto r = devices_->handle_idle_without_writes(req);
+        if (r) observe("/mdm", t0, r->status);
+        return r;
+    };
+    http_ = std::make_unique<HttpServer>(lo, [this, observe](Request& req) {
+        auto t0 = std::chrono::steady_clock::now();
+        Response r = router_->dispatch(req);
+        std::string route = router_->route_of(req);
+        if (route.empty()) route = "unmatched";
+        observe(route, t0, r.status);
         return r;
     });
     if (auto s = http_->start(); !s.is_ok()) return s;

@@ -63,6 +63,16 @@ Status DeviceService::check_binding(const std::string& device_id, const DeviceCr
 }
 
 Response DeviceService::handle(Request& req, bool command_channel) {
+    return *process(req, command_channel, true);
+}
+
+std::optional<Response> DeviceService::handle_idle_without_writes(Request& req) {
+    auto scope = store_.read_scope();  // its three reads in one transaction
+    return process(req, true, false);
+}
+
+std::optional<Response> DeviceService::process(Request& req, bool command_channel,
+                                               bool writes_allowed) {
     auto cred = auth_.authenticate(req);
     if (!cred.is_ok()) return refuse(req, "", cred.status().message());
 
@@ -72,6 +82,9 @@ Response DeviceService::handle(Request& req, bool command_channel) {
             return Response::error(413, decoded.status().message());
         return refuse(req, "", decoded.status().message());
     }
+    if (!writes_allowed &&
+        (decoded->checkin || decoded->report->status != mdm::ReportStatus::kIdle))
+        return std::nullopt;
     const auto& ident = decoded->checkin ? decoded->checkin->identity : decoded->report->identity;
     const std::string id = ident.enrollment_id();
     const std::string& device_id = ident.device_id;
@@ -217,9 +230,6 @@ Response DeviceService::handle(Request& req, bool command_channel) {
 
     // Command report.
     auto& rep = *decoded->report;
-    metrics_
-        .counter("courier_checkins_total", {{"message_type", mdm::report_status_name(rep.status)}})
-        .inc();
     bool unbound = false;
     if (auto s = check_binding(device_id, *cred, false, &unbound); !s.is_ok()) {
         if (s.code() == Code::kUnauthorized) return refuse(req, id, s.message());
@@ -232,8 +242,14 @@ Response DeviceService::handle(Request& req, bool command_channel) {
     if (rep.status == mdm::ReportStatus::kIdle) {
         auto pending = store_.has_pending(id, now);
         if (!pending.is_ok()) return Response::error(503, "store unavailable");
+        if (*pending && !writes_allowed) return std::nullopt;  // handing out is a write
+        metrics_.counter("courier_checkins_total", {{"message_type", "Idle"}}).inc();
         if (*pending) next = store_.next_command(id, true, now);
     } else {
+        metrics_
+            .counter("courier_checkins_total",
+                     {{"message_type", mdm::report_status_name(rep.status)}})
+            .inc();
         db::TargetStatus ts = db::TargetStatus::kAcknowledged;
         switch (rep.status) {
             case mdm::ReportStatus::kAcknowledged:

@@ -13,6 +13,7 @@
 // device. The user channel shares its device's bindings.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "common/clock.h"
@@ -35,8 +36,15 @@ class DeviceService {
     // /checkin (command_channel=false) or /mdm (true). Both accept both kinds
     // of message; the channel only changes what the log says.
     Response handle(Request& req, bool command_channel);
+    // The same answer as handle(req, true), for the I/O thread: given only when
+    // it needs no store write — an Idle with nothing queued, the most common
+    // request of a fleet — else nullopt (nothing done, nothing counted), and
+    // the request goes to a worker. Reads only (indexed, WAL: no waiting on
+    // the writer) and the signature cache's CPU.
+    std::optional<Response> handle_idle_without_writes(Request& req);
 
   private:
+    std::optional<Response> process(Request& req, bool command_channel, bool writes_allowed);
     Response refuse(const Request& req, const std::string& who, const std::string& why);
     Response retired_answer();
     Status check_binding(const std::string& device_id, const DeviceCredential& cred, bool may_bind,

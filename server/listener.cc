@@ -207,6 +207,19 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
         impl_.in_flight.fetch_add(1);
         in_flight_counted_ = true;
+        if (impl_.opts.inline_handler) {
+            std::optional<Response> quick;
+            try {
+                quick = impl_.opts.inline_handler(req);
+            } catch (const std::exception& e) {
+                spdlog::error("{} {}: handler threw: {}", req.method, req.path, e.what());
+                quick = Response::error(500, "internal error");
+            }
+            if (quick) {
+                log(req, *quick);
+                return write(std::move(*quick), version);
+            }
+        }
         lowest().expires_never();  // the handler's time is not the client's
         net::post(*impl_.workers,
                   [self = this->shared_from_this(), req = std::move(req), version]() mutable {

@@ -11,12 +11,20 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/status.h"
 #include "server/http.h"
 
 namespace courier::server {
+
+// Called once per request on a worker thread. `log` gets the request line.
+using RequestHandler = std::function<Response(Request&)>;
+// Tried first, on the I/O thread: an answer is written at once, without the
+// two thread hand-offs of a worker; nullopt sends the request on to the
+// RequestHandler. It must never block (no store writes, no network).
+using InlineHandler = std::function<std::optional<Response>(Request&)>;
 
 struct ListenerOptions {
     std::string listen = "0.0.0.0:8443";  // HTTPS; empty: off
@@ -30,10 +38,8 @@ struct ListenerOptions {
     int io_threads = 0;                      // 0: hardware concurrency
     int worker_threads = 0;                  // 0: max(32, 4 × hardware concurrency)
     size_t max_connections = 10000;          // beyond: accepted and closed at once
+    InlineHandler inline_handler;            // optional
 };
-
-// Called once per request on a worker thread. `log` gets the request line.
-using RequestHandler = std::function<Response(Request&)>;
 
 class HttpServer {
   public:

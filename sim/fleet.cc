@@ -14,7 +14,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <map>
 #include <mutex>
 #include <queue>
 #include <random>
@@ -254,7 +253,7 @@ class Fleet;
 
 class Worker {
   public:
-    Worker(Fleet& f, size_t index) : fleet_(f), index_(index) {}
+    explicit Worker(Fleet& f) : fleet_(f) {}
     void add_device(size_t d) { devices_.push_back(d); }
     const std::vector<size_t>& devices() const { return devices_; }
 
@@ -284,7 +283,6 @@ class Worker {
 
   private:
     Fleet& fleet_;
-    size_t index_;
     std::vector<size_t> devices_;
     std::mutex mu_;
     std::condition_variable cv_;
@@ -304,7 +302,6 @@ class Fleet {
     std::vector<std::unique_ptr<Worker>> workers;
     std::unordered_map<std::string, size_t> by_token;  // hex token → device
     std::unique_ptr<apns::FakeApns> apns;
-    std::mt19937_64 rng_seed{std::random_device{}()};
 
     // Acknowledgements by command UUID, for the wake scenario.
     std::mutex ack_mu;
@@ -949,8 +946,7 @@ int run_simulate_cli(int argc, char** argv) {
 
     Fleet f(o);
     Api api(o.url, o.ca_file, o.api_key);
-    for (int i = 0; i < o.connections; ++i)
-        f.workers.push_back(std::make_unique<Worker>(f, static_cast<size_t>(i)));
+    for (int i = 0; i < o.connections; ++i) f.workers.push_back(std::make_unique<Worker>(f));
 
     auto fail = [](const std::string& m) {
         std::cerr << "courier simulate: " << m << "\n";

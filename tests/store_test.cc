@@ -1052,4 +1052,24 @@ TEST(OpenStore, PostgresIsRefusedUntilBuilt) {
 }
 
 }  // namespace
+TEST_F(SqliteStoreTest, ReadScopeSharesOneSnapshotUntilItCloses) {
+    auto s = open();
+    ASSERT_TRUE(s->apply_authenticate(auth_input("A"), now()));
+    {
+        auto scope = s->read_scope();
+        ASSERT_TRUE(scope);
+        EXPECT_TRUE(s->enrollment("A").is_ok());  // the snapshot starts here
+        ASSERT_TRUE(s->apply_authenticate(auth_input("B"), now()));
+        EXPECT_EQ(s->enrollment("B").status().code(), Code::kNotFound);  // not in the snapshot
+        EXPECT_EQ(s->read_scope(), nullptr);  // a nested scope shares the open one
+    }
+    EXPECT_TRUE(s->enrollment("B").is_ok());
+    // Connections go back to the pool: many scopes in a row do not leak.
+    for (int i = 0; i < 100; ++i) {
+        auto scope = s->read_scope();
+        ASSERT_TRUE(scope);
+        ASSERT_TRUE(s->enrollment("A").is_ok());
+    }
+}
+
 }  // namespace courier::db
