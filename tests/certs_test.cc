@@ -434,6 +434,29 @@ TEST(MdmSignature, GarbageHeaderIsRefused) {
     }
 }
 
+// Regression (fuzz_mdm_signature, leak): a SignedData whose digest algorithm
+// OpenSSL cannot set up made CMS_verify leak its copy of the body. The
+// answer must be a refusal; the ASan build's leak check fails this test if
+// anything is left behind.
+TEST_F(TrustStoreTest, MdmSignatureWithAnUnknownDigestIsRefusedWithoutLeaking) {
+    Identity id = test::make_device_identity(ca, "UDID-SIG");
+    auto header = make_mdm_signature("body", id);
+    ASSERT_TRUE(header);
+    std::optional<std::string> der = base64_decode(*header);
+    ASSERT_TRUE(der);
+    // SHA-256's OID 2.16.840.1.101.3.4.2.1 in DER. Its first appearance is
+    // the SignedData's digestAlgorithms set (the signer's own entry comes
+    // later and is left alone, so the signer info still checks out): turn
+    // its 840 into an arc no digest has.
+    const std::string sha256("\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01", 11);
+    size_t at = der->find(sha256);
+    ASSERT_NE(at, std::string::npos) << "the signature no longer names SHA-256";
+    (*der)[at + 3] = '\x2c';
+    auto r = verify_mdm_signature(base64_encode(*der), "body");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.status().code(), Code::kUnauthorized);
+}
+
 TEST_F(TrustStoreTest, MdmSignatureByAnUntrustedKeyVerifiesButIsNotTrusted) {
     Identity stranger = test::make_push_identity("com.apple.mgmt.stranger");
     auto header = make_mdm_signature("body", stranger);
