@@ -7,7 +7,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <boost/json.hpp>
 #include <cctype>
 #include <condition_variable>
 #include <deque>
@@ -18,24 +17,19 @@
 #include <vector>
 
 #include "apns/pusher.h"
+#include "apns/wire.h"
 #include "common/encoding.h"
 
 namespace courier::apns {
 namespace {
 
-constexpr size_t kMaxResponseBody = 16 * 1024;  // APNs answers a few dozen bytes
 constexpr size_t kMaxIdleHandles = 1024;
 constexpr long kMaxHostConnections = 4;
-constexpr auto kDefaultExpiry = std::chrono::days(7);
+using wire::kMaxResponseBody;
 
 void init_curl_once() {
     static std::once_flag once;
     std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-bool is_hex(std::string_view s) {
-    return !s.empty() &&
-           std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isxdigit(c) != 0; });
 }
 
 bool iequals(std::string_view a, std::string_view b) {
@@ -49,28 +43,6 @@ std::string_view trim(std::string_view s) {
     while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
     while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
     return s;
-}
-
-// Retry-After is delta-seconds or an HTTP date (RFC 9110 §10.2.3).
-std::chrono::milliseconds parse_retry_after(std::string_view v) {
-    std::string value(v);
-    if (!value.empty() && std::all_of(value.begin(), value.end(), ::isdigit)) {
-        return std::chrono::seconds(std::stoll(value.substr(0, 12)));
-    }
-    time_t when = curl_getdate(value.c_str(), nullptr);
-    if (when < 0) return {};
-    auto delta = when - std::time(nullptr);
-    return delta > 0 ? std::chrono::seconds(delta) : std::chrono::seconds(0);
-}
-
-std::string reason_from_body(const std::string& body) {
-    if (body.empty()) return {};
-    boost::system::error_code ec;
-    auto v = boost::json::parse(body, ec);
-    if (ec || !v.is_object()) return {};
-    auto* reason = v.as_object().if_contains("reason");
-    if (reason == nullptr || !reason->is_string()) return {};
-    return std::string(reason->as_string());
 }
 
 // One request in flight, and between requests an idle, configured easy handle
@@ -120,7 +92,7 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
     if (iequals(name, "apns-id")) {
         t->result.apns_id = std::string(value);
     } else if (iequals(name, "retry-after")) {
-        t->result.retry_after = parse_retry_after(value);
+        t->result.retry_after = wire::parse_retry_after(value);
     }
     return line.size();
 }
@@ -296,19 +268,15 @@ class HttpPusher final : public Pusher {
     }
 
     void start(Submission s) {
-        if (!is_hex(s.req.token_hex)) {
+        if (!wire::is_hex_token(s.req.token_hex)) {
             s.done(PushResult{0, {}, "device token is not hex", {}});
             return;
         }
         auto t = take_idle();
-        int64_t expiration = to_unix(s.req.expiration);
-        if (expiration <= 0) {
-            expiration = to_unix(std::chrono::time_point_cast<std::chrono::seconds>(
-                std::chrono::system_clock::now() + kDefaultExpiry));
-        }
+        int64_t expiration = wire::expiration_seconds(s.req);
         std::string url = opts_.base_url + "/3/device/" + s.req.token_hex;
         t->token_redacted = redact(s.req.token_hex);
-        t->body = boost::json::serialize(boost::json::object{{"mdm", s.req.push_magic}});
+        t->body = wire::push_body(s.req.push_magic);
         t->response_body.clear();
         t->result = PushResult{};
         t->error[0] = '\0';
@@ -344,7 +312,7 @@ class HttpPusher final : public Pusher {
                 long status = 0;
                 curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
                 r.http_status = static_cast<int>(status);
-                r.reason = reason_from_body(t->response_body);
+                r.reason = wire::reason_from_body(t->response_body);
                 if (r.http_status != 200) r.apns_id.clear();
             } else {
                 r = PushResult{

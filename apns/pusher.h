@@ -65,6 +65,14 @@ struct HttpPusherOptions {
 
 // libcurl multi interface, HTTP/2, one long-lived multiplexed connection per
 // credential (topic + certificate), reconnecting after GOAWAY or errors.
+// Speaks through HTTP CONNECT and SOCKS5 proxies.
 std::unique_ptr<Pusher> make_http_pusher(const HttpPusherOptions& opts);
+
+// nghttp2 over non-blocking OpenSSL on one poll(2) thread: the same contract,
+// several times libcurl's pushes per second on one connection; no proxies.
+std::unique_ptr<Pusher> make_h2_pusher(const HttpPusherOptions& opts);
+
+// The sender for these options: nghttp2's, or libcurl's when a proxy is set.
+std::unique_ptr<Pusher> make_pusher(const HttpPusherOptions& opts);
 
 }  // namespace courier::apns

@@ -1,6 +1,7 @@
-// push_bench: MDM pushes per second through the libcurl pusher to FakeApns
+// push_bench: MDM pushes per second through a pusher (nghttp2 or libcurl) to FakeApns
 // over one HTTP/2 connection, with at most --window pushes in flight.
-//   push_bench --pushes 100000 --window 500 [--client-cert] [--url https://127.0.0.1:2197]
+//   push_bench --pushes 100000 --window 500 [--sender nghttp2|curl] [--client-cert] [--url
+//   https://127.0.0.1:2197]
 #include <CLI/CLI.hpp>
 
 #include <chrono>
@@ -34,10 +35,15 @@ int main(int argc, char** argv) {
     int window = 500;
     bool client_cert = false;
     std::string url;
+    std::string sender = "nghttp2";
     app.add_option("--pushes", pushes, "pushes to send")->capture_default_str();
     app.add_option("--window", window, "pushes in flight at most")->capture_default_str();
     app.add_flag("--client-cert", client_cert, "authenticate with a generated push certificate");
     app.add_option("--url", url, "an already running fake APNs (default: one in-process)");
+    app.add_option("--sender", sender,
+                   "nghttp2 (the server's default) or curl (used with --apns-proxy)")
+        ->check(CLI::IsMember({"nghttp2", "curl"}))
+        ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
 
     auto ca = certs::CertificateAuthority::create("push_bench CA", 30);
@@ -74,7 +80,7 @@ int main(int argc, char** argv) {
     HttpPusherOptions po;
     po.base_url = url;
     po.verify_peer = false;  // the bench measures pushes, not chain building
-    auto pusher = make_http_pusher(po);
+    auto pusher = sender == "curl" ? make_http_pusher(po) : make_h2_pusher(po);
     Window w;
     auto send = [&](long i) {
         PushRequest r;
@@ -120,8 +126,9 @@ int main(int argc, char** argv) {
     bool finished = wait_done(pushes + 1);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     pusher->shutdown();
-    std::printf("pushes=%ld window=%d client_cert=%s ok=%ld seconds=%.3f pushes_per_second=%.0f",
-                pushes, window, client_cert ? "yes" : "no", w.ok - 1, secs, pushes / secs);
+    std::printf(
+        "sender=%s pushes=%ld window=%d client_cert=%s ok=%ld seconds=%.3f pushes_per_second=%.0f",
+        sender.c_str(), pushes, window, client_cert ? "yes" : "no", w.ok - 1, secs, pushes / secs);
     if (fake) std::printf(" connections=%llu", (unsigned long long)fake->connections_accepted());
     std::printf("\n");
     return finished && w.ok == pushes + 1 ? 0 : 1;

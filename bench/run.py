@@ -303,11 +303,11 @@ def bench_E(env, runs, quick):
             "enrollments": enrollments, "commands": commands}
 
 
-def bench_push(env, runs, quick):
+def bench_push(env, runs, quick, sender="nghttp2"):
     exe = os.path.join(env.build, "bench", "push_bench")
     out = []
     for i in range(runs):
-        cmd = [exe, "--pushes", "20000" if quick else "100000", "--window", "500"]
+        cmd = [exe, "--sender", sender, "--pushes", "20000" if quick else "100000", "--window", "500"]
         log(" ".join(cmd))
         p = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600)
         m = re.search(r"pushes_per_second=([\d.]+)", p.stdout)
@@ -519,10 +519,14 @@ def write_report(env, res, path, args, started):
         w("")
     if "P" in res:
         w("## Push sender\n")
-        w("```sh\nbuild/bench/bench/push_bench --pushes 100000 --window 500\n```\n")
-        w("The production pusher (libcurl multi, HTTP/2, one connection, 500 pushes in flight) "
-          "to the fake APNs (nghttp2) on 127.0.0.1: "
+        w("```sh\nbuild/bench/bench/push_bench --sender nghttp2 --pushes 100000 --window 500\n"
+          "build/bench/bench/push_bench --sender curl --pushes 100000 --window 500\n```\n")
+        w("The server's sender (nghttp2 over non-blocking OpenSSL, one connection, 500 pushes in "
+          "flight) to the fake APNs (nghttp2) on 127.0.0.1: "
           + ", ".join(f"{fmt(x)}" for x in res["P"]) + f" pushes/s (median {fmt(median(res['P']))}). "
+          + (f"The libcurl sender (used only with `--apns-proxy`): "
+             + ", ".join(fmt(x) for x in res["PC"]) + f" pushes/s (median {fmt(median(res['PC']))}). "
+             if res.get("PC") else "")
           + (f"h2load replaying the same request on one connection with 500 streams "
              f"(`bench/push_h2load.sh build/bench/courier 100000 500`, the fake's ceiling): "
              + ", ".join(fmt(x) for x in res.get("H", [])) + f" requests/s (median "
@@ -560,7 +564,7 @@ def main():
     if args.merge:
         with open(args.merge) as f:
             res = {k: v for k, v in json.load(f).items()
-                   if k not in only and not (k == "H" and "P" in only)}
+                   if k not in only and not (k in ("H", "PC") and "P" in only)}
     finished = False
     try:
         if "A" in only:
@@ -575,6 +579,7 @@ def main():
             res["E"] = bench_E(env, args.runs, args.quick)
         if "P" in only:
             res["P"] = bench_push(env, args.runs, args.quick)
+            res["PC"] = bench_push(env, args.runs, args.quick, sender="curl")
             res["H"] = bench_h2load(env, args.runs, args.quick)
         finished = True
     finally:

@@ -147,7 +147,7 @@ Status App::start() {
     po.base_url = cfg_.apns_url;
     po.ca_file = cfg_.apns_ca;
     po.proxy = cfg_.apns_proxy;
-    pusher_ = apns::make_http_pusher(po);
+    pusher_ = apns::make_pusher(po);
     push_ = std::make_unique<apns::PushService>(*store_, *pusher_, clock_, metrics_);
 
     device_auth_ =

@@ -55,7 +55,8 @@ void add_serve_options(CLI::App& app, Config* c) {
         "CA bundle for verifying the APNs server; default: the system trust store")
         ->check(CLI::ExistingFile);
     opt(app, "--apns-proxy", c->apns_proxy,
-        "outbound proxy for APNs (http:// CONNECT or socks5://)");
+        "outbound proxy for APNs (http:// CONNECT or socks5://); pushes then go through "
+        "libcurl instead of the built-in nghttp2 sender");
     opt(app, "--cert-warn-days", c->cert_warn_days,
         "warn this many days before a push certificate expires")
         ->check(CLI::Range(0, 3650));

@@ -1,4 +1,6 @@
-// The libcurl pusher against FakeApns over real TLS + HTTP/2 on 127.0.0.1.
+// Both pushers (nghttp2's, the server's default, and libcurl's, used behind
+// proxies) against FakeApns over real TLS + HTTP/2 on 127.0.0.1: every test
+// runs once per sender.
 #include <curl/curl.h>
 #include <gtest/gtest.h>
 
@@ -14,6 +16,7 @@
 #include "certs/authority.h"
 #include "common/encoding.h"
 #include "tests/support/test_certs.h"
+#include "tests/support/tunnel_proxy.h"
 
 namespace courier::apns {
 namespace {
@@ -24,7 +27,7 @@ constexpr const char* kTopic = "com.apple.mgmt.External.1b5e2c4a-8f0d-4e3a-9c7b-
 constexpr const char* kToken = "3b0a1c9e5f7d2b4a6c8e0f1a3b5c7d9e1f2a4b6c8d0e2f4a6b8c0d2e4f6a8b0c";
 constexpr auto kWait = 15s;
 
-class ApnsTest : public ::testing::Test {
+class ApnsTest : public ::testing::TestWithParam<std::string> {
   protected:
     void SetUp() override {
         ca_ = std::make_unique<certs::CertificateAuthority>(test::make_test_ca("APNs test CA"));
@@ -44,8 +47,12 @@ class ApnsTest : public ::testing::Test {
         po.base_url = fake_->base_url();
         po.ca_file = ca_file_;
         po.timeout = 5s;
-        pusher_ = make_http_pusher(po);
+        pusher_ = make_sender(po);
         credentials_ = credentials_for(kTopic);
+    }
+
+    std::unique_ptr<Pusher> make_sender(const HttpPusherOptions& po) const {
+        return GetParam() == "curl" ? make_http_pusher(po) : make_h2_pusher(po);
     }
 
     test::PemPair issue_server_identity() const {
@@ -99,7 +106,7 @@ class ApnsTest : public ::testing::Test {
     std::shared_ptr<const Credentials> credentials_;
 };
 
-TEST_F(ApnsTest, PushPostsToDevicePathWithMdmHeadersAndBody) {
+TEST_P(ApnsTest, PushPostsToDevicePathWithMdmHeadersAndBody) {
     auto res = push_and_wait(request());
     ASSERT_EQ(res.http_status, 200) << res.reason;
     auto reqs = fake_->requests();
@@ -115,7 +122,7 @@ TEST_F(ApnsTest, PushPostsToDevicePathWithMdmHeadersAndBody) {
     EXPECT_EQ(r.headers.at("content-type"), "application/json");
 }
 
-TEST_F(ApnsTest, UnsetExpirationIsSentAsSevenDaysAheadNotZero) {
+TEST_P(ApnsTest, UnsetExpirationIsSentAsSevenDaysAheadNotZero) {
     auto req = request();
     req.expiration = SysTime{};
     ASSERT_EQ(push_and_wait(req).http_status, 200);
@@ -124,28 +131,28 @@ TEST_F(ApnsTest, UnsetExpirationIsSentAsSevenDaysAheadNotZero) {
     EXPECT_NEAR(sent, week_ahead, 60);
 }
 
-TEST_F(ApnsTest, PushMagicIsJsonEscapedInBody) {
+TEST_P(ApnsTest, PushMagicIsJsonEscapedInBody) {
     auto req = request();
     req.push_magic = "a\"b\\c";
     ASSERT_EQ(push_and_wait(req).http_status, 200);
     EXPECT_EQ(fake_->requests().at(0).body, R"({"mdm":"a\"b\\c"})");
 }
 
-TEST_F(ApnsTest, PushAuthenticatesWithTheCredentialsCertificate) {
+TEST_P(ApnsTest, PushAuthenticatesWithTheCredentialsCertificate) {
     ASSERT_EQ(push_and_wait(request()).http_status, 200);
     auto r = fake_->requests().at(0);
     EXPECT_EQ(r.client_thumbprint_sha1, credentials_->thumbprint_sha1);
     EXPECT_EQ(r.client_uid, kTopic);
 }
 
-TEST_F(ApnsTest, AcceptedPushReturnsTheApnsId) {
+TEST_P(ApnsTest, AcceptedPushReturnsTheApnsId) {
     auto res = push_and_wait(request());
     ASSERT_EQ(res.http_status, 200);
     EXPECT_FALSE(res.apns_id.empty());
     EXPECT_EQ(res.apns_id, fake_->requests().at(0).apns_id);
 }
 
-TEST_F(ApnsTest, UnregisteredTokenSurfacesAs410WithReason) {
+TEST_P(ApnsTest, UnregisteredTokenSurfacesAs410WithReason) {
     fake_->set_response(kToken, {410, "Unregistered", ""});
     auto res = push_and_wait(request());
     EXPECT_EQ(res.http_status, 410);
@@ -153,14 +160,14 @@ TEST_F(ApnsTest, UnregisteredTokenSurfacesAs410WithReason) {
     EXPECT_TRUE(res.apns_id.empty());
 }
 
-TEST_F(ApnsTest, BadDeviceTokenSurfacesAs400WithReason) {
+TEST_P(ApnsTest, BadDeviceTokenSurfacesAs400WithReason) {
     fake_->set_response(kToken, {400, "BadDeviceToken", ""});
     auto res = push_and_wait(request());
     EXPECT_EQ(res.http_status, 400);
     EXPECT_EQ(res.reason, "BadDeviceToken");
 }
 
-TEST_F(ApnsTest, ServerErrorSurfacesWithoutRetryByThePusher) {
+TEST_P(ApnsTest, ServerErrorSurfacesWithoutRetryByThePusher) {
     fake_->set_response(kToken, {500, "InternalServerError", ""}, 1);
     auto res = push_and_wait(request());
     EXPECT_EQ(res.http_status, 500);
@@ -168,7 +175,7 @@ TEST_F(ApnsTest, ServerErrorSurfacesWithoutRetryByThePusher) {
     EXPECT_EQ(fake_->request_count(), 1u);
 }
 
-TEST_F(ApnsTest, TooManyRequestsSurfacesWithRetryAfter) {
+TEST_P(ApnsTest, TooManyRequestsSurfacesWithRetryAfter) {
     fake_->set_response(kToken, {429, "TooManyRequests", "30"});
     auto res = push_and_wait(request());
     EXPECT_EQ(res.http_status, 429);
@@ -177,13 +184,13 @@ TEST_F(ApnsTest, TooManyRequestsSurfacesWithRetryAfter) {
     EXPECT_EQ(fake_->request_count(), 1u);
 }
 
-TEST_F(ApnsTest, ProgrammedFailureEndsAfterItsCount) {
+TEST_P(ApnsTest, ProgrammedFailureEndsAfterItsCount) {
     fake_->set_response(kToken, {410, "Unregistered", ""}, 1);
     EXPECT_EQ(push_and_wait(request()).http_status, 410);
     EXPECT_EQ(push_and_wait(request()).http_status, 200);
 }
 
-TEST_F(ApnsTest, ConcurrentPushesMultiplexOnOneConnection) {
+TEST_P(ApnsTest, ConcurrentPushesMultiplexOnOneConnection) {
     constexpr int kPushes = 200;
     std::atomic<int> ok{0}, done{0};
     std::promise<void> all;
@@ -203,7 +210,7 @@ TEST_F(ApnsTest, ConcurrentPushesMultiplexOnOneConnection) {
     EXPECT_EQ(connections.size(), 1u);
 }
 
-TEST_F(ApnsTest, AFleetWideWakeUpWaitsForStreamsInsteadOfOpeningConnections) {
+TEST_P(ApnsTest, AFleetWideWakeUpWaitsForStreamsInsteadOfOpeningConnections) {
     // Far more pushes at once than the server allows streams: they queue
     // for free streams on the one connection (a new TLS connection per
     // overflowing push would look like an attack to APNs, and was slow).
@@ -217,7 +224,7 @@ TEST_F(ApnsTest, AFleetWideWakeUpWaitsForStreamsInsteadOfOpeningConnections) {
     po.base_url = (*fake)->base_url();
     po.ca_file = ca_file_;
     po.max_streams_per_connection = 100;
-    auto pusher = make_http_pusher(po);
+    auto pusher = make_sender(po);
     constexpr int kPushes = 3000;
     std::atomic<int> ok{0}, done{0};
     std::promise<void> all;
@@ -235,7 +242,7 @@ TEST_F(ApnsTest, AFleetWideWakeUpWaitsForStreamsInsteadOfOpeningConnections) {
     pusher->shutdown();
 }
 
-TEST_F(ApnsTest, ThousandsOfSequentialStreamsStayOnOneConnection) {
+TEST_P(ApnsTest, ThousandsOfSequentialStreamsStayOnOneConnection) {
     // libcurl resets every finished stream; the fake must not take that for
     // a rapid-reset attack and close the connection.
     constexpr int kPushes = 2500, kWindow = 50;
@@ -262,7 +269,7 @@ TEST_F(ApnsTest, ThousandsOfSequentialStreamsStayOnOneConnection) {
     EXPECT_EQ(fake_->connections_accepted(), 1u);
 }
 
-TEST_F(ApnsTest, PushesAfterGoawayUseANewConnection) {
+TEST_P(ApnsTest, PushesAfterGoawayUseANewConnection) {
     ASSERT_EQ(push_and_wait(request()).http_status, 200);
     fake_->send_goaway();
     ASSERT_TRUE(
@@ -272,7 +279,7 @@ TEST_F(ApnsTest, PushesAfterGoawayUseANewConnection) {
     EXPECT_EQ(fake_->requests().back().connection_id, 2u);
 }
 
-TEST_F(ApnsTest, DroppedConnectionFailsOrRetriesInFlightPushAndPusherRecovers) {
+TEST_P(ApnsTest, DroppedConnectionFailsOrRetriesInFlightPushAndPusherRecovers) {
     ASSERT_EQ(push_and_wait(request()).http_status, 200);
     fake_->set_delay(2s);
     auto in_flight = std::make_shared<std::promise<PushResult>>();
@@ -292,7 +299,7 @@ TEST_F(ApnsTest, DroppedConnectionFailsOrRetriesInFlightPushAndPusherRecovers) {
     EXPECT_GE(fake_->connections_accepted(), 2u);
 }
 
-TEST_F(ApnsTest, RenewedCertificateIsUsedByTheNextPush) {
+TEST_P(ApnsTest, RenewedCertificateIsUsedByTheNextPush) {
     ASSERT_EQ(push_and_wait(request()).http_status, 200);
     auto renewed = credentials_for(kTopic);
     ASSERT_NE(renewed->thumbprint_sha1, credentials_->thumbprint_sha1);
@@ -304,7 +311,75 @@ TEST_F(ApnsTest, RenewedCertificateIsUsedByTheNextPush) {
     EXPECT_EQ(last.connection_id, 2u);
 }
 
-TEST_F(ApnsTest, ShutdownFailsPendingPushesAndJoins) {
+TEST_P(ApnsTest, TheOldConnectionClosesOnceARenewedCertificateTakesOver) {
+    if (GetParam() == "curl") GTEST_SKIP() << "libcurl keeps idle connections until their max age";
+    ASSERT_EQ(push_and_wait(request()).http_status, 200);
+    credentials_ = credentials_for(kTopic);  // nobody holds the old credentials now
+    ASSERT_EQ(push_and_wait(request()).http_status, 200);
+    EXPECT_EQ(fake_->connections_accepted(), 2u);
+    ASSERT_TRUE(
+        fake_->wait_for([](const FakeApnsState& s) { return s.connections_open == 1; }, kWait));
+    ASSERT_EQ(push_and_wait(request()).http_status, 200);
+    EXPECT_EQ(fake_->requests().back().connection_id, 2u);
+}
+
+TEST_P(ApnsTest, GoawayWithPushesInFlightEndsEveryOneAndTheNextGoOnANewConnection) {
+    ASSERT_EQ(push_and_wait(request()).http_status, 200);
+    fake_->set_delay(2s);
+    constexpr int kPushes = 20;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<PushResult> results;
+    for (int i = 0; i < kPushes; ++i) {
+        pusher_->push(request(), [&](PushResult r) {
+            std::lock_guard lock(mu);
+            results.push_back(std::move(r));
+            cv.notify_all();
+        });
+    }
+    ASSERT_TRUE(fake_->wait_for(
+        [](const FakeApnsState& s) { return s.requests.size() == 1 + kPushes; }, kWait));
+    fake_->set_delay(0ms);
+    fake_->send_goaway();
+    {
+        std::unique_lock lock(mu);
+        ASSERT_TRUE(cv.wait_for(lock, kWait, [&] { return results.size() == kPushes; }));
+        for (const auto& r : results) {
+            EXPECT_TRUE(r.http_status == 200 || (r.http_status == 0 && !r.reason.empty()))
+                << r.http_status << " " << r.reason;
+        }
+    }
+    EXPECT_EQ(push_and_wait(request()).http_status, 200);
+    EXPECT_EQ(fake_->requests().back().connection_id, 2u);
+}
+
+TEST_P(ApnsTest, APushThatOutlivesItsTimeoutFailsWithTheReason) {
+    HttpPusherOptions po;
+    po.base_url = fake_->base_url();
+    po.ca_file = ca_file_;
+    po.timeout = 300ms;
+    auto pusher = make_sender(po);
+    ASSERT_EQ(push_and_wait(*pusher, request()).http_status, 200);
+    fake_->set_delay(3s);
+    auto r = push_and_wait(*pusher, request());
+    EXPECT_EQ(r.http_status, 0);
+    EXPECT_NE(r.reason.find("timed out"), std::string::npos) << r.reason;
+    fake_->set_delay(0ms);
+    EXPECT_EQ(push_and_wait(*pusher, request()).http_status, 200);
+    pusher->shutdown();
+}
+
+TEST_P(ApnsTest, AnUnreachableServerFailsThePushWithTheReason) {
+    HttpPusherOptions po;
+    po.base_url = "https://127.0.0.1:1";  // nothing listens on port 1
+    po.ca_file = ca_file_;
+    auto pusher = make_sender(po);
+    auto r = push_and_wait(*pusher, request());
+    EXPECT_EQ(r.http_status, 0);
+    EXPECT_FALSE(r.reason.empty());
+}
+
+TEST_P(ApnsTest, ShutdownFailsPendingPushesAndJoins) {
     fake_->set_delay(10s);
     auto pending = std::make_shared<std::promise<PushResult>>();
     auto result = pending->get_future();
@@ -320,7 +395,7 @@ TEST_F(ApnsTest, ShutdownFailsPendingPushesAndJoins) {
     EXPECT_EQ(r.reason, "shutting down");
 }
 
-TEST_F(ApnsTest, PushAfterShutdownFailsAtOnce) {
+TEST_P(ApnsTest, PushAfterShutdownFailsAtOnce) {
     pusher_->shutdown();
     pusher_->shutdown();
     std::optional<PushResult> result;
@@ -330,25 +405,25 @@ TEST_F(ApnsTest, PushAfterShutdownFailsAtOnce) {
     EXPECT_EQ(fake_->request_count(), 0u);
 }
 
-TEST_F(ApnsTest, UntrustedServerCertificateFailsWithTlsError) {
+TEST_P(ApnsTest, UntrustedServerCertificateFailsWithTlsError) {
     auto other = test::make_test_ca("Unrelated CA");
     HttpPusherOptions po;
     po.base_url = fake_->base_url();
     po.ca_file = test::write_temp_file(certs::cert_to_pem(other.cert()), "other-ca.pem").string();
-    auto pusher = make_http_pusher(po);
+    auto pusher = make_sender(po);
     auto r = push_and_wait(*pusher, request());
     EXPECT_EQ(r.http_status, 0);
     EXPECT_NE(r.reason.find("SSL"), std::string::npos) << r.reason;
     EXPECT_EQ(fake_->request_count(), 0u);
 }
 
-TEST_F(ApnsTest, NonHexTokenIsRefusedWithoutARequest) {
+TEST_P(ApnsTest, NonHexTokenIsRefusedWithoutARequest) {
     auto r = push_and_wait(request("../admin"));
     EXPECT_EQ(r.http_status, 0);
     EXPECT_EQ(fake_->request_count(), 0u);
 }
 
-TEST_F(ApnsTest, FakeRefusesTopicOtherThanTheCertificatesUid) {
+TEST_P(ApnsTest, FakeRefusesTopicOtherThanTheCertificatesUid) {
     auto req = request();
     req.topic = "com.apple.mgmt.External.another";
     auto r = push_and_wait(req);
@@ -356,7 +431,7 @@ TEST_F(ApnsTest, FakeRefusesTopicOtherThanTheCertificatesUid) {
     EXPECT_EQ(r.reason, "TopicDisallowed");
 }
 
-TEST_F(ApnsTest, FakeRefusesEmptyPushMagic) {
+TEST_P(ApnsTest, FakeRefusesEmptyPushMagic) {
     auto req = request();
     req.push_magic = "";
     auto r = push_and_wait(req);
@@ -364,7 +439,7 @@ TEST_F(ApnsTest, FakeRefusesEmptyPushMagic) {
     EXPECT_EQ(r.reason, "PayloadEmpty");
 }
 
-TEST_F(ApnsTest, FakeRefusesPushWithoutClientCertificateWhenRequired) {
+TEST_P(ApnsTest, FakeRefusesPushWithoutClientCertificateWhenRequired) {
     auto req = request();
     req.credentials = nullptr;
     auto r = push_and_wait(req);
@@ -372,7 +447,7 @@ TEST_F(ApnsTest, FakeRefusesPushWithoutClientCertificateWhenRequired) {
     EXPECT_EQ(fake_->request_count(), 0u);
 }
 
-TEST_F(ApnsTest, FakeRefusesClientCertificateFromAnotherCa) {
+TEST_P(ApnsTest, FakeRefusesClientCertificateFromAnotherCa) {
     FakeApnsOptions fo;
     fo.cert_pem = server_.cert_pem;
     fo.key_pem = server_.key_pem;
@@ -382,13 +457,13 @@ TEST_F(ApnsTest, FakeRefusesClientCertificateFromAnotherCa) {
     HttpPusherOptions po;
     po.base_url = (*strict)->base_url();
     po.ca_file = ca_file_;
-    auto pusher = make_http_pusher(po);
+    auto pusher = make_sender(po);
     auto r = push_and_wait(*pusher, request());
     EXPECT_EQ(r.http_status, 0);
     EXPECT_EQ((*strict)->request_count(), 0u);
 }
 
-TEST_F(ApnsTest, FakeAcceptsClientCertificateFromItsClientCa) {
+TEST_P(ApnsTest, FakeAcceptsClientCertificateFromItsClientCa) {
     FakeApnsOptions fo;
     fo.cert_pem = server_.cert_pem;
     fo.key_pem = server_.key_pem;
@@ -398,11 +473,11 @@ TEST_F(ApnsTest, FakeAcceptsClientCertificateFromItsClientCa) {
     HttpPusherOptions po;
     po.base_url = (*strict)->base_url();
     po.ca_file = ca_file_;
-    auto pusher = make_http_pusher(po);
+    auto pusher = make_sender(po);
     EXPECT_EQ(push_and_wait(*pusher, request()).http_status, 200);
 }
 
-TEST_F(ApnsTest, FakeRefusesNonMdmPushType) {
+TEST_P(ApnsTest, FakeRefusesNonMdmPushType) {
     CURL* easy = curl_easy_init();
     ASSERT_NE(easy, nullptr);
     std::string url = fake_->base_url() + "/3/device/" + kToken;
@@ -433,7 +508,7 @@ TEST_F(ApnsTest, FakeRefusesNonMdmPushType) {
     EXPECT_EQ(fake_->requests().at(0).reason, "InvalidPushType");
 }
 
-TEST_F(ApnsTest, FakeCallsOnPushForAcceptedPushes) {
+TEST_P(ApnsTest, FakeCallsOnPushForAcceptedPushes) {
     std::promise<std::string> seen;
     fake_->on_push([&](const FakeApnsRequest& r) { seen.set_value(r.token); });
     ASSERT_EQ(push_and_wait(request()).http_status, 200);
@@ -442,6 +517,52 @@ TEST_F(ApnsTest, FakeCallsOnPushForAcceptedPushes) {
     EXPECT_EQ(token.get(), kToken);
     fake_->on_push(nullptr);
 }
+
+INSTANTIATE_TEST_SUITE_P(Senders, ApnsTest, ::testing::Values("nghttp2", "curl"),
+                         [](const auto& info) { return info.param; });
+
+// --apns-proxy: make_pusher hands proxied pushes to libcurl, which tunnels
+// them through HTTP CONNECT or SOCKS5 to APNs.
+class ApnsProxyTest : public ApnsTest {};
+
+TEST_P(ApnsProxyTest, PushesTravelThroughTheConfiguredProxy) {
+    auto proxy =
+        test::TunnelProxy::start(GetParam() == "socks5" ? test::TunnelProxy::Kind::kSocks5
+                                                        : test::TunnelProxy::Kind::kHttpConnect);
+    ASSERT_TRUE(proxy);
+    HttpPusherOptions po;
+    po.base_url = fake_->base_url();
+    po.ca_file = ca_file_;
+    po.proxy = proxy->url();
+    auto pusher = make_pusher(po);
+    auto r = push_and_wait(*pusher, request());
+    EXPECT_EQ(r.http_status, 200) << r.reason;
+    EXPECT_EQ(fake_->requests().back().client_thumbprint_sha1, credentials_->thumbprint_sha1);
+    auto tunnels = proxy->tunnels();
+    ASSERT_EQ(tunnels.size(), 1u);
+    EXPECT_EQ("https://" + tunnels[0], fake_->base_url());
+    pusher->shutdown();
+}
+
+TEST_P(ApnsProxyTest, AProxyThatCannotReachApnsFailsThePushWithTheReason) {
+    auto proxy =
+        test::TunnelProxy::start(GetParam() == "socks5" ? test::TunnelProxy::Kind::kSocks5
+                                                        : test::TunnelProxy::Kind::kHttpConnect);
+    ASSERT_TRUE(proxy);
+    HttpPusherOptions po;
+    po.base_url = "https://127.0.0.1:1";  // the proxy cannot connect there
+    po.ca_file = ca_file_;
+    po.proxy = proxy->url();
+    auto pusher = make_pusher(po);
+    auto r = push_and_wait(*pusher, request());
+    EXPECT_EQ(r.http_status, 0);
+    EXPECT_FALSE(r.reason.empty());
+    EXPECT_EQ(fake_->request_count(), 0u);
+    pusher->shutdown();
+}
+
+INSTANTIATE_TEST_SUITE_P(Proxies, ApnsProxyTest, ::testing::Values("http_connect", "socks5"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace courier::apns
