@@ -94,7 +94,7 @@ std::optional<DeliveredCommand> pick_next_command(Connection& c, const std::stri
                                                   bool include_notnow, SysTime now) {
     expire_due_targets(c, id, now);
     // The oldest open target: the smallest command_seq per eligible status,
-    // each one index probe (targets_status), so the cost does not grow with
+    // each one index probe (targets_queue), so the cost does not grow with
     // the enrollment's history or queue. (Ordering all open rows, or walking
     // the primary key past finished targets and their stored results, did.)
     auto first = c.prepare(

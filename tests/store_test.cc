@@ -850,6 +850,35 @@ TEST_F(SqliteStoreTest, MigrationTwoGivesExistingTargetsTheirCommandsExpiry) {
     EXPECT_EQ(store->command(uuid)->targets.at(0).status, TargetStatus::kExpired);
 }
 
+TEST_F(SqliteStoreTest, MigrationThreeDropsTheStatusOnlyIndexAndTheQueueStillCounts) {
+    {
+        auto store = open();
+        ASSERT_TRUE(store->apply_token_update(token_input("A", "A"), now()));
+        ASSERT_TRUE(store->apply_token_update(token_input("B", "B"), now()));
+        ASSERT_TRUE(store
+                        ->enqueue({random_uuid(), "DeviceLock", "<plist/>", std::nullopt},
+                                  {"A", "B"}, now())
+                        .is_ok());
+    }
+    // Back to the version-2 shape, with the index on status alone.
+    query(db_path(), "CREATE INDEX targets_status ON targets(status)");
+    query(db_path(), "PRAGMA user_version = 2");
+    ASSERT_EQ(query(db_path(), "SELECT count(*) FROM sqlite_master WHERE name = 'targets_status'"),
+              "1");
+
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(query(db_path(), "PRAGMA user_version"),
+              std::to_string(sqlite::latest_schema_version()));
+    EXPECT_EQ(query(db_path(), "SELECT count(*) FROM sqlite_master WHERE name = 'targets_status'"),
+              "0");
+    EXPECT_EQ(store->queue_depth().value(), 2);
+    auto next = store->next_command("A", true, now());
+    ASSERT_TRUE(next.is_ok());
+    ASSERT_TRUE(next->has_value());
+    EXPECT_EQ(store->queue_depth().value(), 2);  // sent is still open
+}
+
 TEST_F(SqliteStoreTest, ANewerSchemaIsRefused) {
     open().reset();
     query(db_path(), "PRAGMA user_version = 999");
