@@ -64,8 +64,11 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path,
     Status s = (*conn)->try_exec("PRAGMA journal_mode = WAL");
     if (!s) return s;
     // Checkpoint every 10,000 WAL pages, not 1,000: hot pages rewritten by
-    // many commits are copied back once (docs/storage.md).
-    if (s = (*conn)->try_exec("PRAGMA wal_autocheckpoint = 10000"); !s) return s;
+    // many commits are copied back once. The writer's page cache is 32 MiB
+    // (SQLite's default is 2 MiB): its working set is every busy
+    // enrollment's queue and timeline pages (docs/storage.md).
+    s = (*conn)->try_exec("PRAGMA wal_autocheckpoint = 10000; PRAGMA cache_size = -32768");
+    if (!s) return s;
     if (s = sqlite::migrate(**conn); !s) return s;
     return std::unique_ptr<SqliteStore>(
         new SqliteStore(path, options, clock, std::move(conn).value()));
