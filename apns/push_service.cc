@@ -115,6 +115,11 @@ size_t PushService::sweep_once() {
     return started;
 }
 
+size_t PushService::in_flight() {
+    std::lock_guard lock(mu_);
+    return inflight_.size();
+}
+
 SysTime PushService::next_repush(std::chrono::seconds base) const {
     static thread_local std::mt19937 rng{std::random_device{}()};
     std::uniform_int_distribution<int64_t> jitter(-base.count() / 10, base.count() / 10);

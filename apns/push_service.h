@@ -78,8 +78,11 @@ class PushService {
 
     // Drops cached credentials (after a push certificate upload or renewal).
     void reload_certificates();
-    // One round of due re-pushes; returns how many were started.
+    // One round of due re-pushes; returns how many were started (or joined
+    // a push still in flight).
     size_t sweep_once();
+    // Enrollments with a push sent and its answer not yet handled.
+    size_t in_flight();
 
   private:
     struct Inflight {

@@ -265,20 +265,33 @@ TEST_F(PushServiceTest, UndeliveredCommandIsRepushedOnAGrowingSchedule) {
     auto last = clock_.now();
     for (int round = 0; round < 4; ++round) {
         size_t before = pusher_.count();
-        // Step the clock a minute at a time until the sweep pushes again.
-        for (int i = 0; i < 60 * 24 && pusher_.count() == before; ++i) {
+        // Step the clock a minute at a time until the sweep finds the
+        // enrollment due; then wait for that push to reach the pusher (it is
+        // sent from the service's own thread) before looking at the clock.
+        // Spinning a fixed number of times instead let the clock run on when
+        // the service's thread was slow (seen under ASan: a 5 min gap
+        // measured as 8 min).
+        size_t swept = 0;
+        for (int i = 0; i < 60 * 24 && swept == 0; ++i) {
             clock_.advance(60s);
-            service_->sweep_once();
-            for (int w = 0; w < 500 && pusher_.count() == before; ++w) std::this_thread::yield();
+            swept = service_->sweep_once();
         }
-        ASSERT_GT(pusher_.count(), before) << "round " << round;
-        // Wait for the answer to be processed (the schedule is re-armed then).
-        auto deadline = std::chrono::steady_clock::now() + 5s;
-        while (std::chrono::steady_clock::now() < deadline) {
-            auto due = store_->due_repushes(clock_.now() + std::chrono::days(2), 10);
-            if (due.is_ok() && !due->empty() && due->front().attempts >= round + 2) break;
+        ASSERT_GT(swept, 0u) << "round " << round;
+        auto pushed_by = std::chrono::steady_clock::now() + 5s;
+        while (pusher_.count() == before && std::chrono::steady_clock::now() < pushed_by)
             std::this_thread::yield();
+        ASSERT_GT(pusher_.count(), before) << "round " << round;
+        // Wait for the answer to be handled: the schedule re-armed, and the
+        // push no longer in flight (a sweep meanwhile would only join it).
+        auto deadline = std::chrono::steady_clock::now() + 5s;
+        bool handled = false;
+        while (!handled && std::chrono::steady_clock::now() < deadline) {
+            auto due = store_->due_repushes(clock_.now() + std::chrono::days(2), 10);
+            handled = due.is_ok() && !due->empty() && due->front().attempts >= round + 2 &&
+                      service_->in_flight() == 0;
+            if (!handled) std::this_thread::yield();
         }
+        ASSERT_TRUE(handled) << "round " << round;
         gaps.push_back(std::chrono::duration_cast<std::chrono::seconds>(clock_.now() - last));
         last = clock_.now();
     }
