@@ -127,7 +127,6 @@ class H2Pusher;
 
 struct Stream {
     Submission sub;
-    int32_t id = 0;
     std::string body;
     size_t body_sent = 0;
     PushResult result;
@@ -598,7 +597,6 @@ class H2Pusher final : public Pusher {
                      PushResult{0, {}, std::string("HTTP/2: ") + nghttp2_strerror(id), {}});
             return;
         }
-        st->id = id;
         c.last_active = Clock::now();
         c.streams.emplace(id, std::move(st));
     }
