@@ -48,8 +48,27 @@ Status FaultyStore::append_timeline(const std::string& id, const TimelineEvent& 
     COURIER_FAULTY_WRITE(append_timeline(id, e));
 }
 Status FaultyStore::bind_cert(const std::string& cert_sha256, const std::string& device_id,
-                              SysTime now) {
-    COURIER_FAULTY_WRITE(bind_cert(cert_sha256, device_id, now));
+                              std::optional<SysTime> not_after, SysTime now) {
+    COURIER_FAULTY_WRITE(bind_cert(cert_sha256, device_id, not_after, now));
+}
+Status FaultyStore::request_binding(const std::string& cert_sha256, const std::string& device_id,
+                                    std::optional<SysTime> not_after, SysTime now) {
+    COURIER_FAULTY_WRITE(request_binding(cert_sha256, device_id, not_after, now));
+}
+Status FaultyStore::approve_binding(const std::string& device_id, const std::string& cert_sha256,
+                                    SysTime now) {
+    COURIER_FAULTY_WRITE(approve_binding(device_id, cert_sha256, now));
+}
+Status FaultyStore::revoke_binding(const std::string& device_id, const std::string& cert_sha256,
+                                   SysTime now) {
+    COURIER_FAULTY_WRITE(revoke_binding(device_id, cert_sha256, now));
+}
+Result<bool> FaultyStore::note_superseded_use(const std::string& cert_sha256, SysTime now) {
+    COURIER_FAULTY_WRITE(note_superseded_use(cert_sha256, now));
+}
+Status FaultyStore::record_issued_identity(const std::string& cert_sha256,
+                                           const std::string& token_sha256, SysTime now) {
+    COURIER_FAULTY_WRITE(record_issued_identity(cert_sha256, token_sha256, now));
 }
 Result<EnqueueResult> FaultyStore::enqueue(const NewCommand& cmd,
                                            const std::vector<std::string>& targets, SysTime now) {

@@ -53,13 +53,31 @@ class FaultyStore final : public Store {
     Result<std::vector<TimelineEvent>> timeline(const std::string& id, size_t limit) override {
         return inner_->timeline(id, limit);
     }
-    Result<std::optional<std::string>> cert_binding(const std::string& cert_sha256) override {
-        return inner_->cert_binding(cert_sha256);
+    Result<std::optional<Binding>> binding(const std::string& cert_sha256) override {
+        return inner_->binding(cert_sha256);
+    }
+    Result<std::vector<Binding>> bindings(const std::string& device_id) override {
+        return inner_->bindings(device_id);
+    }
+    Result<std::optional<Binding>> active_binding(const std::string& device_id) override {
+        return inner_->active_binding(device_id);
     }
     Status bind_cert(const std::string& cert_sha256, const std::string& device_id,
-                     SysTime now) override;
-    Result<bool> has_binding(const std::string& device_id) override {
-        return inner_->has_binding(device_id);
+                     std::optional<SysTime> not_after, SysTime now) override;
+    Status request_binding(const std::string& cert_sha256, const std::string& device_id,
+                           std::optional<SysTime> not_after, SysTime now) override;
+    Status approve_binding(const std::string& device_id, const std::string& cert_sha256,
+                           SysTime now) override;
+    Status revoke_binding(const std::string& device_id, const std::string& cert_sha256,
+                          SysTime now) override;
+    Result<bool> note_superseded_use(const std::string& cert_sha256, SysTime now) override;
+    void touch_binding(const std::string& cert_sha256, SysTime now) override {
+        inner_->touch_binding(cert_sha256, now);
+    }
+    Status record_issued_identity(const std::string& cert_sha256, const std::string& token_sha256,
+                                  SysTime now) override;
+    Result<std::optional<std::string>> issued_with_token(const std::string& cert_sha256) override {
+        return inner_->issued_with_token(cert_sha256);
     }
     Result<EnqueueResult> enqueue(const NewCommand& cmd, const std::vector<std::string>& targets,
                                   SysTime now) override;

@@ -9,7 +9,7 @@ namespace {
 
 // migrations[i] takes the schema from version i to version i + 1. Append
 // only: a shipped entry is never edited. Times are Unix seconds (INTEGER).
-constexpr std::array<const char*, 3> kMigrations = {
+constexpr std::array<const char*, 5> kMigrations = {
     R"sql(
 CREATE TABLE enrollments (
     id TEXT PRIMARY KEY,
@@ -135,6 +135,28 @@ CREATE INDEX targets_expiring ON targets(enrollment_id, expires_at)
     // open queue (a metric) scans targets_queue instead.
     R"sql(
 DROP INDEX IF EXISTS targets_status;
+)sql",
+    // 4: taken by another branch (merged in its place); nothing here.
+    R"sql(
+SELECT 1;
+)sql",
+    // 5: re-binding (SPEC "re-binding"). A binding has a state; superseded
+    // and revoked rows are kept so their certificate never binds again.
+    // Rows from before are all active: which of several was the real
+    // device's is unknown, and the next binding supersedes them all.
+    // issued_identities: identities a token-gated /enroll issued, with the
+    // token's id. Only adds.
+    R"sql(
+ALTER TABLE cert_bindings ADD COLUMN state TEXT NOT NULL DEFAULT 'active';
+ALTER TABLE cert_bindings ADD COLUMN not_after INTEGER;
+ALTER TABLE cert_bindings ADD COLUMN superseded_at INTEGER;
+ALTER TABLE cert_bindings ADD COLUMN last_used INTEGER;
+ALTER TABLE cert_bindings ADD COLUMN alarm_at INTEGER;
+CREATE TABLE issued_identities (
+    cert_sha256 TEXT PRIMARY KEY,
+    token_id TEXT NOT NULL,
+    issued_at INTEGER NOT NULL
+) WITHOUT ROWID;
 )sql",
 };
 

@@ -1,4 +1,4 @@
-// SqliteStore: enrollments, identity certificate bindings and the timeline.
+// SqliteStore: enrollments and the timeline (bindings: sqlite_bindings.cc).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -53,24 +53,6 @@ void clear_repush_if_idle(Connection& c, const std::string& id) {
          "WHERE id = ?1 AND repush_at IS NOT NULL")
         .bind(id)
         .run();
-}
-
-Status bind_cert_in(Connection& c, const std::string& cert_sha256, const std::string& device_id,
-                    const std::string& event_id, SysTime now) {
-    auto st = c.prepare("SELECT device_id FROM cert_bindings WHERE cert_sha256 = ?1");
-    st.bind(cert_sha256);
-    if (st.step()) {
-        std::string bound = st.str(0);
-        if (bound == device_id) return Status::ok();
-        return conflict("identity certificate is bound to another enrollment");
-    }
-    st.reset();
-    c.prepare("INSERT INTO cert_bindings (cert_sha256, device_id, bound_at) VALUES (?1, ?2, ?3)")
-        .bind(cert_sha256, device_id, to_unix(now))
-        .run();
-    add_event(c, event_id, now, "binding",
-              fmt::format("identity certificate sha256:{}… bound", cert_sha256.substr(0, 16)));
-    return Status::ok();
 }
 
 int64_t clamp_limit(int64_t limit) {
@@ -149,7 +131,7 @@ Status SqliteStore::apply_authenticate(const AuthenticateInput& in, SysTime now)
         if (canceled > 0) detail += fmt::format(", {} pending command(s) canceled", canceled);
         sqlite::add_event(c, in.id, now, "checkin", detail);
         if (in.cert_sha256.empty()) return Status::ok();
-        return sqlite::bind_cert_in(c, in.cert_sha256, in.device_id, in.id, now);
+        return sqlite::bind_cert_in(c, in.cert_sha256, in.device_id, in.cert_not_after, now);
     });
 }
 
@@ -183,12 +165,7 @@ Status SqliteStore::apply_token_update(const TokenUpdateInput& in, SysTime now) 
         sqlite::add_event(c, in.id, now, "checkin",
                           in.unlock_token ? "TokenUpdate: push token and unlock token stored"
                                           : "TokenUpdate: push token stored");
-        if (in.cert_sha256.empty()) return Status::ok();
-        auto bound = c.prepare("SELECT 1 FROM cert_bindings WHERE device_id = ?1 LIMIT 1");
-        bound.bind(in.device_id);
-        if (bound.step()) return Status::ok();
-        bound.reset();
-        return sqlite::bind_cert_in(c, in.cert_sha256, in.device_id, in.id, now);
+        return Status::ok();
     });
 }
 
@@ -355,38 +332,6 @@ Result<std::vector<TimelineEvent>> SqliteStore::timeline(const std::string& id, 
             "ORDER BY at DESC, id DESC LIMIT ?2");
         st.bind(id, sqlite::clamp_limit(static_cast<int64_t>(std::min<size_t>(limit, 1000))));
         while (st.step()) out.push_back({from_unix(st.int64(0)), st.str(1), st.str(2)});
-        return Status::ok();
-    });
-    if (!s) return s;
-    return out;
-}
-
-Result<std::optional<std::string>> SqliteStore::cert_binding(const std::string& cert_sha256) {
-    std::optional<std::string> out;
-    Status s = read([&](Connection& c) {
-        auto st = c.prepare("SELECT device_id FROM cert_bindings WHERE cert_sha256 = ?1");
-        st.bind(cert_sha256);
-        if (st.step()) out = st.str(0);
-        return Status::ok();
-    });
-    if (!s) return s;
-    return out;
-}
-
-Status SqliteStore::bind_cert(const std::string& cert_sha256, const std::string& device_id,
-                              SysTime now) {
-    if (cert_sha256.empty() || device_id.empty()) return invalid("certificate or device missing");
-    return write([&](Connection& c) {
-        return sqlite::bind_cert_in(c, cert_sha256, device_id, device_id, now);
-    });
-}
-
-Result<bool> SqliteStore::has_binding(const std::string& device_id) {
-    bool out = false;
-    Status s = read([&](Connection& c) {
-        auto st = c.prepare("SELECT 1 FROM cert_bindings WHERE device_id = ?1 LIMIT 1");
-        st.bind(device_id);
-        out = st.step();
         return Status::ok();
     });
     if (!s) return s;

@@ -32,10 +32,9 @@ void clear_repush_if_idle(Connection& c, const std::string& id);
 std::optional<DeliveredCommand> pick_next_command(Connection& c, const std::string& id,
                                                   bool include_notnow, SysTime now);
 
-// Binds a certificate to a device id: ok when new or already bound to it,
-// kConflict when bound to another. Records a timeline event when new.
+// Store::bind_cert inside the caller's transaction.
 Status bind_cert_in(Connection& c, const std::string& cert_sha256, const std::string& device_id,
-                    const std::string& event_id, SysTime now);
+                    std::optional<SysTime> not_after, SysTime now);
 
 // Page limits are clamped to 1..1000.
 int64_t clamp_limit(int64_t limit);

@@ -132,13 +132,14 @@ void SqliteStore::writer_loop() {
         }
         lk.unlock();
 
-        std::unordered_map<std::string, int64_t> seen;
+        std::unordered_map<std::string, int64_t> seen, used;
         if (flush_seen) {
             std::lock_guard seen_lk(seen_mu_);
             seen.swap(last_seen_);
+            used.swap(binding_used_);
             next_flush = Steady::now() + options_.last_seen_flush;
         }
-        if (!batch.empty() || !seen.empty()) commit_batch(batch, seen);
+        if (!batch.empty() || !seen.empty() || !used.empty()) commit_batch(batch, seen, used);
 
         lk.lock();
         size_t committed = 0;
@@ -157,18 +158,20 @@ void SqliteStore::writer_loop() {
 }
 
 void SqliteStore::commit_batch(std::vector<WriteJob*>& batch,
-                               std::unordered_map<std::string, int64_t>& seen) {
+                               std::unordered_map<std::string, int64_t>& seen,
+                               std::unordered_map<std::string, int64_t>& used) {
     Connection& conn = *writer_conn_;
     size_t next = 0;
     // Normally one pass; another only if SQLite aborted the transaction under
     // a closure (e.g. disk full), in which case the rest get a fresh one.
-    while (next < batch.size() || !seen.empty()) {
+    while (next < batch.size() || !seen.empty() || !used.empty()) {
         if (Status s = conn.try_exec("BEGIN IMMEDIATE"); !s) {
             for (; next < batch.size(); ++next) batch[next]->result = s;
-            if (!seen.empty()) spdlog::warn("store: last-seen flush failed: {}", s.message());
+            if (!seen.empty() || !used.empty())
+                spdlog::warn("store: last-seen flush failed: {}", s.message());
             return;
         }
-        if (!seen.empty()) {
+        if (!seen.empty() || !used.empty()) {
             Status s = conn.try_exec("SAVEPOINT seen");
             if (s) {
                 s = guarded(
@@ -179,6 +182,12 @@ void SqliteStore::commit_batch(std::vector<WriteJob*>& batch,
                         for (const auto& [id, at] : seen) {
                             st.bind(id, at).run();
                         }
+                        auto bu = c.prepare(
+                            "UPDATE cert_bindings SET last_used = ?2 WHERE cert_sha256 = ?1 AND "
+                            "(last_used IS NULL OR last_used < ?2)");
+                        for (const auto& [cert, at] : used) {
+                            bu.bind(cert, at).run();
+                        }
                         return Status::ok();
                     },
                     conn);
@@ -187,6 +196,7 @@ void SqliteStore::commit_batch(std::vector<WriteJob*>& batch,
             }
             if (!s) spdlog::warn("store: last-seen flush failed: {}", s.message());
             seen.clear();
+            used.clear();
         }
         std::vector<WriteJob*> done_in_tx;
         bool aborted = false;

@@ -11,9 +11,10 @@
 //   with its result, so "ok" means durable.
 // - Reads run on read-only connections from a small pool, each read in its own
 //   read transaction; WAL lets them proceed while the writer commits.
-// - touch_last_seen() only updates an in-memory map; the writer folds it into
-//   a transaction about once a second (SqliteOptions::last_seen_flush) and at
-//   close. enrollment() and list_enrollments() overlay the unflushed values.
+// - touch_last_seen() and touch_binding() only update in-memory maps; the
+//   writer folds them into a transaction about once a second
+//   (SqliteOptions::last_seen_flush) and at close. enrollment(),
+//   list_enrollments() and the binding reads overlay the unflushed values.
 // - Locks are held only around queue/pool bookkeeping, never around user code
 //   or while waiting for the disk on another caller's behalf.
 // - close() (and the destructor) refuses new writes, lets the writer finish
@@ -98,10 +99,22 @@ class SqliteStore final : public Store {
     Status append_timeline(const std::string& id, const TimelineEvent& e) override;
     Result<std::vector<TimelineEvent>> timeline(const std::string& id, size_t limit) override;
 
-    Result<std::optional<std::string>> cert_binding(const std::string& cert_sha256) override;
+    Result<std::optional<Binding>> binding(const std::string& cert_sha256) override;
+    Result<std::vector<Binding>> bindings(const std::string& device_id) override;
+    Result<std::optional<Binding>> active_binding(const std::string& device_id) override;
     Status bind_cert(const std::string& cert_sha256, const std::string& device_id,
-                     SysTime now) override;
-    Result<bool> has_binding(const std::string& device_id) override;
+                     std::optional<SysTime> not_after, SysTime now) override;
+    Status request_binding(const std::string& cert_sha256, const std::string& device_id,
+                           std::optional<SysTime> not_after, SysTime now) override;
+    Status approve_binding(const std::string& device_id, const std::string& cert_sha256,
+                           SysTime now) override;
+    Status revoke_binding(const std::string& device_id, const std::string& cert_sha256,
+                          SysTime now) override;
+    Result<bool> note_superseded_use(const std::string& cert_sha256, SysTime now) override;
+    void touch_binding(const std::string& cert_sha256, SysTime now) override;
+    Status record_issued_identity(const std::string& cert_sha256, const std::string& token_sha256,
+                                  SysTime now) override;
+    Result<std::optional<std::string>> issued_with_token(const std::string& cert_sha256) override;
 
     Result<EnqueueResult> enqueue(const NewCommand& cmd, const std::vector<std::string>& targets,
                                   SysTime now) override;
@@ -150,9 +163,12 @@ class SqliteStore final : public Store {
     class Scope;
     void writer_loop();
     void commit_batch(std::vector<WriteJob*>& batch,
-                      std::unordered_map<std::string, int64_t>& last_seen);
+                      std::unordered_map<std::string, int64_t>& last_seen,
+                      std::unordered_map<std::string, int64_t>& binding_used);
     // Applies the unflushed last-seen time to e.
     void overlay_last_seen(Enrollment& e) const;
+    // Applies the unflushed last-used time to b.
+    void overlay_binding_used(Binding& b) const;
 
     const std::string path_;
     const SqliteOptions options_;
@@ -166,8 +182,9 @@ class SqliteStore final : public Store {
     WriterStats stats_;
     std::thread writer_;
 
-    mutable std::mutex seen_mu_;
+    mutable std::mutex seen_mu_;  // guards last_seen_, binding_used_
     std::unordered_map<std::string, int64_t> last_seen_;
+    std::unordered_map<std::string, int64_t> binding_used_;  // cert_sha256 → last_used
 
     std::mutex pool_mu_;
     std::vector<std::unique_ptr<sqlite::Connection>> read_pool_;

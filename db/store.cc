@@ -16,6 +16,22 @@ const char* state_name(EnrollmentState s) {
     return "pending";
 }
 
+const char* binding_state_name(BindingState s) {
+    switch (s) {
+        case BindingState::kActive:
+            return "active";
+        case BindingState::kPending:
+            return "pending";
+        case BindingState::kApproved:
+            return "approved";
+        case BindingState::kSuperseded:
+            return "superseded";
+        case BindingState::kRevoked:
+            return "revoked";
+    }
+    return "active";
+}
+
 const char* target_status_name(TargetStatus s) {
     switch (s) {
         case TargetStatus::kQueued:

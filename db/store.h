@@ -60,8 +60,28 @@ struct TokenUpdateInput {
     std::string push_token, push_magic;
     std::optional<std::string> unlock_token;  // nullopt: keep the stored one
     bool awaiting_configuration = false;
-    std::string cert_sha256;  // bound if the enrollment has no binding yet
-    std::optional<SysTime> cert_not_after;
+    std::optional<SysTime> cert_not_after;  // expiry of the identity it came with
+};
+
+// An identity certificate's relation to a device id (SPEC "re-binding").
+enum class BindingState {
+    kActive,      // the device's current identity: accepted
+    kPending,     // a re-binding asked for by Authenticate, awaiting approval
+    kApproved,    // approved by an administrator; the next Authenticate binds it
+    kSuperseded,  // replaced by a later binding: refused
+    kRevoked,     // revoked by an administrator: refused
+};
+const char* binding_state_name(BindingState s);  // "active", "pending", ...
+
+struct Binding {
+    std::string cert_sha256;  // hex SHA-256 of the DER
+    std::string device_id;
+    BindingState state = BindingState::kActive;
+    std::optional<SysTime> not_after;
+    SysTime bound_at{};                    // when bound; for pending/approved, when first asked for
+    std::optional<SysTime> superseded_at;  // superseded or revoked
+    std::optional<SysTime> last_used;      // last request presenting it (batched)
+    std::optional<SysTime> alarm_at;       // last superseded-use alarm
 };
 
 // Queue state of one command for one enrollment.
@@ -202,14 +222,18 @@ class Store {
     // ---- Enrollments -----------------------------------------------------
     // Authenticate starts the enrollment afresh: state pending, push token
     // cleared, every command still queued/sent/notnow for the id canceled;
-    // binds cert_sha256 to the device id when given (kConflict, and nothing
-    // changed, when another device holds it). A stored unlock token is kept
-    // until a TokenUpdate replaces it; a retired enrollment stays retired.
+    // when cert_sha256 is given, binds it in the same transaction as
+    // bind_cert does (superseding the device's old binding; kConflict, and
+    // nothing changed, where bind_cert refuses). A stored unlock token is
+    // kept until a TokenUpdate replaces it (or a binding supersedes the old
+    // identity); a retired enrollment stays retired.
     virtual Status apply_authenticate(const AuthenticateInput& in, SysTime now) = 0;
     // Stores token/magic/topic, keeps a stored unlock token when in.unlock_token
     // is nullopt, marks it enrolled with a valid token. The enrollment row is
     // created when missing (a user channel's first TokenUpdate); only the row
-    // `in.id` is touched. Resets the re-push backoff: attempts 0, due now if
+    // `in.id` is touched. Binds nothing: the device service admits a
+    // TokenUpdate only with the device's active binding, which only
+    // Authenticate makes. Resets the re-push backoff: attempts 0, due now if
     // anything is undelivered. A retired enrollment stays retired.
     virtual Status apply_token_update(const TokenUpdateInput& in, SysTime now) = 0;
     // Unenrolled; pending commands canceled.
@@ -238,11 +262,66 @@ class Store {
     virtual Result<std::vector<TimelineEvent>> timeline(const std::string& id, size_t limit) = 0;
 
     // ---- Identity certificate bindings (hex SHA-256 of the DER) ------------
-    // The device id the certificate is bound to, if any.
-    virtual Result<std::optional<std::string>> cert_binding(const std::string& cert_sha256) = 0;
+    // A certificate has at most one binding row, to one device id, for ever:
+    // superseded and revoked rows are kept, so such a certificate can never
+    // bind again, to this device or another. A device has at most one active
+    // binding. The user channel "<device>:<user>" shares its device's.
+    //
+    // The certificate's binding row in any state, or nullopt. last_used
+    // includes uses not yet flushed (see touch_binding).
+    virtual Result<std::optional<Binding>> binding(const std::string& cert_sha256) = 0;
+    // The device id's rows in every state, newest bound_at first.
+    virtual Result<std::vector<Binding>> bindings(const std::string& device_id) = 0;
+    // The device's active binding, or nullopt.
+    virtual Result<std::optional<Binding>> active_binding(const std::string& device_id) = 0;
+    // Binds the certificate to the device as its active binding, and
+    // supersedes (superseded_at = now) every other active binding of the
+    // device. When one was superseded, the bootstrap, unlock and push tokens
+    // of every enrollment of the device (device and user channels) are
+    // cleared and its re-push schedule dropped: they belonged to the old
+    // identity. Ok and nothing changed when the certificate is already the
+    // device's active binding; a pending or approved row becomes active
+    // (whether a re-binding needed approval is the caller's policy).
+    // kConflict, and nothing changed, when the certificate has a row for
+    // another device, or a superseded or revoked row for this one. Records a
+    // timeline event.
     virtual Status bind_cert(const std::string& cert_sha256, const std::string& device_id,
-                             SysTime now) = 0;
-    virtual Result<bool> has_binding(const std::string& device_id) = 0;
+                             std::optional<SysTime> not_after, SysTime now) = 0;
+    // Records a pending re-binding of the certificate to the device (a
+    // timeline event the first time). Ok when it is already pending or
+    // approved for this device; kConflict, and nothing changed, when the
+    // certificate has a row in any other state or for another device. A
+    // device keeps at most 16 pending rows: the oldest goes first.
+    virtual Status request_binding(const std::string& cert_sha256, const std::string& device_id,
+                                   std::optional<SysTime> not_after, SysTime now) = 0;
+    // Pending → approved (a timeline event). kNotFound when the device has no
+    // row for the certificate; kConflict when the row is not pending (ok when
+    // already approved).
+    virtual Status approve_binding(const std::string& device_id, const std::string& cert_sha256,
+                                   SysTime now) = 0;
+    // Any state → revoked (superseded_at = now unless already set, a timeline
+    // event). kNotFound when the device has no row for the certificate;
+    // revoking a revoked row is ok and changes nothing.
+    virtual Status revoke_binding(const std::string& device_id, const std::string& cert_sha256,
+                                  SysTime now) = 0;
+    // Records that a superseded or revoked certificate was presented, at most
+    // once an hour per certificate: true (alarm_at = now, a timeline event
+    // on its device) when the last one is older than an hour or absent,
+    // false and nothing written otherwise. kNotFound when the certificate has
+    // no row.
+    virtual Result<bool> note_superseded_use(const std::string& cert_sha256, SysTime now) = 0;
+    // Records that the certificate was presented at `now` (last_used). Like
+    // touch_last_seen: may be batched, durable within a second, not per call.
+    virtual void touch_binding(const std::string& cert_sha256, SysTime now) = 0;
+    // Provenance of identities a token-gated /enroll issued: the certificate
+    // and the id of the enrollment token (named by its hash) it was issued
+    // with. kConflict when the certificate is already recorded.
+    virtual Status record_issued_identity(const std::string& cert_sha256,
+                                          const std::string& token_sha256, SysTime now) = 0;
+    // The id of the token the certificate was issued with, or nullopt when
+    // no token-gated /enroll issued it.
+    virtual Result<std::optional<std::string>> issued_with_token(
+        const std::string& cert_sha256) = 0;
 
     // ---- Commands and the queue --------------------------------------------
     // One transaction for all targets; unknown ids are reported, not queued

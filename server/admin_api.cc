@@ -69,6 +69,9 @@ void AdminApi::register_routes(Router& r) {
           guarded([this](Request& req) { return retire(req, true); }));
     r.add("POST", "/v1/devices/{id}/unretire",
           guarded([this](Request& req) { return retire(req, false); }));
+    r.add("GET", "/v1/devices/{id}/bindings", bind(&AdminApi::list_bindings));
+    r.add("POST", "/v1/devices/{id}/bindings/{sha256}/approve", bind(&AdminApi::approve_binding));
+    r.add("DELETE", "/v1/devices/{id}/bindings/{sha256}", bind(&AdminApi::revoke_binding));
     r.add("GET", "/v1/push/{ids}", bind(&AdminApi::push_now));
     r.add("POST", "/v1/enrollment-tokens", bind(&AdminApi::create_token));
     r.add("GET", "/v1/enrollment-tokens", bind(&AdminApi::list_tokens));

@@ -54,6 +54,9 @@ class AdminApi {
     Response device_commands(Request& req);
     Response device_timeline(Request& req);
     Response retire(Request& req, bool retired);
+    Response list_bindings(Request& req);
+    Response approve_binding(Request& req);
+    Response revoke_binding(Request& req);
     Response push_now(Request& req);
     Response create_token(Request& req);
     Response list_tokens(Request& req);

@@ -1,6 +1,7 @@
 // Devices, their timelines, explicit pushes, retirement, enrollment tokens.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <set>
 
 #include "apns/push_service.h"
@@ -95,6 +96,92 @@ Response AdminApi::retire(Request& req, bool retired) {
     auto e = store_.enrollment(id);
     if (!e.is_ok()) return Response::error(503, "store unavailable");
     return json_response(200, device_json(*e));
+}
+
+namespace {
+json::object binding_json(const db::Binding& b) {
+    return json::object{{"cert_sha256", b.cert_sha256},
+                        {"state", db::binding_state_name(b.state)},
+                        {"pending", b.state == db::BindingState::kPending ||
+                                        b.state == db::BindingState::kApproved},
+                        {"not_after", time_json(b.not_after)},
+                        {"bound_at", format_rfc3339(b.bound_at)},
+                        {"superseded_at", time_json(b.superseded_at)},
+                        {"last_used", time_json(b.last_used)}};
+}
+
+// The device id whose bindings /v1/devices/{id}/bindings… names: a user
+// channel "<device>:<user>" shares its device's. 404 when unknown.
+Result<std::string> binding_device(db::Store& store, const std::string& id) {
+    auto e = store.enrollment(id);
+    if (!e.is_ok()) return e.status();
+    return e->device_id;
+}
+
+bool is_sha256_hex(const std::string& s) {
+    return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
+               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+           });
+}
+}  // namespace
+
+Response AdminApi::list_bindings(Request& req) {
+    auto device = binding_device(store_, req.params["id"]);
+    if (!device.is_ok()) {
+        if (device.status().code() == Code::kNotFound)
+            return Response::error(404, "no enrollment " + req.params["id"]);
+        return Response::error(503, "store unavailable");
+    }
+    auto list = store_.bindings(*device);
+    if (!list.is_ok()) return Response::error(503, "store unavailable");
+    json::array items;
+    for (const auto& b : *list) items.push_back(binding_json(b));
+    return json_response(200, json::object{{"items", std::move(items)}});
+}
+
+Response AdminApi::approve_binding(Request& req) {
+    const std::string& sha = req.params["sha256"];
+    if (!is_sha256_hex(sha))
+        return Response::error(400, "sha256: 64 lowercase hex digits (cert_sha256 of a binding)");
+    auto device = binding_device(store_, req.params["id"]);
+    if (!device.is_ok()) {
+        if (device.status().code() == Code::kNotFound)
+            return Response::error(404, "no enrollment " + req.params["id"]);
+        return Response::error(503, "store unavailable");
+    }
+    auto s = store_.approve_binding(*device, sha, clock_.now());
+    if (!s.is_ok()) {
+        if (s.code() == Code::kNotFound) return Response::error(404, s.message());
+        if (s.code() == Code::kConflict) return Response::error(409, s.message());
+        return Response::error(503, "store unavailable");
+    }
+    spdlog::warn("re-binding of device {} to identity sha256:{}… approved by an administrator",
+                 *device, sha.substr(0, 16));
+    auto b = store_.binding(sha);
+    if (!b.is_ok() || !b->has_value()) return Response::error(503, "store unavailable");
+    return json_response(200, binding_json(**b));
+}
+
+Response AdminApi::revoke_binding(Request& req) {
+    const std::string& sha = req.params["sha256"];
+    if (!is_sha256_hex(sha))
+        return Response::error(400, "sha256: 64 lowercase hex digits (cert_sha256 of a binding)");
+    auto device = binding_device(store_, req.params["id"]);
+    if (!device.is_ok()) {
+        if (device.status().code() == Code::kNotFound)
+            return Response::error(404, "no enrollment " + req.params["id"]);
+        return Response::error(503, "store unavailable");
+    }
+    auto s = store_.revoke_binding(*device, sha, clock_.now());
+    if (!s.is_ok()) {
+        if (s.code() == Code::kNotFound) return Response::error(404, s.message());
+        return Response::error(503, "store unavailable");
+    }
+    spdlog::warn("identity sha256:{}… of device {} revoked by an administrator", sha.substr(0, 16),
+                 *device);
+    auto b = store_.binding(sha);
+    if (!b.is_ok() || !b->has_value()) return Response::error(503, "store unavailable");
+    return json_response(200, binding_json(**b));
 }
 
 Response AdminApi::push_now(Request& req) {

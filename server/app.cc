@@ -152,8 +152,10 @@ Status App::start() {
 
     device_auth_ =
         std::make_unique<DeviceAuthenticator>(std::move(trust), cfg_.cert_header, clock_);
+    device_auth_->set_enrollment_ca(enrollment_ca_->cert());
     devices_ =
         std::make_unique<DeviceService>(*store_, *device_auth_, push_.get(), clock_, metrics_);
+    devices_->set_binding_policy({.enroll_open = cfg_.enroll_open});
 
     public_url_ = cfg_.public_url;
     if (public_url_.empty())

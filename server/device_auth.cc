@@ -1,6 +1,8 @@
 #include "server/device_auth.h"
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "common/encoding.h"
 
@@ -81,13 +83,22 @@ void DeviceAuthenticator::remember(const std::string& key, const DeviceCredentia
     cache_[key] = Verified{cred, clock_.now()};
 }
 
+void DeviceAuthenticator::set_enrollment_ca(X509* ca) {
+    enrollment_ca_key_.reset(X509_get_pubkey(ca));
+}
+
 Result<DeviceCredential> DeviceAuthenticator::trusted(
     certs::X509Ptr cert, const std::vector<certs::X509Ptr>& intermediates,
     const std::string& source) {
     if (auto s = trust_.verify(cert.get(), intermediates, clock_.now()); !s.is_ok())
         return refuse(source + ": " + s.message());
-    return DeviceCredential{certs::cert_sha256_hex(cert.get()), certs::not_after(cert.get()),
-                            source};
+    DeviceCredential cred{certs::cert_sha256_hex(cert.get()), certs::not_after(cert.get()), source};
+    // Path validation succeeded; signed directly by the enrollment CA's key
+    // means /enroll issued it (a --device-ca chain is gated by its own CA).
+    cred.enrollment_ca =
+        enrollment_ca_key_ && X509_verify(cert.get(), enrollment_ca_key_.get()) == 1;
+    ERR_clear_error();  // a failed X509_verify leaves its reason queued
+    return cred;
 }
 
 Result<DeviceCredential> DeviceAuthenticator::authenticate(const Request& req) {

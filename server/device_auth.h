@@ -24,6 +24,8 @@ struct DeviceCredential {
     std::string cert_sha256;  // binding key (hex SHA-256 of the DER)
     SysTime not_after{};
     std::string source;  // "tls", "mdm-signature", "cert-header"
+    // Issued by the built-in enrollment CA (/enroll), not by a --device-ca.
+    bool enrollment_ca = false;
 };
 
 class DeviceAuthenticator {
@@ -32,6 +34,9 @@ class DeviceAuthenticator {
     DeviceAuthenticator(certs::TrustStore trust, std::string cert_header, const Clock& clock);
 
     Result<DeviceCredential> authenticate(const Request& req);
+    // The built-in enrollment CA, to tell its identities (enrollment_ca)
+    // from --device-ca ones. Set once during setup, before requests.
+    void set_enrollment_ca(X509* ca);
 
   private:
     struct Verified {
@@ -45,6 +50,7 @@ class DeviceAuthenticator {
     void remember(const std::string& key, const DeviceCredential& cred);
 
     certs::TrustStore trust_;
+    certs::PkeyPtr enrollment_ca_key_;
     std::string cert_header_;
     const Clock& clock_;
     std::mutex mu_;

@@ -17,6 +17,10 @@ Response command_response(const db::DeliveredCommand& cmd) {
     return r;
 }
 
+// The superseded-identity alarm (log, timeline, webhook): once an hour per
+// certificate at most; the counter counts every use.
+constexpr std::chrono::hours kAlarmInterval{1};
+
 std::string declarations_token() {
     return "courier-empty-1";
 }
@@ -28,6 +32,10 @@ DeviceService::DeviceService(db::Store& store, DeviceAuthenticator& auth, apns::
     metrics_.help("courier_checkins_total", "counter", "device messages by message type");
     metrics_.help("courier_commands_total", "counter",
                   "command targets by the status they reached (queued, sent, acknowledged, ...)");
+    metrics_.help("courier_superseded_identity_total", "counter",
+                  "requests presenting a superseded or revoked identity certificate (a takeover "
+                  "signature, SPEC re-binding)");
+    metrics_.counter("courier_superseded_identity_total");
 }
 
 Response DeviceService::refuse(const Request& req, const std::string& who, const std::string& why) {
@@ -46,20 +54,109 @@ Response DeviceService::retired_answer() {
     return r;
 }
 
-Status DeviceService::check_binding(const std::string& device_id, const DeviceCredential& cred,
-                                    bool may_bind, bool* unbound) {
-    *unbound = false;
-    auto bound = store_.cert_binding(cred.cert_sha256);
-    if (!bound.is_ok()) return bound.status();
-    if (bound->has_value()) {
-        if (**bound == device_id) return Status::ok();
-        return {Code::kUnauthorized, "certificate is bound to another enrollment"};
+void DeviceService::superseded_use(const Request& req, const db::Binding& b,
+                                   const std::string& claimed_id, SysTime now) {
+    metrics_.counter("courier_superseded_identity_total").inc();
+    if (b.alarm_at && now - *b.alarm_at < kAlarmInterval) return;  // alarmed this hour
+    auto noted = store_.note_superseded_use(b.cert_sha256, now);
+    if (!noted.is_ok() || !*noted) return;
+    spdlog::warn(
+        "{} identity certificate sha256:{}… of device {} presented again by {} for {}: a "
+        "takeover, or the device's old holder (refused; alarmed at most once an hour)",
+        db::binding_state_name(b.state), b.cert_sha256.substr(0, 16), b.device_id,
+        req.remote_address, claimed_id);
+    // Hook: the courier.identity.superseded webhook event (SPEC "re-binding")
+    // goes here, on the same once-an-hour schedule as this log line.
+}
+
+std::optional<Response> DeviceService::require_binding(const Request& req, const std::string& id,
+                                                       const std::string& device_id,
+                                                       const DeviceCredential& cred,
+                                                       bool writes_allowed, bool* defer) {
+    *defer = false;
+    auto b = store_.binding(cred.cert_sha256);
+    if (!b.is_ok()) return Response::error(503, "store unavailable");
+    if (!b->has_value())
+        return refuse(req, id, "certificate is not bound to this enrollment (Authenticate first)");
+    const db::Binding& bound = **b;
+    const auto now = clock_.now();
+    if (bound.state == db::BindingState::kSuperseded || bound.state == db::BindingState::kRevoked) {
+        bool alarm_due = !bound.alarm_at || now - *bound.alarm_at >= kAlarmInterval;
+        if (!writes_allowed && alarm_due) {
+            *defer = true;  // the alarm is a write: a worker does it
+            return std::nullopt;
+        }
+        superseded_use(req, bound, id, now);
+        return refuse(req, id,
+                      bound.state == db::BindingState::kRevoked
+                          ? "identity certificate was revoked by an administrator"
+                          : "identity certificate was superseded by a later enrollment");
     }
-    if (may_bind) {
-        *unbound = true;
-        return Status::ok();
+    if (bound.device_id != device_id)
+        return refuse(req, id, "certificate is bound to another enrollment");
+    if (bound.state != db::BindingState::kActive)
+        return refuse(req, id,
+                      "certificate is not bound to this enrollment yet: its re-binding awaits an "
+                      "administrator's approval, then Authenticate");
+    store_.touch_binding(cred.cert_sha256, now);
+    return std::nullopt;
+}
+
+std::optional<Response> DeviceService::admit_authenticate(const Request& req, const std::string& id,
+                                                          const std::string& device_id,
+                                                          const DeviceCredential& cred,
+                                                          SysTime now) {
+    auto b = store_.binding(cred.cert_sha256);
+    if (!b.is_ok()) return Response::error(503, "store unavailable");
+    if (b->has_value()) {
+        const db::Binding& row = **b;
+        if (row.state == db::BindingState::kSuperseded || row.state == db::BindingState::kRevoked) {
+            superseded_use(req, row, id, now);
+            return refuse(req, id,
+                          row.state == db::BindingState::kRevoked
+                              ? "identity certificate was revoked by an administrator"
+                              : "identity certificate was superseded by a later enrollment");
+        }
+        if (row.device_id != device_id)
+            return refuse(req, id,
+                          "a bound certificate cannot move: it is bound to another "
+                          "enrollment");
+        if (row.state == db::BindingState::kActive) return std::nullopt;
     }
-    return {Code::kUnauthorized, "certificate is not bound to this enrollment"};
+    // A binding to make (new certificate, or a pending/approved re-binding).
+    if (!policy_.enroll_open && cred.enrollment_ca) {
+        auto token = store_.issued_with_token(cred.cert_sha256);
+        if (!token.is_ok()) return Response::error(503, "store unavailable");
+        if (!token->has_value())
+            return refuse(req, id,
+                          "enrollment needs a token: this identity was not issued by a "
+                          "token-gated /enroll");
+    }
+    bool approved = b->has_value() && (*b)->state == db::BindingState::kApproved;
+    if (policy_.enroll_open && cred.enrollment_ca && !approved) {
+        auto active = store_.active_binding(device_id);
+        if (!active.is_ok()) return Response::error(503, "store unavailable");
+        if (active->has_value()) {
+            SysTime used = (*active)->bound_at;
+            if ((*active)->last_used && *(*active)->last_used > used) used = *(*active)->last_used;
+            if (now - used < policy_.quiet_period) {
+                auto s = store_.request_binding(cred.cert_sha256, device_id, cred.not_after, now);
+                if (!s.is_ok() && s.code() != Code::kConflict)
+                    return Response::error(503, "store unavailable");
+                spdlog::warn(
+                    "device {} asked to re-bind to a new identity sha256:{}… from {} while its "
+                    "current identity was used at {}: pending an administrator's approval",
+                    device_id, cred.cert_sha256.substr(0, 16), req.remote_address,
+                    format_rfc3339(used));
+                return refuse(req, id,
+                              "this device id is bound to another identity that was in use "
+                              "recently: the re-binding is pending an administrator's approval "
+                              "(POST /v1/devices/" +
+                                  device_id + "/bindings/" + cred.cert_sha256 + "/approve)");
+            }
+        }
+    }
+    return std::nullopt;
 }
 
 Response DeviceService::handle(Request& req, bool command_channel) {
@@ -103,30 +200,26 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
         metrics_
             .counter("courier_checkins_total", {{"message_type", mdm::message_type_name(msg.type)}})
             .inc();
-        bool is_auth = msg.type == mdm::MessageType::kAuthenticate;
-        bool may_bind = is_auth;
-        if (msg.type == mdm::MessageType::kTokenUpdate) {
-            auto has = store_.has_binding(device_id);
-            if (!has.is_ok()) return Response::error(503, "store unavailable");
-            may_bind = !*has;
-        }
-        bool unbound = false;
-        if (auto s = check_binding(device_id, *cred, may_bind, &unbound); !s.is_ok()) {
-            if (s.code() == Code::kUnauthorized) return refuse(req, id, s.message());
-            return Response::error(503, "store unavailable");
+        // Only Authenticate binds; everything else needs the active binding.
+        if (msg.type == mdm::MessageType::kAuthenticate) {
+            if (auto refusal = admit_authenticate(req, id, device_id, *cred, now)) return refusal;
+        } else {
+            bool defer = false;
+            if (auto refusal = require_binding(req, id, device_id, *cred, true, &defer))
+                return refusal;
         }
         Status st;
         Response answer = Response::empty(200);
         switch (msg.type) {
             case mdm::MessageType::kAuthenticate: {
-                if (unbound) {
-                    auto has = store_.has_binding(device_id);
-                    if (has.is_ok() && *has)
-                        spdlog::warn(
-                            "device {} binds a further identity certificate {} "
-                            "(re-enrollment or renewed identity)",
-                            device_id, cred->cert_sha256.substr(0, 16));
-                }
+                auto before = store_.active_binding(device_id);
+                if (before.is_ok() && before->has_value() &&
+                    (*before)->cert_sha256 != cred->cert_sha256)
+                    spdlog::warn(
+                        "device {} re-binds to a new identity certificate sha256:{}… from {}: "
+                        "sha256:{}… superseded, bootstrap, unlock and push tokens cleared",
+                        device_id, cred->cert_sha256.substr(0, 16), req.remote_address,
+                        (*before)->cert_sha256.substr(0, 16));
                 db::AuthenticateInput in;
                 in.id = id;
                 in.device_id = device_id;
@@ -146,9 +239,11 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
                 in.device_name = msg.facts.device_name;
                 in.imei = msg.facts.imei;
                 in.meid = msg.facts.meid;
-                in.cert_sha256 = unbound ? cred->cert_sha256 : "";
+                in.cert_sha256 = cred->cert_sha256;
                 in.cert_not_after = cred->not_after;
                 st = store_.apply_authenticate(in, now);
+                if (st.is_ok()) store_.touch_binding(cred->cert_sha256, now);
+                if (st.code() == Code::kConflict) return refuse(req, id, st.message());
                 break;
             }
             case mdm::MessageType::kTokenUpdate: {
@@ -162,7 +257,6 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
                 in.push_magic = msg.push_magic;
                 in.unlock_token = msg.unlock_token;
                 in.awaiting_configuration = msg.awaiting_configuration;
-                in.cert_sha256 = unbound ? cred->cert_sha256 : "";
                 in.cert_not_after = cred->not_after;
                 if (!msg.topic.empty()) {
                     auto pc = store_.active_push_cert(msg.topic);
@@ -230,11 +324,10 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
 
     // Command report.
     auto& rep = *decoded->report;
-    bool unbound = false;
-    if (auto s = check_binding(device_id, *cred, false, &unbound); !s.is_ok()) {
-        if (s.code() == Code::kUnauthorized) return refuse(req, id, s.message());
-        return Response::error(503, "store unavailable");
-    }
+    bool defer = false;
+    if (auto refusal = require_binding(req, id, device_id, *cred, writes_allowed, &defer))
+        return refusal;
+    if (defer) return std::nullopt;
     if (!existing.is_ok()) return refuse(req, id, "no enrollment " + id + " (Authenticate first)");
     (void)command_channel;
 

@@ -5,14 +5,18 @@
 // answer 400 (never 401) and write nothing; a retired device gets 403 with
 // the com.apple.unrecognized.device body.
 //
-// Binding rule (docs/device-endpoints.md): the identity certificate's
-// SHA-256 is bound to the device id. Authenticate may bind a trusted
-// certificate no other device holds (first enrollment, re-enrollment,
-// renewed identity); a TokenUpdate may bind only while the device has no
-// binding at all; every other message must carry a certificate bound to its
-// device. The user channel shares its device's bindings.
+// Binding rule (SPEC "re-binding", docs/security.md): the identity
+// certificate's SHA-256 is bound to the device id. Only Authenticate binds,
+// a trusted certificate no other device holds; every other message must
+// carry the device's active binding (the user channel shares its device's).
+// A re-binding supersedes the old certificate and clears the device's
+// secrets; with open enrollment it waits for an administrator while the old
+// identity was used within BindingPolicy::quiet_period. A superseded
+// certificate presented again is counted (courier_superseded_identity_total)
+// and alarmed at most once an hour.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 
@@ -28,6 +32,12 @@ class PushService;
 
 namespace courier::server {
 
+struct BindingPolicy {
+    bool enroll_open = true;  // --enroll-open
+    // A re-binding needs approval while the old identity was used this recently.
+    std::chrono::seconds quiet_period = std::chrono::hours(24 * 7);
+};
+
 class DeviceService {
   public:
     DeviceService(db::Store& store, DeviceAuthenticator& auth, apns::PushService* push,
@@ -42,19 +52,36 @@ class DeviceService {
     // the request goes to a worker. Reads only (indexed, WAL: no waiting on
     // the writer) and the signature cache's CPU.
     std::optional<Response> handle_idle_without_writes(Request& req);
+    // Set once during setup, before requests.
+    void set_binding_policy(const BindingPolicy& p) { policy_ = p; }
 
   private:
     std::optional<Response> process(Request& req, bool command_channel, bool writes_allowed);
     Response refuse(const Request& req, const std::string& who, const std::string& why);
     Response retired_answer();
-    Status check_binding(const std::string& device_id, const DeviceCredential& cred, bool may_bind,
-                         bool* unbound);
+    // Every message but Authenticate: the certificate must be the device's
+    // active binding. nullopt when it is; else the refusal (or, without
+    // writes, nullopt in *defer when a worker must record the alarm).
+    std::optional<Response> require_binding(const Request& req, const std::string& id,
+                                            const std::string& device_id,
+                                            const DeviceCredential& cred, bool writes_allowed,
+                                            bool* defer);
+    // Authenticate: may it bind? nullopt: go ahead (apply_authenticate
+    // binds); else the refusal.
+    std::optional<Response> admit_authenticate(const Request& req, const std::string& id,
+                                               const std::string& device_id,
+                                               const DeviceCredential& cred, SysTime now);
+    // A superseded or revoked certificate was presented: counted, and
+    // alarmed (warn, timeline) at most once an hour per certificate.
+    void superseded_use(const Request& req, const db::Binding& b, const std::string& claimed_id,
+                        SysTime now);
 
     db::Store& store_;
     DeviceAuthenticator& auth_;
     apns::PushService* push_;
     const Clock& clock_;
     Metrics& metrics_;
+    BindingPolicy policy_;
 };
 
 }  // namespace courier::server

@@ -64,6 +64,16 @@ Response EnrollService::handle(Request& req) {
         spdlog::error("/enroll: issuing identity: {}", identity.status().to_string());
         return Response::error(500, "could not issue a device identity");
     }
+    if (!token.empty()) {
+        // Provenance (SPEC "re-binding"): with --enroll-open=false only an
+        // identity recorded here may bind, to one device id.
+        auto s = store_.record_issued_identity(certs::cert_sha256_hex(identity->cert.get()),
+                                               certs::sha256_hex(token), clock_.now());
+        if (!s.is_ok()) {
+            spdlog::error("/enroll: recording the issued identity: {}", s.to_string());
+            return Response::error(503, "store unavailable");
+        }
+    }
     std::string password = random_token(12);
     auto p12 = certs::make_pkcs12(*identity, password, "Courier device identity");
     if (!p12.is_ok()) {

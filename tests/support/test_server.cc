@@ -58,7 +58,8 @@ std::unique_ptr<TestServer> TestServer::start(const TestServerOptions& opts, std
     cfg.log_level = "warn";
     cfg.io_threads = 1;
     cfg.worker_threads = 4;
-    t->app_ = std::make_unique<server::App>(cfg);
+    t->app_ = std::make_unique<server::App>(
+        cfg, opts.clock ? *opts.clock : static_cast<const Clock&>(SystemClock::instance()));
     if (opts.faulty_store) {
         auto* raw = t.get();
         t->app_->wrap_store([raw](std::unique_ptr<db::Store> inner) -> std::unique_ptr<db::Store> {
