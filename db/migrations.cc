@@ -9,7 +9,7 @@ namespace {
 
 // migrations[i] takes the schema from version i to version i + 1. Append
 // only: a shipped entry is never edited. Times are Unix seconds (INTEGER).
-constexpr std::array<const char*, 3> kMigrations = {
+constexpr std::array<const char*, 4> kMigrations = {
     R"sql(
 CREATE TABLE enrollments (
     id TEXT PRIMARY KEY,
@@ -135,6 +135,13 @@ CREATE INDEX targets_expiring ON targets(enrollment_id, expires_at)
     // open queue (a metric) scans targets_queue instead.
     R"sql(
 DROP INDEX IF EXISTS targets_status;
+)sql",
+    // 4: device facts are kept to 1 KiB each; the flag says one was cut
+    // (SPEC "input limits"). User channels of a device are counted (at most
+    // 1,000) through a partial index holding user channels only.
+    R"sql(
+ALTER TABLE enrollments ADD COLUMN facts_truncated INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX enrollments_user_channels ON enrollments(device_id) WHERE user_id <> '';
 )sql",
 };
 

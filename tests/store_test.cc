@@ -175,6 +175,30 @@ TEST_P(StoreTest, UserChannelTokenUpdateCreatesItsRowAndLeavesDeviceRowAlone) {
     EXPECT_EQ(d->updated_at, kT0);
 }
 
+TEST_P(StoreTest, UserChannelsAreCountedPerDevice) {
+    enroll("UDID-1");
+    enroll("UDID-2");
+    EXPECT_EQ(*store_->user_channel_count("UDID-1"), 0);
+    for (const char* u : {"USER-1", "USER-2"}) {
+        auto user = token_input(std::string("UDID-1:") + u, "UDID-1");
+        user.user_id = u;
+        ASSERT_TRUE(store_->apply_token_update(user, now()));
+    }
+    EXPECT_EQ(*store_->user_channel_count("UDID-1"), 2);
+    EXPECT_EQ(*store_->user_channel_count("UDID-2"), 0);
+    EXPECT_EQ(*store_->user_channel_count("UDID-none"), 0);
+}
+
+TEST_P(StoreTest, FactsTruncatedFlagIsStoredAndClearedByTheNextAuthenticate) {
+    auto in = auth_input("UDID-1");
+    in.facts_truncated = true;
+    ASSERT_TRUE(store_->apply_authenticate(in, now()));
+    EXPECT_TRUE(store_->enrollment("UDID-1")->facts_truncated);
+    in.facts_truncated = false;
+    ASSERT_TRUE(store_->apply_authenticate(in, now()));
+    EXPECT_FALSE(store_->enrollment("UDID-1")->facts_truncated);
+}
+
 TEST_P(StoreTest, TokenUpdateWithoutUnlockTokenKeepsTheStoredOne) {
     enroll("UDID-1");
     auto with = token_input("UDID-1", "UDID-1");
