@@ -855,6 +855,8 @@ TEST_F(SqliteStoreTest, MigrationTwoGivesExistingTargetsTheirCommandsExpiry) {
     EXPECT_EQ(
         sqlite3_exec(db,
                      "DROP INDEX targets_expiring; ALTER TABLE targets DROP COLUMN expires_at; "
+                     "DROP INDEX enrollments_user_channels; "
+                     "ALTER TABLE enrollments DROP COLUMN facts_truncated; "
                      "PRAGMA user_version = 1;",
                      nullptr, nullptr, nullptr),
         SQLITE_OK)
@@ -886,6 +888,9 @@ TEST_F(SqliteStoreTest, MigrationThreeDropsTheStatusOnlyIndexAndTheQueueStillCou
     }
     // Back to the version-2 shape, with the index on status alone.
     query(db_path(), "CREATE INDEX targets_status ON targets(status)");
+    // Undo migration 4 too (it comes after).
+    query(db_path(), "DROP INDEX enrollments_user_channels");
+    query(db_path(), "ALTER TABLE enrollments DROP COLUMN facts_truncated");
     query(db_path(), "PRAGMA user_version = 2");
     ASSERT_EQ(query(db_path(), "SELECT count(*) FROM sqlite_master WHERE name = 'targets_status'"),
               "1");
