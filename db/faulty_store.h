@@ -34,6 +34,9 @@ class FaultyStore final : public Store {
                                                 const Page& page) override {
         return inner_->list_enrollments(f, page);
     }
+    Result<int64_t> user_channel_count(const std::string& device_id) override {
+        return inner_->user_channel_count(device_id);
+    }
     Result<std::vector<std::string>> existing_enrollments(
         const std::vector<std::string>& ids) override {
         return inner_->existing_enrollments(ids);

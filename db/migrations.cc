@@ -136,9 +136,12 @@ CREATE INDEX targets_expiring ON targets(enrollment_id, expires_at)
     R"sql(
 DROP INDEX IF EXISTS targets_status;
 )sql",
-    // 4: taken by another branch (merged in its place); nothing here.
+    // 4: device facts are kept to 1 KiB each; the flag says one was cut
+    // (SPEC "input limits"). User channels of a device are counted (at most
+    // 1,000) through a partial index holding user channels only.
     R"sql(
-SELECT 1;
+ALTER TABLE enrollments ADD COLUMN facts_truncated INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX enrollments_user_channels ON enrollments(device_id) WHERE user_id <> '';
 )sql",
     // 5: re-binding (SPEC "re-binding"). A binding has a state; superseded
     // and revoked rows are kept so their certificate never binds again.

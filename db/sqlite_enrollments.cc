@@ -69,7 +69,7 @@ constexpr const char* kEnrollmentColumns =
     "unlock_token IS NOT NULL, token_valid, awaiting_configuration, state, created_at, "
     "updated_at, last_seen, identity_not_after, "
     "(SELECT count(*) FROM targets t WHERE t.enrollment_id = e.id AND "
-    "t.status IN ('queued','sent','notnow'))";
+    "t.status IN ('queued','sent','notnow')), facts_truncated";
 
 Enrollment enrollment_from_row(const Statement& st) {
     Enrollment e;
@@ -89,6 +89,7 @@ Enrollment enrollment_from_row(const Statement& st) {
     if (auto v = st.opt_int64(i++)) e.last_seen = from_unix(*v);
     if (auto v = st.opt_int64(i++)) e.identity_not_after = from_unix(*v);
     e.queued = st.int64(i++);
+    e.facts_truncated = st.int64(i++) != 0;
     return e;
 }
 
@@ -125,6 +126,9 @@ Status SqliteStore::apply_authenticate(const AuthenticateInput& in, SysTime now)
             .bind(in.id, in.device_id, in.user_id, in.type, in.udid, in.serial_number, in.model,
                   in.model_name, in.product_name, in.os_version, in.build_version, in.device_name,
                   in.imei, in.meid, in.topic, to_unix(now), opt_unix(in.cert_not_after))
+            .run();
+        c.prepare("UPDATE enrollments SET facts_truncated = ?2 WHERE id = ?1")
+            .bind(in.id, in.facts_truncated)
             .run();
         int64_t canceled = sqlite::cancel_open_targets(c, in.id, now);
         std::string detail = known ? "Authenticate: enrollment started afresh" : "Authenticate";
@@ -235,6 +239,19 @@ Result<PageOf<Enrollment>> SqliteStore::list_enrollments(const EnrollmentFilter&
     }
     for (auto& e : out.items) overlay_last_seen(e);
     return out;
+}
+
+Result<int64_t> SqliteStore::user_channel_count(const std::string& device_id) {
+    int64_t n = 0;
+    Status s = read([&](Connection& c) {
+        auto st =
+            c.prepare("SELECT count(*) FROM enrollments WHERE device_id = ?1 AND user_id <> ''");
+        st.bind(device_id);
+        if (st.step()) n = st.int64(0);
+        return Status::ok();
+    });
+    if (!s) return s;
+    return n;
 }
 
 Result<std::vector<std::string>> SqliteStore::existing_enrollments(

@@ -89,6 +89,7 @@ class SqliteStore final : public Store {
     Result<Enrollment> enrollment(const std::string& id) override;
     Result<PageOf<Enrollment>> list_enrollments(const EnrollmentFilter& f,
                                                 const Page& page) override;
+    Result<int64_t> user_channel_count(const std::string& device_id) override;
     Result<std::vector<std::string>> existing_enrollments(
         const std::vector<std::string>& ids) override;
     Result<std::optional<std::string>> unlock_token(const std::string& id) override;

@@ -44,6 +44,7 @@ struct Enrollment {
     std::optional<SysTime> last_seen;
     std::optional<SysTime> identity_not_after;  // expiry of the bound identity certificate
     int64_t queued = 0;                         // targets in queued/sent/notnow
+    bool facts_truncated = false;  // a fact of the last Authenticate was cut to kMaxFactBytes
 };
 
 // Facts from an Authenticate or TokenUpdate, as the device service decided to
@@ -54,7 +55,13 @@ struct AuthenticateInput {
         device_name, imei, meid;
     std::string cert_sha256;  // identity certificate to bind (hex); may be empty
     std::optional<SysTime> cert_not_after;
+    bool facts_truncated = false;  // the service cut a fact above to kMaxFactBytes
 };
+// Device facts (serial number, model, names, versions...) are stored up to
+// this many bytes each (SPEC "input limits").
+constexpr size_t kMaxFactBytes = 1024;
+// A device has at most this many user channels (SPEC "input limits").
+constexpr int64_t kMaxUserChannels = 1000;
 struct TokenUpdateInput {
     std::string id, device_id, user_id, type, topic;
     std::string push_token, push_magic;
@@ -245,6 +252,8 @@ class Store {
     // Which of ids have an enrollment row.
     virtual Result<std::vector<std::string>> existing_enrollments(
         const std::vector<std::string>& ids) = 0;
+    // How many user-channel enrollments (user_id not empty) device_id has.
+    virtual Result<int64_t> user_channel_count(const std::string& device_id) = 0;
     virtual Result<std::optional<std::string>> unlock_token(const std::string& id) = 0;
     virtual Status set_bootstrap_token(const std::string& id, const std::string& token) = 0;
     virtual Result<std::optional<std::string>> bootstrap_token(const std::string& id) = 0;

@@ -60,7 +60,7 @@ Result<plist::Value> natural(const json::value& v, const std::string& path) {
             for (const auto& [k, e] : v.get_object()) {
                 auto c = natural(e, join(path, std::string(k)));
                 if (!c.is_ok()) return c.status();
-                out.set(std::string(k), std::move(*c));
+                out.append_unique(std::string(k), std::move(*c));  // JSON keys are unique
             }
             return plist::Value(std::move(out));
         }
@@ -100,7 +100,7 @@ Result<plist::Dict> convert_dict(const json::object& o, const std::vector<KeySpe
         if (it == keys.end() && !strict) {
             auto c = natural(v, join(path, key));
             if (!c.is_ok()) return c.status();
-            out.set(key, std::move(*c));
+            out.append_unique(key, std::move(*c));  // JSON keys are unique
             continue;
         }
         if (it == keys.end()) {
@@ -111,7 +111,7 @@ Result<plist::Dict> convert_dict(const json::object& o, const std::vector<KeySpe
         }
         auto c = convert(v, *it, join(path, key));
         if (!c.is_ok()) return c.status();
-        out.set(key, std::move(*c));
+        out.append_unique(key, std::move(*c));  // JSON keys are unique
     }
     for (const auto& s : keys)
         if (strict && s.required && !o.contains(s.key)) return bad(join(path, s.key), "required");
@@ -215,6 +215,14 @@ size_t command_spec_count() {
     return table().size();
 }
 
+bool is_valid_command_uuid(std::string_view uuid) {
+    if (uuid.empty() || uuid.size() > 128) return false;
+    return std::all_of(uuid.begin(), uuid.end(), [](char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+               c == '.' || c == '_' || c == ':' || c == '-';
+    });
+}
+
 Result<Command> command_from_raw_plist(std::string_view body) {
     auto root = plist::parse(body);
     if (!root.is_ok()) return invalid("command plist: " + root.status().message());
@@ -234,6 +242,8 @@ Result<Command> command_from_raw_plist(std::string_view body) {
     if (uuid) {
         if (!uuid->as_string() || uuid->as_string()->empty())
             return invalid("CommandUUID: must be a non-empty <string>");
+        if (!is_valid_command_uuid(*uuid->as_string()))
+            return invalid("CommandUUID: must be 1 to 128 characters of A-Z a-z 0-9 . _ : - only");
         out.uuid = *uuid->as_string();
         out.plist = std::string(body);  // verbatim: what the administrator sent
         return out;
@@ -251,6 +261,8 @@ Result<Command> command_from_json(const json::object& command, bool allow_unknow
     if (!rt->is_string() || rt->get_string().empty())
         return invalid("RequestType: must be a non-empty string");
     std::string type(rt->get_string());
+    if (uuid && !uuid->empty() && !is_valid_command_uuid(*uuid))
+        return invalid("command_uuid: must be 1 to 128 characters of A-Z a-z 0-9 . _ : - only");
 
     plist::Dict cmd;
     cmd.set("RequestType", plist::Value(type));
@@ -264,7 +276,7 @@ Result<Command> command_from_json(const json::object& command, bool allow_unknow
             if (k == "RequestType") continue;
             auto c = natural(v, join(type, std::string(k)));
             if (!c.is_ok()) return c.status();
-            cmd.set(std::string(k), std::move(*c));
+            cmd.append_unique(std::string(k), std::move(*c));  // unique, and not RequestType
         }
     } else {
         return invalid("RequestType: unknown request type '" + type +

@@ -19,8 +19,13 @@ struct Command {
     std::string plist;  // full envelope: {CommandUUID, Command{RequestType, ...}}
 };
 
+// A CommandUUID the server accepts (SPEC "input limits"): 1–128 characters
+// of A–Z a–z 0–9 . _ : - (so it is safe in a URL path, a log line and XML).
+bool is_valid_command_uuid(std::string_view uuid);
+
 // Structure-only check for PUT /v1/enqueue (Settled details): a dict plist,
-// Command a dict with a string RequestType, CommandUUID a string if present.
+// Command a dict with a string RequestType, CommandUUID a string if present
+// (and is_valid_command_uuid).
 // A missing CommandUUID is generated and the envelope re-written; otherwise
 // the bytes are kept as given.
 Result<Command> command_from_raw_plist(std::string_view body);
@@ -32,6 +37,7 @@ Result<Command> command_from_raw_plist(std::string_view body);
 // data values arrive as base64 strings, dates as RFC 3339 strings; integer vs
 // real is chosen by the schema. Unknown request types are refused unless
 // allow_unknown. Error messages name the key: "DeviceLock.PIN: must be six digits".
+// A given `uuid` must pass is_valid_command_uuid.
 Result<Command> command_from_json(const boost::json::object& command, bool allow_unknown = false,
                                   std::optional<std::string> uuid = std::nullopt);
 

@@ -35,6 +35,11 @@ Value& Dict::set(std::string key, Value value) {
     return entries_.back().second;
 }
 
+Value& Dict::append_unique(std::string key, Value value) {
+    entries_.emplace_back(std::move(key), std::move(value));
+    return entries_.back().second;
+}
+
 bool Dict::erase(std::string_view key) {
     for (auto it = entries_.begin(); it != entries_.end(); ++it) {
         if (it->first == key) {
@@ -105,13 +110,15 @@ const char* type_name(Type t) {
 
 namespace {
 
-bool valid_utf8(std::string_view s) {
+// Valid UTF-8; with `xml_chars`, also only characters XML 1.0 allows.
+bool valid_utf8(std::string_view s, bool xml_chars) {
     size_t i = 0;
     while (i < s.size()) {
         unsigned char c = static_cast<unsigned char>(s[i]);
         size_t n;
         uint32_t cp;
         if (c < 0x80) {
+            if (xml_chars && c < 0x20 && c != '\t' && c != '\n' && c != '\r') return false;
             ++i;
             continue;
         } else if ((c & 0xe0) == 0xc0) {
@@ -136,6 +143,7 @@ bool valid_utf8(std::string_view s) {
         if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
             (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
             return false;
+        if (xml_chars && (cp == 0xfffe || cp == 0xffff)) return false;
         i += n + 1;
     }
     return true;
@@ -160,10 +168,11 @@ Status prescan(std::string_view xml) {
             continue;
         }
         if (xml.compare(pos, 9, "<!DOCTYPE") == 0) {
+            // Both searches stop at this DOCTYPE's end: linear however many there are.
             size_t end = xml.find('>', pos);
-            size_t bracket = xml.find('[', pos);
-            if (bracket != std::string_view::npos &&
-                (end == std::string_view::npos || bracket < end))
+            std::string_view decl =
+                xml.substr(pos, end == std::string_view::npos ? end : end - pos);
+            if (decl.find('[') != std::string_view::npos)
                 return invalid(fmt::format(
                     "plist: DOCTYPE at offset {} has an internal subset; entity declarations "
                     "are not accepted",
@@ -231,7 +240,11 @@ class Converter {
         auto st = leaf_text(node, &text);
         if (!st.is_ok()) return st;
         if (name == "string") {
-            if (!valid_utf8(text)) return error(node, "string is not valid UTF-8");
+            if (!valid_utf8(text, false)) return error(node, "string is not valid UTF-8");
+            if (!valid_utf8(text, true))
+                return error(node,
+                             "string holds a character XML 1.0 forbids (NUL, a control "
+                             "character, U+FFFE or U+FFFF)");
             return Value(std::move(text));
         }
         if (name == "integer") {
@@ -325,7 +338,14 @@ class Converter {
                 if (key) return error(c, "two <key>s in a row");
                 std::string k;
                 if (auto s = leaf_text(c, &k); !s.is_ok()) return s;
-                if (!valid_utf8(k)) return error(c, "key is not valid UTF-8");
+                if (!valid_utf8(k, false)) return error(c, "key is not valid UTF-8");
+                if (!valid_utf8(k, true))
+                    return error(c,
+                                 "key holds a character XML 1.0 forbids (NUL, a control "
+                                 "character, U+FFFE or U+FFFF)");
+                if (keys.size() == limits_.max_dict_keys)
+                    return error(
+                        node, fmt::format("more than {} keys in one dict", limits_.max_dict_keys));
                 if (!keys.insert(k).second)
                     return error(c, fmt::format("duplicate key '{}'", k.substr(0, 60)));
                 key = std::move(k);
@@ -334,7 +354,7 @@ class Converter {
             if (!key) return error(c, "value without a <key>");
             auto v = convert(c, depth + 1);
             if (!v.is_ok()) return v.status();
-            dict.set(std::move(*key), std::move(*v));
+            dict.append_unique(std::move(*key), std::move(*v));  // `keys` saw it is new
             key.reset();
         }
         if (key) return error(node, fmt::format("key '{}' has no value", key->substr(0, 60)));
@@ -359,14 +379,17 @@ Result<Value> parse(std::string_view xml, const ParseLimits& limits) {
     // keep a hostile 10^6-deep document from being walked at all.
     {
         size_t depth = 0, max_depth = 0;
+        size_t close = 0;  // the first '>' after i: found once, reused (linear)
         for (size_t i = 0; i + 1 < xml.size(); ++i) {
             if (xml[i] != '<') continue;
             char n = xml[i + 1];
             if (n == '/') {
                 if (depth) --depth;
             } else if (n != '?' && n != '!') {
-                size_t close = xml.find('>', i);
-                if (close != std::string_view::npos && xml[close - 1] == '/') continue;
+                if (close <= i) close = xml.find('>', i);
+                if (close == std::string_view::npos)
+                    return invalid(fmt::format("plist: unterminated tag at offset {}", i));
+                if (xml[close - 1] == '/') continue;
                 max_depth = std::max(max_depth, ++depth);
             }
         }
@@ -404,6 +427,10 @@ Result<Value> parse(std::string_view xml, const ParseLimits& limits) {
     if (!value) return invalid("plist: <plist> is empty");
     Converter conv(xml, limits);
     return conv.convert(value, 1);
+}
+
+bool is_xml_text(std::string_view s) {
+    return valid_utf8(s, true);
 }
 
 Result<Dict> parse_dict(std::string_view xml, const ParseLimits& limits) {

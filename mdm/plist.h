@@ -45,8 +45,12 @@ class Dict {
     const Value* find(std::string_view key) const;
     Value* find(std::string_view key);
     bool contains(std::string_view key) const { return find(key) != nullptr; }
-    // Inserts or replaces.
+    // Inserts or replaces. Looks the key up first: O(size()).
     Value& set(std::string key, Value value);
+    // Appends without looking the key up, O(1): the caller guarantees `key`
+    // is not in the dict yet (the parser checks with a hash set; a
+    // boost::json::object's keys are unique by construction).
+    Value& append_unique(std::string key, Value value);
     bool erase(std::string_view key);
 
     // Typed look-ups: nullptr when absent or of another type.
@@ -116,7 +120,14 @@ struct ParseLimits {
     size_t max_bytes = 16 * 1024 * 1024;
     size_t max_depth = 64;            // nested arrays/dicts
     size_t max_elements = 2'000'000;  // values in the whole document
+    size_t max_dict_keys = 10'000;    // keys in one <dict> (SPEC "input limits")
 };
+
+// True when `s` is valid UTF-8 holding only characters XML 1.0 allows: no
+// NUL, no C0 control other than tab, LF and CR, no U+FFFE/U+FFFF, no
+// surrogates. A device cannot parse a plist holding anything else, so such
+// strings are refused wherever they enter (plists and JSON alike).
+bool is_xml_text(std::string_view s);
 
 // Parses a whole XML plist document (optional XML declaration, optional
 // Apple DOCTYPE line, <plist version="1.0"> with exactly one value).

@@ -5,6 +5,7 @@
 
 #include "apns/push_service.h"
 #include "mdm/command.h"
+#include "mdm/json_plist.h"
 #include "server/admin_api.h"
 #include "server/admin_json.h"
 
@@ -46,6 +47,8 @@ Response AdminApi::enqueue(Request& req) {
     if (std::string e = req.query_or("expires"); !e.empty()) {
         nc.expires_at = parse_rfc3339(e);
         if (!nc.expires_at) return Response::error(400, "expires: not an RFC 3339 time");
+        if (*nc.expires_at <= clock_.now())
+            return Response::error(400, "expires: in the past; nothing was queued");
     }
     auto now = clock_.now();
     auto res = store_.enqueue(nc, ids, now);
@@ -93,12 +96,12 @@ Response AdminApi::enqueue(Request& req) {
 }
 
 Response AdminApi::post_command(Request& req) {
-    boost::system::error_code ec;
-    json::value body = json::parse(req.body, ec);
-    if (ec || !body.is_object())
+    auto parsed = mdm::parse_admin_json(req.body);
+    if (!parsed.is_ok()) return Response::error(400, parsed.status().message());
+    if (!parsed->is_object())
         return Response::error(400,
                                "body must be a JSON object: {\"targets\":[…],\"command\":{…}}");
-    const auto& o = body.as_object();
+    const auto& o = parsed->as_object();
     const auto* targets_v = o.if_contains("targets");
     const auto* command_v = o.if_contains("command");
     if (!targets_v || !targets_v->is_array() || targets_v->as_array().empty())
@@ -122,6 +125,8 @@ Response AdminApi::post_command(Request& req) {
     if (const auto* e = o.if_contains("expires_at"); e && !e->is_null()) {
         if (e->is_string()) expires = parse_rfc3339(std::string(e->as_string()));
         if (!expires) return Response::error(400, "expires_at: not an RFC 3339 time");
+        if (*expires <= clock_.now())
+            return Response::error(400, "expires_at: in the past; nothing was queued");
     }
     std::optional<std::string> uuid;
     if (const auto* u = o.if_contains("command_uuid"); u && !u->is_null()) {

@@ -7,6 +7,7 @@
 #include "apns/push_service.h"
 #include "certs/x509.h"
 #include "common/encoding.h"
+#include "mdm/json_plist.h"
 #include "server/admin_api.h"
 #include "server/admin_json.h"
 
@@ -222,10 +223,10 @@ Response AdminApi::create_token(Request& req) {
     db::EnrollmentToken t;
     t.uses_left = 1;
     if (!req.body.empty()) {
-        boost::system::error_code ec;
-        json::value body = json::parse(req.body, ec);
-        if (ec || !body.is_object()) return Response::error(400, "body must be a JSON object");
-        const auto& o = body.as_object();
+        auto parsed = mdm::parse_admin_json(req.body);
+        if (!parsed.is_ok()) return Response::error(400, parsed.status().message());
+        if (!parsed->is_object()) return Response::error(400, "body must be a JSON object");
+        const auto& o = parsed->as_object();
         if (const auto* u = o.if_contains("uses")) {
             if (!u->is_int64() || (u->as_int64() < 1 && u->as_int64() != -1))
                 return Response::error(400, "uses: a positive number, or -1 for unlimited");
@@ -234,6 +235,8 @@ Response AdminApi::create_token(Request& req) {
         if (const auto* e = o.if_contains("expires_at"); e && !e->is_null()) {
             if (e->is_string()) t.expires_at = parse_rfc3339(std::string(e->as_string()));
             if (!t.expires_at) return Response::error(400, "expires_at: not an RFC 3339 time");
+            if (*t.expires_at <= clock_.now())
+                return Response::error(400, "expires_at: in the past; the token would be dead");
         }
         if (const auto* n = o.if_contains("note")) {
             if (!n->is_string()) return Response::error(400, "note: must be a string");

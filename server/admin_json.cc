@@ -40,6 +40,7 @@ json::object device_json(const db::Enrollment& e) {
     o["created_at"] = time_json(e.created_at);
     o["identity_expires_at"] = time_json(e.identity_not_after);
     o["queued"] = e.queued;
+    o["facts_truncated"] = e.facts_truncated;
     return o;
 }
 
@@ -92,9 +93,9 @@ Result<db::Page> page_from(const Request& req) {
     if (!limit.empty()) {
         int64_t n = 0;
         auto [ptr, ec] = std::from_chars(limit.data(), limit.data() + limit.size(), n);
-        if (ec != std::errc() || ptr != limit.data() + limit.size())
+        if (ec != std::errc() || ptr != limit.data() + limit.size() || n < 1 || n > 1000)
             return invalid("limit must be a whole number from 1 to 1000");
-        p.limit = std::clamp<int64_t>(n, 1, 1000);
+        p.limit = n;
     }
     p.cursor = req.query_or("cursor");
     return p;

@@ -19,8 +19,8 @@ Response json_response(int status, const boost::json::value& v);
 // Splits "a,b,c" (path segment of /v1/enqueue and /v1/push), dropping empties
 // and duplicates, keeping order.
 std::vector<std::string> split_ids(const std::string& s);
-// Page from ?limit=&cursor=; limit clamped to 1..1000 (default 100);
-// kInvalid when limit is not a number.
+// Page from ?limit=&cursor=; limit 1..1000 (default 100); kInvalid when
+// limit is not a whole number in that range.
 Result<db::Page> page_from(const Request& req);
 boost::json::object page_json(boost::json::array items, const std::string& next_cursor);
 

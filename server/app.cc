@@ -230,6 +230,7 @@ Status App::start() {
     // (reads only); everything else, and every store write, on a worker.
     lo.inline_handler = [this, observe](Request& req) -> std::optional<Response> {
         if (req.method != "PUT" || req.path != "/mdm" ||
+            req.body.size() > DeviceService::kInlineBodyMax ||
             req.body.find("<string>Idle</string>") == std::string::npos)
             return std::nullopt;
         auto t0 = std::chrono::steady_clock::now();

@@ -1,5 +1,6 @@
 #include "server/device_service.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "apns/push_service.h"
@@ -23,6 +24,16 @@ constexpr std::chrono::hours kAlarmInterval{1};
 
 std::string declarations_token() {
     return "courier-empty-1";
+}
+
+// Keeps the first db::kMaxFactBytes of a device fact, cut on a UTF-8
+// character boundary; sets *cut when it cut anything.
+std::string fact(const std::string& s, bool* cut) {
+    if (s.size() <= db::kMaxFactBytes) return s;
+    *cut = true;
+    size_t n = db::kMaxFactBytes;
+    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xc0) == 0x80) --n;
+    return s.substr(0, n);
 }
 }  // namespace
 
@@ -164,6 +175,7 @@ Response DeviceService::handle(Request& req, bool command_channel) {
 }
 
 std::optional<Response> DeviceService::handle_idle_without_writes(Request& req) {
+    if (req.body.size() > kInlineBodyMax) return std::nullopt;  // to a worker
     auto scope = store_.read_scope();  // its three reads in one transaction
     return process(req, true, false);
 }
@@ -230,15 +242,17 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
                     ident.type == mdm::EnrollmentType::kUser ||
                     ident.type == mdm::EnrollmentType::kSharedIPad)
                     in.udid = device_id;
-                in.serial_number = msg.facts.serial_number;
-                in.model = msg.facts.model;
-                in.model_name = msg.facts.model_name;
-                in.product_name = msg.facts.product_name;
-                in.os_version = msg.facts.os_version;
-                in.build_version = msg.facts.build_version;
-                in.device_name = msg.facts.device_name;
-                in.imei = msg.facts.imei;
-                in.meid = msg.facts.meid;
+                bool& cut = in.facts_truncated;  // SPEC "input limits": 1 KiB each
+                in.serial_number = fact(msg.facts.serial_number, &cut);
+                in.model = fact(msg.facts.model, &cut);
+                in.model_name = fact(msg.facts.model_name, &cut);
+                in.product_name = fact(msg.facts.product_name, &cut);
+                in.os_version = fact(msg.facts.os_version, &cut);
+                in.build_version = fact(msg.facts.build_version, &cut);
+                in.device_name = fact(msg.facts.device_name, &cut);
+                in.imei = fact(msg.facts.imei, &cut);
+                in.meid = fact(msg.facts.meid, &cut);
+                if (cut) spdlog::warn("Authenticate from {}: device facts cut to 1 KiB each", id);
                 in.cert_sha256 = cred->cert_sha256;
                 in.cert_not_after = cred->not_after;
                 st = store_.apply_authenticate(in, now);
@@ -247,6 +261,15 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
                 break;
             }
             case mdm::MessageType::kTokenUpdate: {
+                if (!ident.user_id.empty() && !existing.is_ok()) {  // a new user channel
+                    auto users = store_.user_channel_count(device_id);
+                    if (!users.is_ok()) return Response::error(503, "store unavailable");
+                    if (*users >= db::kMaxUserChannels)
+                        return refuse(req, id,
+                                      fmt::format("device has {} user channels already (at most "
+                                                  "{}); no new one is made",
+                                                  *users, db::kMaxUserChannels));
+                }
                 db::TokenUpdateInput in;
                 in.id = id;
                 in.device_id = device_id;

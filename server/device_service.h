@@ -51,9 +51,13 @@ class DeviceService {
     // request of a fleet — else nullopt (nothing done, nothing counted), and
     // the request goes to a worker. Reads only (indexed, WAL: no waiting on
     // the writer) and the signature cache's CPU.
+    // Bodies over kInlineBodyMax are never parsed here (nullopt): an Idle is a
+    // few hundred bytes, and parsing must not hold an I/O thread for more
+    // than about a millisecond (SPEC "input limits").
     std::optional<Response> handle_idle_without_writes(Request& req);
     // Set once during setup, before requests.
     void set_binding_policy(const BindingPolicy& p) { policy_ = p; }
+    static constexpr size_t kInlineBodyMax = 4096;
 
   private:
     std::optional<Response> process(Request& req, bool command_channel, bool writes_allowed);

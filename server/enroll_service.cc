@@ -41,6 +41,15 @@ Response EnrollService::handle(Request& req) {
         if (!c->has_value()) return Response::error(404, "no push certificate for topic " + topic);
     }
 
+    // HEAD never touches the token (SPEC "input limits"): mail scanners and
+    // link previews probe URLs, and must not use up a single-use token.
+    if (req.method == "HEAD") {
+        Response head;
+        head.status = 200;
+        head.headers["Content-Type"] = "application/x-apple-aspen-config";
+        return head;
+    }
+
     std::string token = req.query_or("token");
     if (!token.empty()) {
         auto s = store_.consume_enrollment_token(certs::sha256_hex(token), clock_.now());

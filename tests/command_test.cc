@@ -238,5 +238,99 @@ TEST(JsonPlist, ResultsConvertForAdministrators) {
         R"({"S":"text","I":-70000,"R":2.5E0,"B":false,"D":"AP8=","T":"2026-01-07T04:04:46Z","A":["x",1]})");
 }
 
+// ---- input limits (SPEC "input limits") -------------------------------------
+
+std::string raw_with_uuid(const std::string& uuid) {
+    std::string out = kCmdr;
+    out.replace(out.find("abc-123"), 7, uuid);
+    return out;
+}
+
+TEST(CommandUuid, OneToOneHundredTwentyEightSafeCharacters) {
+    EXPECT_TRUE(is_valid_command_uuid("a"));
+    EXPECT_TRUE(is_valid_command_uuid("0F8FAD5B-D9CB-469F-A165-70867728950E"));
+    EXPECT_TRUE(is_valid_command_uuid("cmd_1.2:x-y"));
+    EXPECT_TRUE(is_valid_command_uuid(std::string(128, 'x')));
+    EXPECT_FALSE(is_valid_command_uuid(""));
+    EXPECT_FALSE(is_valid_command_uuid(std::string(129, 'x')));
+    for (const char* bad : {"a b", "a/b", "a%00", "a\nb", "a?b", "a#b", "caf\xc3\xa9"})
+        EXPECT_FALSE(is_valid_command_uuid(bad)) << bad;
+}
+
+TEST(CommandUuid, RawPlistWithABadUuidIsRefused) {
+    for (const std::string& bad :
+         {std::string(1 << 20, 'u'), std::string("a&#1;b"), std::string("a/../b"),
+          std::string("x y"), std::string(129, 'z')})
+        EXPECT_FALSE(command_from_raw_plist(raw_with_uuid(bad)).is_ok()) << bad.substr(0, 40);
+    auto r = command_from_raw_plist(raw_with_uuid(std::string(1 << 20, 'u')));
+    ASSERT_FALSE(r.is_ok());
+    EXPECT_NE(r.status().message().find("CommandUUID: must be 1 to 128 characters"),
+              std::string::npos)
+        << r.status().message();
+    auto ok = command_from_raw_plist(raw_with_uuid(std::string(128, 'z')));
+    EXPECT_TRUE(ok.is_ok()) << ok.status().to_string();
+}
+
+TEST(CommandUuid, JsonCommandWithABadGivenUuidIsRefused) {
+    auto r =
+        command_from_json(obj(R"({"RequestType":"ProfileList"})"), false, std::string("bad uuid"));
+    ASSERT_FALSE(r.is_ok());
+    EXPECT_NE(r.status().message().find("command_uuid"), std::string::npos);
+    EXPECT_TRUE(command_from_json(obj(R"({"RequestType":"ProfileList"})"), false,
+                                  std::string("good-uuid.1"))
+                    .is_ok());
+}
+
+TEST(RawCommand, ForbiddenCharactersAreRefused) {
+    std::string body = kCmdr;
+    body.replace(body.find("ProfileList"), 11, "ProfileList&#1;");
+    EXPECT_FALSE(command_from_raw_plist(body).is_ok());
+}
+
+Status json_error(const std::string& text) {
+    auto r = parse_admin_json(text);
+    EXPECT_FALSE(r.is_ok()) << "accepted: " << text.substr(0, 200);
+    return r.is_ok() ? Status::ok() : r.status();
+}
+
+TEST(AdminJson, DuplicateKeysAreRefusedAtAnyDepth) {
+    EXPECT_NE(json_error(R"({"a":1,"a":2})").message().find("duplicate key 'a'"),
+              std::string::npos);
+    EXPECT_NE(json_error(R"({"c":{"RequestType":"X","RequestType":"Y"}})")
+                  .message()
+                  .find("duplicate key 'RequestType'"),
+              std::string::npos);
+    // The same key in sibling objects is no duplicate.
+    EXPECT_TRUE(parse_admin_json(R"([{"a":1},{"a":2}])").is_ok());
+    EXPECT_TRUE(parse_admin_json(R"({"a":{"a":{"a":1}}})").is_ok());
+}
+
+TEST(AdminJson, ForbiddenCharactersInStringsAndKeysAreRefused) {
+    for (const char* bad :
+         {R"({"Message":"a\u0000b"})", R"({"Message":"a\u0001b"})", R"({"Message":"a\u001bb"})",
+          R"({"Message":"a\uFFFEb"})", R"({"Message":"a\uffffb"})", R"({"Message":"a\ud800b"})",
+          R"({"a\u0000":1})", R"(["ok","\u0002"])"})
+        EXPECT_FALSE(parse_admin_json(bad).is_ok()) << bad;
+    EXPECT_NE(json_error(R"({"Message":"a\u0000b"})").message().find("XML 1.0 forbids"),
+              std::string::npos);
+    auto ok = parse_admin_json(R"({"Message":"tab\tnewline\nreturn\r \u00e9 \ud83d\ude00"})");
+    ASSERT_TRUE(ok.is_ok()) << ok.status().to_string();
+}
+
+TEST(AdminJson, KeysPerObjectAndDepthAreBounded) {
+    auto object = [](size_t n) {
+        std::string s = "{";
+        for (size_t i = 0; i < n; ++i) s += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":1";
+        return s + "}";
+    };
+    EXPECT_TRUE(parse_admin_json(object(10'000)).is_ok());
+    EXPECT_NE(json_error(object(10'001)).message().find("more than 10000 keys"), std::string::npos);
+    auto nested = [](int depth) { return std::string(depth, '[') + std::string(depth, ']'); };
+    EXPECT_TRUE(parse_admin_json(nested(64)).is_ok());
+    EXPECT_NE(json_error(nested(65)).message().find("nested deeper than 64"), std::string::npos);
+    EXPECT_FALSE(parse_admin_json("{\"a\":").is_ok());
+    EXPECT_FALSE(parse_admin_json("{} x").is_ok());
+}
+
 }  // namespace
 }  // namespace courier::mdm

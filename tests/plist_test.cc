@@ -221,5 +221,102 @@ TEST(PlistHostile, NonDictRootForParseDict) {
     EXPECT_NE(r.status().message().find("not a <dict>"), std::string::npos);
 }
 
+// ---- input limits (SPEC "input limits") ------------------------------------
+
+std::string wide_dict(size_t keys) {
+    std::string body = "<dict>";
+    body.reserve(keys * 32 + 16);
+    for (size_t i = 0; i < keys; ++i) body += "<key>k" + std::to_string(i) + "</key><true/>";
+    return body + "</dict>";
+}
+
+std::string nested_arrays(int depth) {
+    std::string open, close;
+    for (int i = 0; i < depth; ++i) {
+        open += "<array>";
+        close += "</array>";
+    }
+    return open + close;
+}
+
+TEST(PlistLimits, TenThousandKeysInOneDictAreAccepted) {
+    auto r = parse_dict(wrap(wide_dict(10'000)));
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    EXPECT_EQ(r->size(), 10'000u);
+    EXPECT_EQ(r->entries().back().first, "k9999") << "order kept";
+    EXPECT_NE(r->find_bool("k5000"), nullptr);
+}
+
+TEST(PlistLimits, TenThousandAndOneKeysAreRefused) {
+    auto s = error_of(wrap(wide_dict(10'001)));
+    EXPECT_NE(s.message().find("more than 10000 keys in one dict"), std::string::npos)
+        << s.message();
+}
+
+// The attack of issue #11: 200,000 keys in an Idle. Refused by the key limit
+// after at most 10,000 keys are taken, each in O(1) (no scan of the dict).
+TEST(PlistLimits, TwoHundredThousandKeysAreRefusedByTheKeyLimit) {
+    auto s = error_of(wrap(wide_dict(200'000)));
+    EXPECT_NE(s.message().find("more than 10000 keys"), std::string::npos) << s.message();
+}
+
+TEST(PlistLimits, DuplicateKeyAfterManyKeysIsRefused) {
+    std::string body = wide_dict(9'000);
+    body.insert(body.size() - 7, "<key>k17</key><false/>");
+    auto s = error_of(wrap(body));
+    EXPECT_NE(s.message().find("duplicate key 'k17'"), std::string::npos) << s.message();
+}
+
+TEST(PlistLimits, DepthSixtyFourIsAcceptedAndSixtyFiveRefused) {
+    EXPECT_TRUE(parse(wrap(nested_arrays(64))).is_ok());
+    auto s = error_of(wrap(nested_arrays(65)));
+    EXPECT_NE(s.message().find("nested deeper than 64"), std::string::npos) << s.message();
+}
+
+// A tag that never ends, many times over: refused at the first, without
+// searching the rest of the body for a '>' once per '<' (quadratic before).
+TEST(PlistLimits, UnterminatedTagsAreRefusedAtTheFirst) {
+    std::string body = wrap("<array>") + std::string(64 * 1024, '<');
+    for (size_t i = body.size() - 64 * 1024; i < body.size(); i += 2) body[i + 1] = 'a';
+    auto s = error_of(body);
+    EXPECT_NE(s.message().find("unterminated tag"), std::string::npos) << s.message();
+}
+
+TEST(PlistLimits, ManyDoctypesAreScannedOnceEach) {
+    std::string body;
+    for (int i = 0; i < 5'000; ++i) body += "<!DOCTYPE plist>";
+    body += "<!DOCTYPE x [";
+    auto s = error_of(body);
+    EXPECT_NE(s.message().find("internal subset"), std::string::npos) << s.message();
+}
+
+TEST(PlistXmlText, CharacterReferencesToForbiddenCharactersAreRefused) {
+    for (const char* bad :
+         {"&#1;", "&#0;", "&#x1F;", "&#xFFFE;", "&#xFFFF;", "&#xD800;", "&#27;"}) {
+        auto r = parse(wrap(std::string("<string>a") + bad + "b</string>"));
+        EXPECT_FALSE(r.is_ok()) << bad;
+    }
+    auto s = error_of(wrap("<string>a&#1;b</string>"));
+    EXPECT_NE(s.message().find("XML 1.0 forbids"), std::string::npos) << s.message();
+}
+
+TEST(PlistXmlText, RawControlBytesAndNonCharactersAreRefused) {
+    EXPECT_FALSE(parse(wrap(std::string("<string>a\x01") + "b</string>")).is_ok());
+    EXPECT_FALSE(parse(wrap("<string>a\x1b[2Jb</string>")).is_ok());
+    EXPECT_FALSE(parse(wrap("<string>a\xef\xbf\xbe</string>")).is_ok()) << "U+FFFE";
+    EXPECT_FALSE(parse(wrap("<string>a\xef\xbf\xbf</string>")).is_ok()) << "U+FFFF";
+    EXPECT_FALSE(parse(wrap("<dict><key>a&#2;</key><true/></dict>")).is_ok()) << "in a key";
+}
+
+TEST(PlistXmlText, TabLineFeedCarriageReturnAndAstralCharactersAreText) {
+    auto r = parse(wrap("<string>a&#9;b&#10;c&#13;d\xf0\x9f\x98\x80\xef\xbf\xbd</string>"));
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    EXPECT_EQ(*r->as_string(), "a\tb\nc\rd\xf0\x9f\x98\x80\xef\xbf\xbd");
+    EXPECT_TRUE(is_xml_text("plain\ttext\r\n"));
+    EXPECT_FALSE(is_xml_text(std::string("a\0b", 3)));
+    EXPECT_FALSE(is_xml_text("\x7f\x01"));
+    EXPECT_TRUE(is_xml_text("\x7f"));  // DEL is allowed by XML 1.0
+}
+
 }  // namespace
 }  // namespace courier::plist

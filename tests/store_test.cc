@@ -175,6 +175,30 @@ TEST_P(StoreTest, UserChannelTokenUpdateCreatesItsRowAndLeavesDeviceRowAlone) {
     EXPECT_EQ(d->updated_at, kT0);
 }
 
+TEST_P(StoreTest, UserChannelsAreCountedPerDevice) {
+    enroll("UDID-1");
+    enroll("UDID-2");
+    EXPECT_EQ(*store_->user_channel_count("UDID-1"), 0);
+    for (const char* u : {"USER-1", "USER-2"}) {
+        auto user = token_input(std::string("UDID-1:") + u, "UDID-1");
+        user.user_id = u;
+        ASSERT_TRUE(store_->apply_token_update(user, now()));
+    }
+    EXPECT_EQ(*store_->user_channel_count("UDID-1"), 2);
+    EXPECT_EQ(*store_->user_channel_count("UDID-2"), 0);
+    EXPECT_EQ(*store_->user_channel_count("UDID-none"), 0);
+}
+
+TEST_P(StoreTest, FactsTruncatedFlagIsStoredAndClearedByTheNextAuthenticate) {
+    auto in = auth_input("UDID-1");
+    in.facts_truncated = true;
+    ASSERT_TRUE(store_->apply_authenticate(in, now()));
+    EXPECT_TRUE(store_->enrollment("UDID-1")->facts_truncated);
+    in.facts_truncated = false;
+    ASSERT_TRUE(store_->apply_authenticate(in, now()));
+    EXPECT_FALSE(store_->enrollment("UDID-1")->facts_truncated);
+}
+
 TEST_P(StoreTest, TokenUpdateWithoutUnlockTokenKeepsTheStoredOne) {
     enroll("UDID-1");
     auto with = token_input("UDID-1", "UDID-1");
@@ -1057,6 +1081,8 @@ TEST_F(SqliteStoreTest, MigrationTwoGivesExistingTargetsTheirCommandsExpiry) {
     EXPECT_EQ(
         sqlite3_exec(db,
                      "DROP INDEX targets_expiring; ALTER TABLE targets DROP COLUMN expires_at; "
+                     "DROP INDEX enrollments_user_channels; "
+                     "ALTER TABLE enrollments DROP COLUMN facts_truncated; "
                      "PRAGMA user_version = 1;",
                      nullptr, nullptr, nullptr),
         SQLITE_OK)
@@ -1089,6 +1115,9 @@ TEST_F(SqliteStoreTest, MigrationThreeDropsTheStatusOnlyIndexAndTheQueueStillCou
     // Back to the version-2 shape, with the index on status alone.
     undo_migration_five(db_path());
     query(db_path(), "CREATE INDEX targets_status ON targets(status)");
+    // Undo migration 4 too (it comes after).
+    query(db_path(), "DROP INDEX enrollments_user_channels");
+    query(db_path(), "ALTER TABLE enrollments DROP COLUMN facts_truncated");
     query(db_path(), "PRAGMA user_version = 2");
     ASSERT_EQ(query(db_path(), "SELECT count(*) FROM sqlite_master WHERE name = 'targets_status'"),
               "1");

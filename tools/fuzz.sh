@@ -15,10 +15,11 @@ for bin in "$dir"/tests/fuzz/fuzz_*; do
   name=$(basename "$bin")
   corpus="$dir/corpus/$name"; crashes="$dir/crashes/$name"
   mkdir -p "$corpus" "$crashes"
-  seeds=tests/fuzz/seeds/${name#fuzz_}
-  [[ -d $seeds ]] || seeds=tests/fixtures
+  # The target's own seeds (hostile shapes) and the captured fixtures.
+  seeds=(tests/fixtures)
+  [[ -d tests/fuzz/seeds/${name#fuzz_} ]] && seeds=("tests/fuzz/seeds/${name#fuzz_}" tests/fixtures)
   if ! "$bin" -max_total_time="$seconds" -rss_limit_mb=2048 -artifact_prefix="$crashes/" \
-      -print_final_stats=0 "$corpus" "$seeds" >"$dir/$name.log" 2>&1; then
+      -print_final_stats=0 "$corpus" "${seeds[@]}" >"$dir/$name.log" 2>&1; then
     echo "fuzz: $name FAILED (see $dir/$name.log and $crashes/)"; tail -30 "$dir/$name.log"; status=1
   else
     echo "fuzz: $name ok ($(grep -o 'Done [0-9]* runs' "$dir/$name.log" | grep -o '[0-9]*' || echo '?') runs in ${seconds} s)"
