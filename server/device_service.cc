@@ -92,7 +92,7 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
 
     auto existing = store_.enrollment(id);
     if (!existing.is_ok() && existing.status().code() != Code::kNotFound)
-        return Response::error(503, "store unavailable");
+        return status_response(existing.status(), "store", Audience::kDevice);
     if (existing.is_ok() && existing->state == db::EnrollmentState::kRetired) {
         spdlog::info("retired device {} answered with com.apple.unrecognized.device", id);
         return retired_answer();
@@ -107,13 +107,13 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
         bool may_bind = is_auth;
         if (msg.type == mdm::MessageType::kTokenUpdate) {
             auto has = store_.has_binding(device_id);
-            if (!has.is_ok()) return Response::error(503, "store unavailable");
+            if (!has.is_ok()) return status_response(has.status(), "store", Audience::kDevice);
             may_bind = !*has;
         }
         bool unbound = false;
         if (auto s = check_binding(device_id, *cred, may_bind, &unbound); !s.is_ok()) {
             if (s.code() == Code::kUnauthorized) return refuse(req, id, s.message());
-            return Response::error(503, "store unavailable");
+            return status_response(s, "store", Audience::kDevice);
         }
         Status st;
         Response answer = Response::empty(200);
@@ -187,7 +187,7 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
                 break;
             case mdm::MessageType::kGetBootstrapToken: {
                 auto tok = store_.bootstrap_token(device_id);
-                if (!tok.is_ok()) return Response::error(503, "store unavailable");
+                if (!tok.is_ok()) return status_response(tok.status(), "store", Audience::kDevice);
                 if (tok->has_value() && !(*tok)->empty()) {
                     plist::Dict d;
                     d.set("BootstrapToken", plist::Data{**tok});
@@ -221,7 +221,7 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
         }
         if (!st.is_ok()) {
             spdlog::error("{} for {}: {}", mdm::message_type_name(msg.type), id, st.to_string());
-            return Response::error(st.code() == Code::kNotFound ? 400 : 503, st.message());
+            return status_response(st, {}, Audience::kDevice);
         }
         store_.touch_last_seen({id}, now);
         answer.log_enrollment = id;
@@ -233,15 +233,22 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
     bool unbound = false;
     if (auto s = check_binding(device_id, *cred, false, &unbound); !s.is_ok()) {
         if (s.code() == Code::kUnauthorized) return refuse(req, id, s.message());
-        return Response::error(503, "store unavailable");
+        return status_response(s, "store", Audience::kDevice);
     }
     if (!existing.is_ok()) return refuse(req, id, "no enrollment " + id + " (Authenticate first)");
-    (void)command_channel;
+    // Only the command channel's answer is read as a command: an Idle that
+    // arrives on the check-in channel gets an empty 200 and hands nothing out.
+    if (!command_channel && rep.status == mdm::ReportStatus::kIdle) {
+        store_.touch_last_seen({id}, now);
+        Response r = Response::empty(200);
+        r.log_enrollment = id;
+        return r;
+    }
 
     Result<std::optional<db::DeliveredCommand>> next = std::optional<db::DeliveredCommand>{};
     if (rep.status == mdm::ReportStatus::kIdle) {
         auto pending = store_.has_pending(id, now);
-        if (!pending.is_ok()) return Response::error(503, "store unavailable");
+        if (!pending.is_ok()) return status_response(pending.status(), "store", Audience::kDevice);
         if (*pending && !writes_allowed) return std::nullopt;  // handing out is a write
         metrics_.counter("courier_checkins_total", {{"message_type", "Idle"}}).inc();
         if (*pending) next = store_.next_command(id, true, now);
@@ -279,7 +286,7 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
     }
     if (!next.is_ok()) {
         spdlog::error("command channel for {}: {}", id, next.status().to_string());
-        return Response::error(503, "store unavailable");
+        return status_response(next.status(), "store", Audience::kDevice);
     }
     store_.touch_last_seen({id}, now);
     if (next->has_value()) metrics_.counter("courier_commands_total", {{"status", "sent"}}).inc();
