@@ -1,9 +1,9 @@
 #include "common/log.h"
 
+#include <fmt/chrono.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
-#include <fmt/chrono.h>
 
 #include <chrono>
 
@@ -14,11 +14,21 @@ std::string json_escape(const std::string& s) {
     out.reserve(s.size() + 8);
     for (unsigned char c : s) {
         switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
             default:
                 if (c < 0x20) {
                     out += fmt::format("\\u{:04x}", c);
@@ -30,18 +40,69 @@ std::string json_escape(const std::string& s) {
     return out;
 }
 
+std::string log_escape(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (unsigned char c : s) {
+        switch (c) {
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            default:
+                if (c < 0x20 || c == 0x7f) {
+                    out += fmt::format("\\x{:02x}", c);
+                } else {
+                    out += static_cast<char>(c);
+                }
+        }
+    }
+    return out;
+}
+
 namespace {
 
+// The text format: spdlog's pattern, over the message with its control
+// characters escaped.
+class EscapingFormatter final : public spdlog::formatter {
+  public:
+    EscapingFormatter() : EscapingFormatter(make_pattern()) {}
+    void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+        std::string_view payload(msg.payload.data(), msg.payload.size());
+        std::string escaped = log_escape(payload);
+        spdlog::details::log_msg copy = msg;
+        copy.payload = spdlog::string_view_t(escaped.data(), escaped.size());
+        pattern_->format(copy, dest);
+    }
+    std::unique_ptr<spdlog::formatter> clone() const override {
+        return std::make_unique<EscapingFormatter>(pattern_->clone());
+    }
+    explicit EscapingFormatter(std::unique_ptr<spdlog::formatter> pattern)
+        : pattern_(std::move(pattern)) {}
+
+  private:
+    static std::unique_ptr<spdlog::formatter> make_pattern() {
+        return std::make_unique<spdlog::pattern_formatter>("%Y-%m-%dT%H:%M:%S.%eZ %^%-5l%$ %v",
+                                                           spdlog::pattern_time_type::utc);
+    }
+    std::unique_ptr<spdlog::formatter> pattern_;
+};
+
 class JsonFormatter final : public spdlog::formatter {
-public:
+  public:
     void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
         auto secs = std::chrono::time_point_cast<std::chrono::seconds>(msg.time);
         auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(msg.time - secs).count();
-        std::string line = fmt::format(
-            R"({{"time":"{:%Y-%m-%dT%H:%M:%S}.{:03}Z","level":"{}","msg":"{}"}})",
-            fmt::gmtime(std::chrono::system_clock::to_time_t(secs)), ms,
-            spdlog::level::to_string_view(msg.level),
-            json_escape(std::string(msg.payload.data(), msg.payload.size())));
+        std::string line =
+            fmt::format(R"({{"time":"{:%Y-%m-%dT%H:%M:%S}.{:03}Z","level":"{}","msg":"{}"}})",
+                        fmt::gmtime(std::chrono::system_clock::to_time_t(secs)), ms,
+                        spdlog::level::to_string_view(msg.level),
+                        json_escape(std::string(msg.payload.data(), msg.payload.size())));
         line += '\n';
         dest.append(line.data(), line.data() + line.size());
     }
@@ -63,7 +124,7 @@ Status init_logging(const std::string& level, const std::string& format) {
     if (format == "json") {
         logger->set_formatter(std::make_unique<JsonFormatter>());
     } else {
-        logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%-5l%$ %v", spdlog::pattern_time_type::utc);
+        logger->set_formatter(std::make_unique<EscapingFormatter>());
     }
     logger->set_level(lvl);
     logger->flush_on(spdlog::level::warn);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "common/status.h"
 
@@ -14,5 +15,11 @@ Status init_logging(const std::string& level, const std::string& format);
 
 // Escapes s for inclusion inside a JSON string literal.
 std::string json_escape(const std::string& s);
+
+// A text log message made safe for one line: control characters (below
+// 0x20, and DEL) become \n, \r, \t or \xHH, so request data (a UDID with a
+// newline and ESC) cannot start a forged line or drive the terminal. The
+// text format applies it to every message (SPEC "logs and browsers").
+std::string log_escape(std::string_view s);
 
 }  // namespace courier

@@ -8,6 +8,22 @@ void FaultyStore::fail_next_writes(int n, StoreFault fault) {
     fault_ = fault;
 }
 
+void FaultyStore::set_unreachable(bool unreachable) {
+    std::lock_guard lk(mu_);
+    unreachable_ = unreachable;
+}
+
+Status FaultyStore::read_fault() const {
+    std::lock_guard lk(mu_);
+    if (unreachable_) return unavailable("database unreachable");
+    return Status::ok();
+}
+
+Status FaultyStore::ping() {
+    if (Status f = take_fault(); !f.is_ok()) return f;
+    return inner_->ping();
+}
+
 int64_t FaultyStore::injected_failures() const {
     std::lock_guard lk(mu_);
     return injected_;
@@ -15,10 +31,11 @@ int64_t FaultyStore::injected_failures() const {
 
 Status FaultyStore::take_fault() {
     std::lock_guard lk(mu_);
+    if (unreachable_) return unavailable("database unreachable");
     if (remaining_ <= 0) return Status::ok();
     --remaining_;
     ++injected_;
-    if (fault_ == StoreFault::kDiskFull) return internal_error("disk full");
+    if (fault_ == StoreFault::kDiskFull) return unavailable("disk full");
     return unavailable("database is locked");
 }
 
@@ -112,6 +129,10 @@ Status FaultyStore::delete_enrollment_token(const std::string& id) {
 }
 Status FaultyStore::consume_enrollment_token(const std::string& token_sha256, SysTime now) {
     COURIER_FAULTY_WRITE(consume_enrollment_token(token_sha256, now));
+}
+
+Status FaultyStore::release_enrollment_token(const std::string& token_sha256) {
+    COURIER_FAULTY_WRITE(release_enrollment_token(token_sha256));
 }
 
 #undef COURIER_FAULTY_WRITE

@@ -1,6 +1,10 @@
 // FaultyStore: a Store decorator for reliability tests. It forwards every call
 // to the wrapped store, except that it can be told to fail the next N write
-// calls the way a sick database does, without calling the wrapped store.
+// calls the way a sick database does, or every call (an unreachable
+// database), without calling the wrapped store.
+//
+// ping() models a health probe: it is a write, so it fails while write
+// faults are pending (consuming one), and while the database is unreachable.
 #pragma once
 
 #include <memory>
@@ -12,7 +16,7 @@ namespace courier::db {
 
 enum class StoreFault {
     kLocked,    // kUnavailable "database is locked"
-    kDiskFull,  // kInternal "disk full"
+    kDiskFull,  // kUnavailable "disk full"
 };
 
 class FaultyStore final : public Store {
@@ -21,17 +25,24 @@ class FaultyStore final : public Store {
 
     // The next n write calls fail with `fault` and change nothing. Thread-safe.
     void fail_next_writes(int n, StoreFault fault);
+    // While set, every call, reads included, fails with kUnavailable
+    // "database unreachable" (not counted in injected_failures). Thread-safe.
+    void set_unreachable(bool unreachable);
     // Write calls failed so far.
     int64_t injected_failures() const;
     Store& inner() { return *inner_; }
 
-    Status ping() override { return inner_->ping(); }
+    Status ping() override;
     Status apply_authenticate(const AuthenticateInput& in, SysTime now) override;
     Status apply_token_update(const TokenUpdateInput& in, SysTime now) override;
     Status apply_checkout(const std::string& id, SysTime now) override;
-    Result<Enrollment> enrollment(const std::string& id) override { return inner_->enrollment(id); }
+    Result<Enrollment> enrollment(const std::string& id) override {
+        if (Status f = read_fault(); !f.is_ok()) return f;
+        return inner_->enrollment(id);
+    }
     Result<PageOf<Enrollment>> list_enrollments(const EnrollmentFilter& f,
                                                 const Page& page) override {
+        if (Status f = read_fault(); !f.is_ok()) return f;
         return inner_->list_enrollments(f, page);
     }
     Result<int64_t> user_channel_count(const std::string& device_id) override {
@@ -39,13 +50,16 @@ class FaultyStore final : public Store {
     }
     Result<std::vector<std::string>> existing_enrollments(
         const std::vector<std::string>& ids) override {
+        if (Status f = read_fault(); !f.is_ok()) return f;
         return inner_->existing_enrollments(ids);
     }
     Result<std::optional<std::string>> unlock_token(const std::string& id) override {
+        if (Status f = read_fault(); !f.is_ok()) return f;
         return inner_->unlock_token(id);
     }
     Status set_bootstrap_token(const std::string& id, const std::string& token) override;
     Result<std::optional<std::string>> bootstrap_token(const std::string& id) override {
+        if (Status f = read_fault(); !f.is_ok()) return f;
         return inner_->bootstrap_token(id);
     }
     Status set_retired(const std::string& id, bool retired, SysTime now) override;
@@ -54,15 +68,19 @@ class FaultyStore final : public Store {
     }
     Status append_timeline(const std::string& id, const TimelineEvent& e) override;
     Result<std::vector<TimelineEvent>> timeline(const std::string& id, size_t limit) override {
+        if (Status f = read_fault(); !f.is_ok()) return f;
         return inner_->timeline(id, limit);
     }
     Result<std::optional<Binding>> binding(const std::string& cert_sha256) override {
+        if (Status f = read_fault(); !f.is_ok()) return f;
         return inner_->binding(cert_sha256);
     }
     Result<std::vector<Binding>> bindings(const std::string& device_id) override {
+        if (Status f = read_fault(); !f.is_ok()) return f;
         return inner_->bindings(device_id);
     }
     Result<std::optional<Binding>> active_binding(const std::string& device_id) override {
+        if (Status f = read_fault(); !f.is_ok()) return f;
         return inner_->active_binding(device_id);
     }
     Status bind_cert(const std::string& cert_sha256, const std::string& device_id,
@@ -80,6 +98,7 @@ class FaultyStore final : public Store {
     Status record_issued_identity(const std::string& cert_sha256, const std::string& token_sha256,
                                   SysTime now) override;
     Result<std::optional<std::string>> issued_with_token(const std::string& cert_sha256) override {
+        if (Status f = read_fault(); !f.is_ok()) return f;
         return inner_->issued_with_token(cert_sha256);
     }
     Result<EnqueueResult> enqueue(const NewCommand& cmd, const std::vector<std::string>& targets,
@@ -87,6 +106,7 @@ class FaultyStore final : public Store {
     Result<std::optional<DeliveredCommand>> next_command(const std::string& id, bool include_notnow,
                                                          SysTime now) override;
     Result<bool> has_pending(const std::string& id, SysTime now) override {
+        if (Status f = read_fault(); !f.is_ok()) return f;
         return inner_->has_pending(id, now);
     }
     Result<std::optional<DeliveredCommand>> apply_report(const std::string& id,
@@ -94,20 +114,30 @@ class FaultyStore final : public Store {
                                                          TargetStatus status,
                                                          const std::string& report,
                                                          SysTime now) override;
-    Result<CommandInfo> command(const std::string& uuid) override { return inner_->command(uuid); }
+    Result<CommandInfo> command(const std::string& uuid) override {
+        if (Status f = read_fault(); !f.is_ok()) return f;
+        return inner_->command(uuid);
+    }
     Result<std::vector<std::string>> cancel_command(const std::string& uuid, SysTime now) override;
     Result<PageOf<CommandInfo>> list_commands(const CommandFilter& f, const Page& page) override {
+        if (Status f = read_fault(); !f.is_ok()) return f;
         return inner_->list_commands(f, page);
     }
-    Result<int64_t> queue_depth() override { return inner_->queue_depth(); }
+    Result<int64_t> queue_depth() override {
+        if (Status f = read_fault(); !f.is_ok()) return f;
+        return inner_->queue_depth();
+    }
     Result<int64_t> put_push_cert(const PushCert& cert, SysTime now) override;
     Result<std::vector<PushCert>> active_push_certs() override {
+        if (Status f = read_fault(); !f.is_ok()) return f;
         return inner_->active_push_certs();
     }
     Result<std::optional<PushCert>> active_push_cert(const std::string& topic) override {
+        if (Status f = read_fault(); !f.is_ok()) return f;
         return inner_->active_push_cert(topic);
     }
     Result<std::vector<PushCert>> push_cert_history() override {
+        if (Status f = read_fault(); !f.is_ok()) return f;
         return inner_->push_cert_history();
     }
     Status mark_push_cert_unusable(int64_t id, const std::string& reason) override;
@@ -115,24 +145,30 @@ class FaultyStore final : public Store {
     Status mark_token_invalid(const std::string& id, SysTime now) override;
     Status schedule_repush(const std::string& id, SysTime at, int attempts) override;
     Result<std::vector<RepushDue>> due_repushes(SysTime now, size_t limit) override {
+        if (Status f = read_fault(); !f.is_ok()) return f;
         return inner_->due_repushes(now, limit);
     }
     Status put_enrollment_token(const EnrollmentToken& t) override;
     Result<std::vector<EnrollmentToken>> enrollment_tokens() override {
+        if (Status f = read_fault(); !f.is_ok()) return f;
         return inner_->enrollment_tokens();
     }
     Status delete_enrollment_token(const std::string& id) override;
     Status consume_enrollment_token(const std::string& token_sha256, SysTime now) override;
+    Status release_enrollment_token(const std::string& token_sha256) override;
 
   private:
     // The injected failure for this write call, or ok to forward it.
     Status take_fault();
+    // kUnavailable while unreachable, else ok.
+    Status read_fault() const;
 
     std::unique_ptr<Store> inner_;
     mutable std::mutex mu_;
     int remaining_ = 0;
     StoreFault fault_ = StoreFault::kLocked;
     int64_t injected_ = 0;
+    bool unreachable_ = false;
 };
 
 }  // namespace courier::db

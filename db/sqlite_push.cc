@@ -255,4 +255,15 @@ Status SqliteStore::consume_enrollment_token(const std::string& token_sha256, Sy
     });
 }
 
+Status SqliteStore::release_enrollment_token(const std::string& token_sha256) {
+    return write([&](Connection& c) {
+        c.prepare(
+             "UPDATE enrollment_tokens SET uses_left = uses_left + 1 WHERE token_sha256 = ?1 "
+             "AND uses_left >= 0")
+            .bind(token_sha256)
+            .run();
+        return Status::ok();
+    });
+}
+
 }  // namespace courier::db

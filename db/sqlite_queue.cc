@@ -234,12 +234,12 @@ Result<std::optional<DeliveredCommand>> SqliteStore::apply_report(const std::str
             if (status == TargetStatus::kNotNow && after_final) {
                 // Canceled or expired meanwhile: the device did not run it.
             } else {
+                // The report is the target's result, a NotNow's too (SPEC
+                // "NotNow result"); the final report replaces it.
                 c.prepare(
-                     "UPDATE targets SET status = ?3, updated_at = ?4, "
-                     "result = CASE WHEN ?6 THEN ?5 ELSE result END "
+                     "UPDATE targets SET status = ?3, updated_at = ?4, result = ?5 "
                      "WHERE enrollment_id = ?1 AND command_seq = ?2")
-                    .bind(id, seq, target_status_name(status), to_unix(now), Blob{report},
-                          is_reported(status))
+                    .bind(id, seq, target_status_name(status), to_unix(now), Blob{report})
                     .run();
                 sqlite::add_event(c, id, now, "report",
                                   fmt::format("{} {} {}{}", request_type, uuid, report_name(status),

@@ -8,8 +8,21 @@ Status status_from_sqlite(int rc, sqlite3* db, std::string_view what) {
     std::string detail = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     std::string msg = fmt::format("{}: {}", what, detail);
     switch (rc & 0xff) {
+        // The database cannot serve now (lock held, disk full, I/O error,
+        // file gone or damaged): a storage failure, 503 to every client.
         case SQLITE_BUSY:
         case SQLITE_LOCKED:
+        case SQLITE_FULL:
+        case SQLITE_IOERR:
+        case SQLITE_CANTOPEN:
+        case SQLITE_READONLY:
+        case SQLITE_NOMEM:
+        case SQLITE_PROTOCOL:
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+        case SQLITE_NOLFS:
+        case SQLITE_PERM:
+        case SQLITE_AUTH:
             return unavailable(std::move(msg));
         case SQLITE_CONSTRAINT:
             return conflict(std::move(msg));

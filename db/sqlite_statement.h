@@ -22,8 +22,9 @@
 
 namespace courier::db::sqlite {
 
-// kUnavailable for busy/locked, kConflict for constraint violations,
-// kInternal otherwise (disk full, I/O error, corruption, misuse).
+// kUnavailable when the database cannot serve (busy/locked, disk full, I/O
+// error, cannot open, read-only, corrupt), kConflict for constraint
+// violations, kInternal otherwise (SQL errors and misuse: bugs).
 Status status_from_sqlite(int rc, sqlite3* db, std::string_view what);
 
 class SqlError : public std::exception {

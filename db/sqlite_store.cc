@@ -143,10 +143,21 @@ void SqliteStore::writer_loop() {
 
         lk.lock();
         size_t committed = 0;
+        Status storage_failure;
         for (WriteJob* job : batch) {
-            if (job->result) ++committed;
+            if (job->result) {
+                ++committed;
+            } else if (job->result.code() == Code::kUnavailable ||
+                       job->result.code() == Code::kInternal) {
+                storage_failure = job->result;
+            }
             job->done = true;
             job->cv.notify_one();
+        }
+        if (committed > 0) {
+            write_health_ = Status::ok();
+        } else if (!storage_failure.is_ok()) {
+            write_health_ = storage_failure;
         }
         if (committed > 0) {
             ++stats_.transactions;
@@ -290,11 +301,30 @@ Status SqliteStore::read(const Work& fn) {
 }
 
 Status SqliteStore::ping() {
-    return read([](Connection& c) {
+    Status s = read([](Connection& c) {
         auto st = c.prepare("SELECT 1");
         if (!st.step()) return internal_error("ping: no row");
         return Status::ok();
     });
+    if (!s) return s;
+    Status health;
+    {
+        std::lock_guard lk(mu_);
+        health = write_health_;
+    }
+    if (health) return Status::ok();
+    // The last writes failed: probe with a small real write, committed and
+    // fsynced, that needs pages of its own (64 KiB: more than the few free
+    // pages a file keeps) — a table made, filled and dropped: nothing stays.
+    Status probe = write([](Connection& c) {
+        c.exec(
+            "CREATE TABLE courier_write_probe (x); "
+            "INSERT INTO courier_write_probe VALUES (zeroblob(65536)); "
+            "DROP TABLE courier_write_probe;");
+        return Status::ok();
+    });
+    if (!probe) return unavailable("writes fail: " + probe.message());
+    return Status::ok();
 }
 
 void SqliteStore::touch_last_seen(const std::vector<std::string>& ids, SysTime now) {

@@ -148,6 +148,7 @@ class SqliteStore final : public Store {
     Result<std::vector<EnrollmentToken>> enrollment_tokens() override;
     Status delete_enrollment_token(const std::string& id) override;
     Status consume_enrollment_token(const std::string& token_sha256, SysTime now) override;
+    Status release_enrollment_token(const std::string& token_sha256) override;
 
   private:
     struct WriteJob;
@@ -181,6 +182,9 @@ class SqliteStore final : public Store {
     std::deque<WriteJob*> pending_;
     bool stopping_ = false;
     WriterStats stats_;
+    // The outcome of the last write batch: ok, or the storage error its
+    // writes failed with (ping() reports it until a write succeeds).
+    Status write_health_;
     std::thread writer_;
 
     mutable std::mutex seen_mu_;  // guards last_seen_, binding_used_

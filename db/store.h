@@ -220,7 +220,9 @@ class Store {
   public:
     virtual ~Store() = default;
 
-    // Health: a cheap round-trip to the database.
+    // Health: a cheap round-trip to the database; and while writes fail with
+    // a storage error (disk full, I/O error, locked), kUnavailable: after a
+    // write failed so, ping probes with a small write until one succeeds.
     virtual Status ping() = 0;
     // A read scope for the calling thread (see ReadScope); null where the
     // implementation has nothing to share.
@@ -348,7 +350,8 @@ class Store {
     virtual Result<bool> has_pending(const std::string& id, SysTime now) = 0;
     // Records a report for (id, uuid): final statuses set the target's status
     // and store `report` verbatim, once (a repeated report returns ok and
-    // changes nothing); NotNow sets notnow. kNotFound when the enrollment has
+    // changes nothing); NotNow sets notnow and stores `report` as the
+    // result, which the final report replaces. kNotFound when the enrollment has
     // no such target. Then, in the same transaction, picks the next command
     // like next_command(id, include_notnow=false). A final report for a
     // canceled or expired target is still recorded (status and result): the
@@ -399,8 +402,13 @@ class Store {
     virtual Status put_enrollment_token(const EnrollmentToken& t) = 0;
     virtual Result<std::vector<EnrollmentToken>> enrollment_tokens() = 0;
     virtual Status delete_enrollment_token(const std::string& id) = 0;
-    // Atomically checks and uses one: kForbidden when unknown, expired or used up.
+    // Atomically checks and uses one (the claim: two concurrent calls for the
+    // last use cannot both succeed): kForbidden when unknown, expired or used up.
     virtual Status consume_enrollment_token(const std::string& token_sha256, SysTime now) = 0;
+    // Gives back the use a consume_enrollment_token call took, when what it
+    // was claimed for failed (the profile could not be built). Ok, and
+    // nothing changes, for an unlimited token or one deleted meanwhile.
+    virtual Status release_enrollment_token(const std::string& token_sha256) = 0;
 };
 
 }  // namespace courier::db

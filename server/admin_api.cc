@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cctype>
+
 #include "apns/push_service.h"
 #include "common/encoding.h"
 #include "server/admin_json.h"
@@ -18,8 +20,10 @@ bool AdminApi::authorized(const Request& req) const {
     std::string_view v = *h;
     auto starts = [&](std::string_view p) {
         return v.size() >= p.size() &&
-               std::equal(p.begin(), p.end(), v.begin(),
-                          [](char a, char b) { return std::tolower(a) == std::tolower(b); });
+               std::equal(p.begin(), p.end(), v.begin(), [](char a, char b) {
+                   return std::tolower(static_cast<unsigned char>(a)) ==
+                          std::tolower(static_cast<unsigned char>(b));
+               });
     };
     if (starts("Bearer ")) {
         std::string_view key = v.substr(7);
@@ -36,15 +40,60 @@ bool AdminApi::authorized(const Request& req) const {
     return false;
 }
 
+namespace {
+std::string lowered(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+}
+
+// "https://Host:443/x" → "https://host" (the form browsers send in Origin:
+// scheme and host lower case, the scheme's default port left out).
+std::string origin_of(std::string_view url) {
+    auto sep = url.find("://");
+    if (sep == std::string_view::npos) return {};
+    std::string scheme = lowered(url.substr(0, sep));
+    std::string_view rest = url.substr(sep + 3);
+    rest = rest.substr(0, rest.find_first_of("/?#"));
+    std::string host = lowered(rest);
+    if ((scheme == "https" && host.ends_with(":443")) ||
+        (scheme == "http" && host.ends_with(":80")))
+        host.erase(host.rfind(':'));
+    return scheme + "://" + host;
+}
+
+// 401 without a Basic challenge: a browser must never prompt for the key,
+// nor cache it and send it along with a cross-site request.
+Response unauthorized(std::string_view message) {
+    Response r = Response::error(401, message);
+    r.headers["WWW-Authenticate"] = "Bearer realm=\"courier\"";
+    return r;
+}
+}  // namespace
+
+std::optional<std::string> AdminApi::cross_site(const Request& req) const {
+    if (const std::string* site = req.header("Sec-Fetch-Site")) {
+        std::string v = lowered(*site);
+        if (v != "same-origin" && v != "none") return "Sec-Fetch-Site: " + v;
+    }
+    const std::string* origin = req.header("Origin");
+    if (!origin) return std::nullopt;
+    std::string o = origin_of(*origin);
+    if (o.empty()) return "Origin: " + *origin;  // "null" and anything malformed
+    if (!opts_.public_url.empty() && o == origin_of(opts_.public_url)) return std::nullopt;
+    if (const std::string* host = req.header("Host");
+        host && o == origin_of((req.tls ? "https://" : "http://") + *host))
+        return std::nullopt;
+    return "Origin: " + *origin;
+}
+
 Handler AdminApi::guarded(Handler h) const {
     return [this, h = std::move(h)](Request& req) {
-        if (!authorized(req)) {
-            Response r = Response::error(401,
-                                         "missing or wrong API key (HTTP Basic password "
-                                         "or Bearer token)");
-            r.headers["WWW-Authenticate"] = "Basic realm=\"courier\"";
-            return r;
-        }
+        if (auto why = cross_site(req))
+            return Response::error(403, "cross-site request refused (" + *why +
+                                            "): the admin API answers its own origin only");
+        if (!authorized(req))
+            return unauthorized("missing or wrong API key (HTTP Basic password or Bearer token)");
         return h(req);
     };
 }
@@ -77,11 +126,10 @@ void AdminApi::register_routes(Router& r) {
     r.add("GET", "/v1/enrollment-tokens", bind(&AdminApi::list_tokens));
     r.add("DELETE", "/v1/enrollment-tokens/{id}", bind(&AdminApi::delete_token));
     r.add("GET", "/metrics", [this](Request& req) {
-        if (!opts_.metrics_public && !authorized(req)) {
-            Response resp = Response::error(401, "metrics need the API key (or --metrics-public)");
-            resp.headers["WWW-Authenticate"] = "Basic realm=\"courier\"";
-            return resp;
-        }
+        if (auto why = cross_site(req))
+            return Response::error(403, "cross-site request refused (" + *why + ")");
+        if (!opts_.metrics_public && !authorized(req))
+            return unauthorized("metrics need the API key (or --metrics-public)");
         return metrics(req);
     });
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "common/clock.h"
@@ -35,7 +36,14 @@ class AdminApi {
     // true when the request carries the API key (Basic password or Bearer).
     bool authorized(const Request& req) const;
 
+    // Why a request comes from another site, or nullopt: an Origin other
+    // than --public-url's or the listener's own (Host), "Origin: null", or
+    // a Sec-Fetch-Site other than same-origin/none (SPEC "logs and
+    // browsers"). Clients that send neither header (curl) pass.
+    std::optional<std::string> cross_site(const Request& req) const;
+
   private:
+    // Refuses cross-site requests (403), then checks the key (401).
     Handler guarded(Handler h) const;
 
     // push certificates (admin_pushcert.cc)

@@ -16,11 +16,6 @@ namespace json = boost::json;
 namespace {
 constexpr size_t kMaxEnqueueTarget = 8192;  // Settled details: "unknown targets"
 
-Response store_error(const Status& s) {
-    spdlog::error("store: {}", s.to_string());
-    return Response::error(503, "store unavailable: " + s.message());
-}
-
 bool flag(const Request& req, const char* name) {
     std::string v = req.query_or(name);
     return v == "1" || v == "true" || v == "yes";
@@ -41,7 +36,7 @@ Response AdminApi::enqueue(Request& req) {
     auto ids = split_ids(req.params["ids"]);
     if (ids.empty()) return Response::error(400, "no enrollment id in the path");
     auto cmd = mdm::command_from_raw_plist(req.body);
-    if (!cmd.is_ok()) return Response::error(400, cmd.status().message());
+    if (!cmd.is_ok()) return status_response(cmd.status());
 
     db::NewCommand nc{cmd->uuid, cmd->request_type, cmd->plist, std::nullopt};
     if (std::string e = req.query_or("expires"); !e.empty()) {
@@ -56,7 +51,7 @@ Response AdminApi::enqueue(Request& req) {
         if (res.status().code() == Code::kConflict)
             return Response::error(409,
                                    "a command with CommandUUID " + cmd->uuid + " already exists");
-        return store_error(res.status());
+        return status_response(res.status());
     }
     bool nopush = flag(req, "nopush");
     json::object status;
@@ -135,10 +130,10 @@ Response AdminApi::post_command(Request& req) {
         uuid = std::string(u->as_string());
     }
     auto cmd = mdm::command_from_json(command_v->as_object(), false, uuid);
-    if (!cmd.is_ok()) return Response::error(400, cmd.status().message());
+    if (!cmd.is_ok()) return status_response(cmd.status());
 
     auto existing = store_.existing_enrollments(targets);
-    if (!existing.is_ok()) return store_error(existing.status());
+    if (!existing.is_ok()) return status_response(existing.status());
     if (existing->size() != targets.size()) {
         std::set<std::string> known(existing->begin(), existing->end());
         json::array unknown;
@@ -153,7 +148,7 @@ Response AdminApi::post_command(Request& req) {
     if (!res.is_ok()) {
         if (res.status().code() == Code::kConflict)
             return Response::error(409, "a command with uuid " + cmd->uuid + " already exists");
-        return store_error(res.status());
+        return status_response(res.status());
     }
     audit(cmd->request_type, res->queued.size(), cmd->uuid);
     metrics_.counter("courier_commands_total", {{"status", "queued"}})
@@ -182,22 +177,14 @@ Response AdminApi::post_command(Request& req) {
 
 Response AdminApi::get_command(Request& req) {
     auto c = store_.command(req.params["uuid"]);
-    if (!c.is_ok()) {
-        if (c.status().code() == Code::kNotFound)
-            return Response::error(404, "no command " + req.params["uuid"]);
-        return store_error(c.status());
-    }
+    if (!c.is_ok()) return status_response(c.status());
     return json_response(200, command_json(*c, true));
 }
 
 Response AdminApi::delete_command(Request& req) {
     const std::string& uuid = req.params["uuid"];
     auto canceled = store_.cancel_command(uuid, clock_.now());
-    if (!canceled.is_ok()) {
-        if (canceled.status().code() == Code::kNotFound)
-            return Response::error(404, "no command " + uuid);
-        return store_error(canceled.status());
-    }
+    if (!canceled.is_ok()) return status_response(canceled.status());
     if (canceled->empty())
         return Response::error(409, "every target already received or finished this command");
     json::array ids;
@@ -219,9 +206,9 @@ Response AdminApi::list_commands(Request& req) {
         if (!f.since) return Response::error(400, "since: not an RFC 3339 time");
     }
     auto page = page_from(req);
-    if (!page.is_ok()) return Response::error(400, page.status().message());
+    if (!page.is_ok()) return status_response(page.status());
     auto list = store_.list_commands(f, *page);
-    if (!list.is_ok()) return Response::error(400, list.status().message());
+    if (!list.is_ok()) return status_response(list.status());
     json::array items;
     for (const auto& c : list->items) items.push_back(command_json(c, false));
     return json_response(200, page_json(std::move(items), list->next_cursor));

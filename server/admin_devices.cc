@@ -36,9 +36,9 @@ Response AdminApi::list_devices(Request& req) {
         if (!f.seen_since) return Response::error(400, "seen_since: not an RFC 3339 time");
     }
     auto page = page_from(req);
-    if (!page.is_ok()) return Response::error(400, page.status().message());
+    if (!page.is_ok()) return status_response(page.status());
     auto list = store_.list_enrollments(f, *page);
-    if (!list.is_ok()) return Response::error(400, list.status().message());
+    if (!list.is_ok()) return status_response(list.status());
     json::array items;
     for (const auto& e : list->items) items.push_back(device_json(e));
     return json_response(200, page_json(std::move(items), list->next_cursor));
@@ -46,17 +46,13 @@ Response AdminApi::list_devices(Request& req) {
 
 Response AdminApi::get_device(Request& req) {
     auto e = store_.enrollment(req.params["id"]);
-    if (!e.is_ok()) {
-        if (e.status().code() == Code::kNotFound)
-            return Response::error(404, "no enrollment " + req.params["id"]);
-        return Response::error(503, "store unavailable");
-    }
+    if (!e.is_ok()) return status_response(e.status());
     return json_response(200, device_json(*e));
 }
 
 Response AdminApi::device_commands(Request& req) {
     auto e = store_.enrollment(req.params["id"]);
-    if (!e.is_ok()) return Response::error(404, "no enrollment " + req.params["id"]);
+    if (!e.is_ok()) return status_response(e.status());
     db::CommandFilter f;
     f.enrollment_id = req.params["id"];
     if (std::string s = req.query_or("status"); !s.empty()) {
@@ -64,9 +60,9 @@ Response AdminApi::device_commands(Request& req) {
         if (!f.status) return Response::error(400, "status: unknown status " + s);
     }
     auto page = page_from(req);
-    if (!page.is_ok()) return Response::error(400, page.status().message());
+    if (!page.is_ok()) return status_response(page.status());
     auto list = store_.list_commands(f, *page);
-    if (!list.is_ok()) return Response::error(400, list.status().message());
+    if (!list.is_ok()) return status_response(list.status());
     json::array items;
     for (const auto& c : list->items) items.push_back(command_json(c, true));
     return json_response(200, page_json(std::move(items), list->next_cursor));
@@ -74,11 +70,11 @@ Response AdminApi::device_commands(Request& req) {
 
 Response AdminApi::device_timeline(Request& req) {
     auto e = store_.enrollment(req.params["id"]);
-    if (!e.is_ok()) return Response::error(404, "no enrollment " + req.params["id"]);
+    if (!e.is_ok()) return status_response(e.status());
     auto page = page_from(req);
-    if (!page.is_ok()) return Response::error(400, page.status().message());
+    if (!page.is_ok()) return status_response(page.status());
     auto events = store_.timeline(req.params["id"], static_cast<size_t>(page->limit));
-    if (!events.is_ok()) return Response::error(503, "store unavailable");
+    if (!events.is_ok()) return status_response(events.status());
     json::array items;
     for (const auto& ev : *events)
         items.push_back(
@@ -89,13 +85,10 @@ Response AdminApi::device_timeline(Request& req) {
 Response AdminApi::retire(Request& req, bool retired) {
     const std::string& id = req.params["id"];
     auto s = store_.set_retired(id, retired, clock_.now());
-    if (!s.is_ok()) {
-        if (s.code() == Code::kNotFound) return Response::error(404, "no enrollment " + id);
-        return Response::error(503, "store unavailable");
-    }
+    if (!s.is_ok()) return status_response(s);
     spdlog::warn("enrollment {} {} by an administrator", id, retired ? "retired" : "un-retired");
     auto e = store_.enrollment(id);
-    if (!e.is_ok()) return Response::error(503, "store unavailable");
+    if (!e.is_ok()) return status_response(e.status());
     return json_response(200, device_json(*e));
 }
 
@@ -128,13 +121,9 @@ bool is_sha256_hex(const std::string& s) {
 
 Response AdminApi::list_bindings(Request& req) {
     auto device = binding_device(store_, req.params["id"]);
-    if (!device.is_ok()) {
-        if (device.status().code() == Code::kNotFound)
-            return Response::error(404, "no enrollment " + req.params["id"]);
-        return Response::error(503, "store unavailable");
-    }
+    if (!device.is_ok()) return status_response(device.status());
     auto list = store_.bindings(*device);
-    if (!list.is_ok()) return Response::error(503, "store unavailable");
+    if (!list.is_ok()) return status_response(list.status());
     json::array items;
     for (const auto& b : *list) items.push_back(binding_json(b));
     return json_response(200, json::object{{"items", std::move(items)}});
@@ -145,21 +134,14 @@ Response AdminApi::approve_binding(Request& req) {
     if (!is_sha256_hex(sha))
         return Response::error(400, "sha256: 64 lowercase hex digits (cert_sha256 of a binding)");
     auto device = binding_device(store_, req.params["id"]);
-    if (!device.is_ok()) {
-        if (device.status().code() == Code::kNotFound)
-            return Response::error(404, "no enrollment " + req.params["id"]);
-        return Response::error(503, "store unavailable");
-    }
+    if (!device.is_ok()) return status_response(device.status());
     auto s = store_.approve_binding(*device, sha, clock_.now());
-    if (!s.is_ok()) {
-        if (s.code() == Code::kNotFound) return Response::error(404, s.message());
-        if (s.code() == Code::kConflict) return Response::error(409, s.message());
-        return Response::error(503, "store unavailable");
-    }
+    if (!s.is_ok()) return status_response(s);
     spdlog::warn("re-binding of device {} to identity sha256:{}… approved by an administrator",
                  *device, sha.substr(0, 16));
     auto b = store_.binding(sha);
-    if (!b.is_ok() || !b->has_value()) return Response::error(503, "store unavailable");
+    if (!b.is_ok()) return status_response(b.status());
+    if (!b->has_value()) return status_response(internal_error("binding vanished after the change"));
     return json_response(200, binding_json(**b));
 }
 
@@ -168,20 +150,14 @@ Response AdminApi::revoke_binding(Request& req) {
     if (!is_sha256_hex(sha))
         return Response::error(400, "sha256: 64 lowercase hex digits (cert_sha256 of a binding)");
     auto device = binding_device(store_, req.params["id"]);
-    if (!device.is_ok()) {
-        if (device.status().code() == Code::kNotFound)
-            return Response::error(404, "no enrollment " + req.params["id"]);
-        return Response::error(503, "store unavailable");
-    }
+    if (!device.is_ok()) return status_response(device.status());
     auto s = store_.revoke_binding(*device, sha, clock_.now());
-    if (!s.is_ok()) {
-        if (s.code() == Code::kNotFound) return Response::error(404, s.message());
-        return Response::error(503, "store unavailable");
-    }
+    if (!s.is_ok()) return status_response(s);
     spdlog::warn("identity sha256:{}… of device {} revoked by an administrator", sha.substr(0, 16),
                  *device);
     auto b = store_.binding(sha);
-    if (!b.is_ok() || !b->has_value()) return Response::error(503, "store unavailable");
+    if (!b.is_ok()) return status_response(b.status());
+    if (!b->has_value()) return status_response(internal_error("binding vanished after the change"));
     return json_response(200, binding_json(**b));
 }
 
@@ -190,7 +166,7 @@ Response AdminApi::push_now(Request& req) {
     auto ids = split_ids(req.params["ids"]);
     if (ids.empty()) return Response::error(400, "no enrollment id in the path");
     auto known = store_.existing_enrollments(ids);
-    if (!known.is_ok()) return Response::error(503, "store unavailable");
+    if (!known.is_ok()) return status_response(known.status());
     std::set<std::string> known_set(known->begin(), known->end());
     json::object status;
     std::vector<std::string> to_push;
@@ -247,8 +223,7 @@ Response AdminApi::create_token(Request& req) {
     t.id = random_token(8);
     t.token_sha256 = certs::sha256_hex(token);
     t.created_at = clock_.now();
-    if (auto s = store_.put_enrollment_token(t); !s.is_ok())
-        return Response::error(503, "store unavailable");
+    if (auto s = store_.put_enrollment_token(t); !s.is_ok()) return status_response(s);
     json::object o{{"id", t.id},
                    {"token", token},
                    {"uses_left", t.uses_left},
@@ -260,7 +235,7 @@ Response AdminApi::create_token(Request& req) {
 
 Response AdminApi::list_tokens(Request&) {
     auto list = store_.enrollment_tokens();
-    if (!list.is_ok()) return Response::error(503, "store unavailable");
+    if (!list.is_ok()) return status_response(list.status());
     json::array items;
     for (const auto& t : *list)
         items.push_back(json::object{{"id", t.id},
@@ -273,10 +248,7 @@ Response AdminApi::list_tokens(Request&) {
 
 Response AdminApi::delete_token(Request& req) {
     auto s = store_.delete_enrollment_token(req.params["id"]);
-    if (!s.is_ok()) {
-        if (s.code() == Code::kNotFound) return Response::error(404, "no such token");
-        return Response::error(503, "store unavailable");
-    }
+    if (!s.is_ok()) return status_response(s);
     return json_response(200, json::object{{"deleted", req.params["id"]}});
 }
 

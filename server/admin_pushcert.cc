@@ -40,10 +40,10 @@ Response AdminApi::put_pushcert(Request& req) {
     if (const std::string* h = req.header("X-Pkcs12-Password")) password = *h;
     auto now = clock_.now();
     auto parsed = certs::parse_push_cert(req.body, password, now);
-    if (!parsed.is_ok()) return Response::error(400, parsed.status().message());
+    if (!parsed.is_ok()) return status_response(parsed.status());
 
     auto active = store_.active_push_certs();
-    if (!active.is_ok()) return Response::error(503, "store unavailable");
+    if (!active.is_ok()) return status_response(active.status());
     bool renewal = false;
     for (const auto& c : *active) renewal |= c.topic == parsed->topic;
     bool add_topic = req.query_or("add_topic") == "1" || req.query_or("add_topic") == "true";
@@ -67,7 +67,7 @@ Response AdminApi::put_pushcert(Request& req) {
     pc.uploaded_at = now;
     pc.active = true;
     auto id = store_.put_push_cert(pc, now);
-    if (!id.is_ok()) return Response::error(503, "store unavailable: " + id.status().message());
+    if (!id.is_ok()) return status_response(id.status());
     push_.reload_certificates();
     spdlog::info("push certificate {} for topic {} (valid until {}) {}", pc.thumbprint_sha1,
                  pc.topic, format_rfc3339(pc.not_after), renewal ? "renewed" : "imported");
@@ -86,12 +86,12 @@ Response AdminApi::get_pushcert(Request& req) {
     std::string topic = req.query_or("topic");
     if (!topic.empty()) {
         auto c = store_.active_push_cert(topic);
-        if (!c.is_ok()) return Response::error(503, "store unavailable");
+        if (!c.is_ok()) return status_response(c.status());
         if (!c->has_value()) return Response::error(404, "no push certificate for topic " + topic);
         return json_response(200, cert_json(**c, now, opts_.cert_warn_days));
     }
     auto certs = store_.active_push_certs();
-    if (!certs.is_ok()) return Response::error(503, "store unavailable");
+    if (!certs.is_ok()) return status_response(certs.status());
     json::array arr;
     for (const auto& c : *certs) arr.push_back(cert_json(c, now, opts_.cert_warn_days));
     return json_response(200, json::object{{"certs", std::move(arr)}});
@@ -100,7 +100,7 @@ Response AdminApi::get_pushcert(Request& req) {
 Response AdminApi::pushcert_history(Request&) {
     auto now = clock_.now();
     auto certs = store_.push_cert_history();
-    if (!certs.is_ok()) return Response::error(503, "store unavailable");
+    if (!certs.is_ok()) return status_response(certs.status());
     json::array arr;
     for (const auto& c : *certs) {
         auto o = cert_json(c, now, opts_.cert_warn_days);

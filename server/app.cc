@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <boost/json.hpp>
 
 #include <fstream>
 #include <sstream>
@@ -40,15 +41,19 @@ std::string host_name() {
     return buf;
 }
 
-// "https://host:port/..." → host.
+}  // namespace
+
 std::string url_host(const std::string& url) {
     auto start = url.find("://");
     start = start == std::string::npos ? 0 : start + 3;
-    auto end = url.find_first_of(":/", start);
-    if (start < url.size() && url[start] == '[') end = url.find(']', start) + 1;
+    if (start < url.size() && url[start] == '[') {
+        auto close = url.find(']', start);
+        if (close == std::string::npos) return {};
+        return url.substr(start + 1, close - start - 1);
+    }
+    auto end = url.find_first_of(":/?#", start);
     return url.substr(start, end == std::string::npos ? std::string::npos : end - start);
 }
-}  // namespace
 
 App::App(Config cfg, const Clock& clock) : cfg_(std::move(cfg)), clock_(clock) {}
 
@@ -179,8 +184,13 @@ Status App::start() {
 
     router_ = std::make_unique<Router>();
     router_->add("GET", "/healthz", [this](Request&) {
+        // Degraded while the store cannot read or write (Store::ping probes
+        // writes after one failed), healthy again once they succeed.
         auto s = store_->ping();
-        if (!s.is_ok()) return Response::error(503, "store: " + s.message());
+        if (!s.is_ok())
+            return Response::json(
+                503, boost::json::serialize(boost::json::object{{"status", "degraded"},
+                                                                {"why", "store: " + s.message()}}));
         return Response::json(200, R"({"status":"ok"})");
     });
     router_->add("GET", "/enroll", [this](Request& r) { return enroll_->handle(r); });

@@ -101,4 +101,8 @@ class App {
     std::thread maintenance_;
 };
 
+// The host of a URL, for the server certificate's names: "https://h:1/x" →
+// "h", "https://[::1]:8443/" → "::1" (no brackets); "" when malformed.
+std::string url_host(const std::string& url);
+
 }  // namespace courier::server

@@ -120,6 +120,7 @@ Result<DeviceCredential> DeviceAuthenticator::authenticate(const Request& req) {
             if (!cert.is_ok()) return refuse("TLS client certificate: " + cert.status().message());
             auto cred = trusted(std::move(*cert), {}, "TLS client certificate");
             if (!cred.is_ok()) return cred.status();
+            cred->source = "tls";
             remember(key, *cred);
             if (auto s = agree(*cred); !s.is_ok()) return s;
         }

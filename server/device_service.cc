@@ -86,7 +86,7 @@ std::optional<Response> DeviceService::require_binding(const Request& req, const
                                                        bool writes_allowed, bool* defer) {
     *defer = false;
     auto b = store_.binding(cred.cert_sha256);
-    if (!b.is_ok()) return Response::error(503, "store unavailable");
+    if (!b.is_ok()) return status_response(b.status(), "store", Audience::kDevice);
     if (!b->has_value())
         return refuse(req, id, "certificate is not bound to this enrollment (Authenticate first)");
     const db::Binding& bound = **b;
@@ -118,7 +118,7 @@ std::optional<Response> DeviceService::admit_authenticate(const Request& req, co
                                                           const DeviceCredential& cred,
                                                           SysTime now) {
     auto b = store_.binding(cred.cert_sha256);
-    if (!b.is_ok()) return Response::error(503, "store unavailable");
+    if (!b.is_ok()) return status_response(b.status(), "store", Audience::kDevice);
     if (b->has_value()) {
         const db::Binding& row = **b;
         if (row.state == db::BindingState::kSuperseded || row.state == db::BindingState::kRevoked) {
@@ -137,7 +137,7 @@ std::optional<Response> DeviceService::admit_authenticate(const Request& req, co
     // A binding to make (new certificate, or a pending/approved re-binding).
     if (!policy_.enroll_open && cred.enrollment_ca) {
         auto token = store_.issued_with_token(cred.cert_sha256);
-        if (!token.is_ok()) return Response::error(503, "store unavailable");
+        if (!token.is_ok()) return status_response(token.status(), "store", Audience::kDevice);
         if (!token->has_value())
             return refuse(req, id,
                           "enrollment needs a token: this identity was not issued by a "
@@ -146,14 +146,14 @@ std::optional<Response> DeviceService::admit_authenticate(const Request& req, co
     bool approved = b->has_value() && (*b)->state == db::BindingState::kApproved;
     if (policy_.enroll_open && cred.enrollment_ca && !approved) {
         auto active = store_.active_binding(device_id);
-        if (!active.is_ok()) return Response::error(503, "store unavailable");
+        if (!active.is_ok()) return status_response(active.status(), "store", Audience::kDevice);
         if (active->has_value()) {
             SysTime used = (*active)->bound_at;
             if ((*active)->last_used && *(*active)->last_used > used) used = *(*active)->last_used;
             if (now - used < policy_.quiet_period) {
                 auto s = store_.request_binding(cred.cert_sha256, device_id, cred.not_after, now);
                 if (!s.is_ok() && s.code() != Code::kConflict)
-                    return Response::error(503, "store unavailable");
+                    return status_response(s, "store", Audience::kDevice);
                 spdlog::warn(
                     "device {} asked to re-bind to a new identity sha256:{}… from {} while its "
                     "current identity was used at {}: pending an administrator's approval",
@@ -201,7 +201,7 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
 
     auto existing = store_.enrollment(id);
     if (!existing.is_ok() && existing.status().code() != Code::kNotFound)
-        return Response::error(503, "store unavailable");
+        return status_response(existing.status(), "store", Audience::kDevice);
     if (existing.is_ok() && existing->state == db::EnrollmentState::kRetired) {
         spdlog::info("retired device {} answered with com.apple.unrecognized.device", id);
         return retired_answer();
@@ -263,7 +263,7 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
             case mdm::MessageType::kTokenUpdate: {
                 if (!ident.user_id.empty() && !existing.is_ok()) {  // a new user channel
                     auto users = store_.user_channel_count(device_id);
-                    if (!users.is_ok()) return Response::error(503, "store unavailable");
+                    if (!users.is_ok()) return status_response(users.status(), "store", Audience::kDevice);
                     if (*users >= db::kMaxUserChannels)
                         return refuse(req, id,
                                       fmt::format("device has {} user channels already (at most "
@@ -304,7 +304,7 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
                 break;
             case mdm::MessageType::kGetBootstrapToken: {
                 auto tok = store_.bootstrap_token(device_id);
-                if (!tok.is_ok()) return Response::error(503, "store unavailable");
+                if (!tok.is_ok()) return status_response(tok.status(), "store", Audience::kDevice);
                 if (tok->has_value() && !(*tok)->empty()) {
                     plist::Dict d;
                     d.set("BootstrapToken", plist::Data{**tok});
@@ -338,7 +338,7 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
         }
         if (!st.is_ok()) {
             spdlog::error("{} for {}: {}", mdm::message_type_name(msg.type), id, st.to_string());
-            return Response::error(st.code() == Code::kNotFound ? 400 : 503, st.message());
+            return status_response(st, {}, Audience::kDevice);
         }
         store_.touch_last_seen({id}, now);
         answer.log_enrollment = id;
@@ -352,12 +352,19 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
         return refusal;
     if (defer) return std::nullopt;
     if (!existing.is_ok()) return refuse(req, id, "no enrollment " + id + " (Authenticate first)");
-    (void)command_channel;
+    // Only the command channel's answer is read as a command: an Idle that
+    // arrives on the check-in channel gets an empty 200 and hands nothing out.
+    if (!command_channel && rep.status == mdm::ReportStatus::kIdle) {
+        store_.touch_last_seen({id}, now);
+        Response r = Response::empty(200);
+        r.log_enrollment = id;
+        return r;
+    }
 
     Result<std::optional<db::DeliveredCommand>> next = std::optional<db::DeliveredCommand>{};
     if (rep.status == mdm::ReportStatus::kIdle) {
         auto pending = store_.has_pending(id, now);
-        if (!pending.is_ok()) return Response::error(503, "store unavailable");
+        if (!pending.is_ok()) return status_response(pending.status(), "store", Audience::kDevice);
         if (*pending && !writes_allowed) return std::nullopt;  // handing out is a write
         metrics_.counter("courier_checkins_total", {{"message_type", "Idle"}}).inc();
         if (*pending) next = store_.next_command(id, true, now);
@@ -395,7 +402,7 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
     }
     if (!next.is_ok()) {
         spdlog::error("command channel for {}: {}", id, next.status().to_string());
-        return Response::error(503, "store unavailable");
+        return status_response(next.status(), "store", Audience::kDevice);
     }
     store_.touch_last_seen({id}, now);
     if (next->has_value()) metrics_.counter("courier_commands_total", {{"status", "sent"}}).inc();

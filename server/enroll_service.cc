@@ -26,7 +26,7 @@ Response EnrollService::handle(Request& req) {
     std::string topic = req.query_or("topic");
     if (topic.empty()) {
         auto certs = store_.active_push_certs();
-        if (!certs.is_ok()) return Response::error(503, "store unavailable");
+        if (!certs.is_ok()) return status_response(certs.status());
         const db::PushCert* newest = nullptr;
         for (const auto& c : *certs)
             if (!newest || c.uploaded_at > newest->uploaded_at) newest = &c;
@@ -37,7 +37,7 @@ Response EnrollService::handle(Request& req) {
         topic = newest->topic;
     } else {
         auto c = store_.active_push_cert(topic);
-        if (!c.is_ok()) return Response::error(503, "store unavailable");
+        if (!c.is_ok()) return status_response(c.status());
         if (!c->has_value()) return Response::error(404, "no push certificate for topic " + topic);
     }
 
@@ -50,20 +50,45 @@ Response EnrollService::handle(Request& req) {
         return head;
     }
 
+    // The token is claimed (atomically: of two concurrent uses of its last
+    // use, one gets 403) before the profile is built, and given back when
+    // building fails, so a failure does not burn it (SPEC "errors of the store").
     std::string token = req.query_or("token");
+    std::string token_sha256;
     if (!token.empty()) {
-        auto s = store_.consume_enrollment_token(certs::sha256_hex(token), clock_.now());
+        token_sha256 = certs::sha256_hex(token);
+        auto s = store_.consume_enrollment_token(token_sha256, clock_.now());
         if (!s.is_ok()) {
             spdlog::warn("/enroll refused from {}: enrollment token {}", req.remote_address,
                          s.message());
             if (s.code() == Code::kForbidden)
                 return Response::error(403, "enrollment token is unknown, expired or used up");
-            return Response::error(503, "store unavailable");
+            return status_response(s);
         }
     } else if (!opts_.enroll_open) {
         return Response::error(403, "an enrollment token is required: /enroll?token=…");
     }
+    auto built = build_profile(topic, token_sha256);
+    if (!built.is_ok()) {
+        if (!token_sha256.empty()) {
+            if (auto s = store_.release_enrollment_token(token_sha256); !s.is_ok())
+                spdlog::error("/enroll: could not give back the enrollment token's use: {}",
+                              s.to_string());
+        }
+        return status_response(built.status());
+    }
+    spdlog::info("/enroll: profile with topic {} issued to {}{}", topic, req.remote_address,
+                 token.empty() ? "" : " (token)");
+    Response r;
+    r.status = 200;
+    r.headers["Content-Type"] = "application/x-apple-aspen-config";
+    r.headers["Content-Disposition"] = "attachment; filename=\"courier.mobileconfig\"";
+    r.body = std::move(*built);
+    return r;
+}
 
+Result<std::string> EnrollService::build_profile(const std::string& topic,
+                                                const std::string& token_sha256) {
     certs::IssueOptions io;
     io.common_name = "Courier device identity " + random_uuid();
     io.days = opts_.identity_days;
@@ -71,23 +96,23 @@ Response EnrollService::handle(Request& req) {
     auto identity = ca_.issue(io);
     if (!identity.is_ok()) {
         spdlog::error("/enroll: issuing identity: {}", identity.status().to_string());
-        return Response::error(500, "could not issue a device identity");
+        return internal_error("could not issue a device identity");
     }
-    if (!token.empty()) {
+    if (!token_sha256.empty()) {
         // Provenance (SPEC "re-binding"): with --enroll-open=false only an
         // identity recorded here may bind, to one device id.
         auto s = store_.record_issued_identity(certs::cert_sha256_hex(identity->cert.get()),
-                                               certs::sha256_hex(token), clock_.now());
+                                               token_sha256, clock_.now());
         if (!s.is_ok()) {
             spdlog::error("/enroll: recording the issued identity: {}", s.to_string());
-            return Response::error(503, "store unavailable");
+            return s;
         }
     }
     std::string password = random_token(12);
     auto p12 = certs::make_pkcs12(*identity, password, "Courier device identity");
     if (!p12.is_ok()) {
         spdlog::error("/enroll: PKCS#12: {}", p12.status().to_string());
-        return Response::error(500, "could not pack the device identity");
+        return internal_error("could not pack the device identity");
     }
     mdm::EnrollmentProfile p;
     p.topic = topic;
@@ -103,16 +128,9 @@ Response EnrollService::handle(Request& req) {
     auto signed_profile = certs::cms_sign_attached(mdm::build_enrollment_profile(p), signer_);
     if (!signed_profile.is_ok()) {
         spdlog::error("/enroll: signing: {}", signed_profile.status().to_string());
-        return Response::error(500, "could not sign the enrollment profile");
+        return internal_error("could not sign the enrollment profile");
     }
-    spdlog::info("/enroll: profile with topic {} issued to {}{}", topic, req.remote_address,
-                 token.empty() ? "" : " (token)");
-    Response r;
-    r.status = 200;
-    r.headers["Content-Type"] = "application/x-apple-aspen-config";
-    r.headers["Content-Disposition"] = "attachment; filename=\"courier.mobileconfig\"";
-    r.body = std::move(*signed_profile);
-    return r;
+    return std::move(*signed_profile);
 }
 
 }  // namespace courier::server

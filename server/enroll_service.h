@@ -26,12 +26,18 @@ class EnrollService {
                   certs::Identity profile_signer, EnrollOptions opts, const Clock& clock);
 
     // 200 signed profile; 403 JSON for a bad/used/missing token (a browser is
-    // fetching); 503 JSON when no push certificate exists yet.
+    // fetching); 503 JSON when no push certificate exists yet or the store
+    // fails; 500 when the profile cannot be built (the token's use is given
+    // back).
     Response handle(Request& req);
     // The URL written into profiles, when it is known only after binding.
     void set_public_url(std::string url);
 
   private:
+    // A fresh identity, its PKCS#12 and the signed profile; kInternal with
+    // a message for the client when a step fails (logged here).
+    Result<std::string> build_profile(const std::string& topic, const std::string& token_sha256);
+
     db::Store& store_;
     const certs::CertificateAuthority& ca_;
     certs::Identity signer_;

@@ -6,6 +6,8 @@
 #include <boost/url/pct_string_view.hpp>
 #include <boost/url/url_view.hpp>
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cctype>
 
@@ -90,6 +92,37 @@ Response Response::error(int status, std::string_view message) {
     body += boost::json::serialize(boost::json::string(message));
     body += '}';
     return json(status, std::move(body));
+}
+
+int http_status(Code code, Audience audience) {
+    switch (code) {
+        case Code::kOk:
+            return 200;
+        case Code::kInvalid:
+            return 400;
+        case Code::kUnauthorized:
+            return audience == Audience::kDevice ? 400 : 401;
+        case Code::kForbidden:
+            return 403;
+        case Code::kNotFound:
+            return audience == Audience::kDevice ? 400 : 404;
+        case Code::kConflict:
+            return 409;
+        case Code::kTooLarge:
+            return 413;
+        case Code::kUnavailable:
+            return 503;
+        case Code::kInternal:
+            return 500;
+    }
+    return 500;
+}
+
+Response status_response(const Status& s, std::string_view context, Audience audience) {
+    int code = http_status(s.code(), audience);
+    std::string message = context.empty() ? s.message() : std::string(context) + ": " + s.message();
+    if (code >= 500) spdlog::error("answering {}: {}", code, message);
+    return Response::error(code, message);
 }
 
 Response Response::empty(int status) {

@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/status.h"
+
 namespace courier::server {
 
 struct CaseLess {
@@ -47,6 +49,22 @@ struct Response {
     static Response empty(int status = 200);
     static Response plist(std::string body);
 };
+
+// Who gets the answer: devices act on 401 by unenrolling (SPEC "Device
+// endpoints"), so on the device endpoints an identity failure is a 400.
+enum class Audience { kAdmin, kDevice };
+
+// The one mapping from Status to HTTP, used by every handler:
+// kInvalid → 400, kUnauthorized → 401 (400 for devices), kForbidden → 403,
+// kNotFound → 404 (400 for devices: no enrollment), kConflict → 409, kTooLarge → 413, kUnavailable
+// → 503, kInternal → 500. A storage failure is kUnavailable, so 503 everywhere.
+int http_status(Code code, Audience audience = Audience::kAdmin);
+
+// {"error": context + ": " + s.message()} (or just the message without a
+// context) with http_status(s.code()). 5xx answers are logged at error.
+// s must not be ok.
+Response status_response(const Status& s, std::string_view context = {},
+                         Audience audience = Audience::kAdmin);
 
 using Handler = std::function<Response(Request&)>;
 

@@ -136,7 +136,8 @@ TEST_F(AdminApi, ApiKeyAsBasicPasswordOrBearerElse401) {
     auto none = test::http_request("GET", url("/v1/devices"), "", {}, o);
     EXPECT_EQ(none.status, 401);
     EXPECT_FALSE(str(parse_object(none.body), "error").empty());
-    EXPECT_NE(none.headers["www-authenticate"].find("Basic"), std::string::npos);
+    // A Bearer challenge: a browser never prompts for (and caches) the key.
+    EXPECT_EQ(none.headers["www-authenticate"], "Bearer realm=\"courier\"");
     auto wrong =
         test::http_request("GET", url("/v1/devices"), "", {"Authorization: Bearer nope"}, o);
     EXPECT_EQ(wrong.status, 401);
@@ -150,7 +151,11 @@ TEST_F(AdminApi, ApiKeyAsBasicPasswordOrBearerElse401) {
 TEST_F(AdminApi, HealthzNeedsNoKeyAndMetricsDoes) {
     auto h = sim::http_get(url("/healthz"), server_->ca_file());
     EXPECT_EQ(h.status, 200);
-    EXPECT_EQ(sim::http_get(url("/metrics"), server_->ca_file()).status, 401);
+    test::HttpOptions o;
+    o.ca_file = server_->ca_file();
+    auto unauth = test::http_request("GET", url("/metrics"), "", {}, o);
+    EXPECT_EQ(unauth.status, 401);
+    EXPECT_EQ(unauth.headers["www-authenticate"], "Bearer realm=\"courier\"");
     // Some traffic first: a check-in, a command queued, handed out, acknowledged.
     auto dev = device("UDID-M");
     auto q = api("POST", "/v1/commands",
@@ -569,6 +574,136 @@ TEST_F(AdminApi, EveryRouteIsInOpenApiAndEveryOpenApiPathIsServed) {
     std::set<std::string> served;
     for (const auto& r : server_->app().routes()) served.insert(r);
     EXPECT_EQ(documented, served);
+}
+
+// ---- browsers (SPEC "logs and browsers") ---------------------------------------
+
+TEST_F(AdminApi, CrossSiteRequestsAre403AndQueueNothing) {
+    auto dev = device("UDID-X");
+    const std::string body = R"({"targets":["UDID-X"],"command":{"RequestType":"DeviceLock"},)"
+                             R"("push":false})";
+    // A cross-origin text/plain form POST riding on cached Basic credentials.
+    test::HttpOptions basic;
+    basic.ca_file = server_->ca_file();
+    basic.user = "admin:" + server_->app().api_key();
+    auto forged = test::http_request(
+        "POST", url("/v1/commands"), body,
+        {"Origin: https://evil.example", "Content-Type: text/plain", "Sec-Fetch-Site: cross-site"},
+        basic);
+    EXPECT_EQ(forged.status, 403) << forged.body;
+    EXPECT_FALSE(str(parse_object(forged.body), "error").empty());
+    for (std::vector<std::string> h : std::vector<std::vector<std::string>>{
+             {"Origin: https://evil.example"},
+             {"Origin: null"},
+             {"Sec-Fetch-Site: cross-site"},
+             {"Sec-Fetch-Site: same-site"},
+             {"Origin: " + server_->https_url(), "Sec-Fetch-Site: cross-site"}}) {
+        auto r = api("POST", "/v1/commands", body, h);
+        EXPECT_EQ(r.status, 403) << h.front() << " " << r.body;
+    }
+    EXPECT_EQ(api("GET", "/v1/devices", "", {"Origin: null"}).status, 403);
+    EXPECT_EQ(queued("UDID-X"), 0u);
+    // The server's own origin (--public-url; the listener's in tests), and a
+    // browser's own navigation, are served; so is curl, which sends neither.
+    EXPECT_EQ(api("GET", "/v1/devices", "",
+                  {"Origin: " + server_->https_url(), "Sec-Fetch-Site: same-origin"})
+                  .status,
+              200);
+    EXPECT_EQ(api("GET", "/v1/devices", "", {"Sec-Fetch-Site: none"}).status, 200);
+    int code = 0;
+    curl("", "-H 'Authorization: Bearer " + server_->app().api_key() + "' " + url("/v1/devices"),
+         &code);
+    EXPECT_EQ(code, 200);
+    EXPECT_EQ(api("POST", "/v1/commands", body).status, 201);
+    EXPECT_EQ(queued("UDID-X"), 1u);
+}
+
+// ---- storage failures (SPEC "errors of the store") -------------------------------
+
+TEST_F(AdminApi, StoreFailuresAre503OnListsAndLookupsNever400Or404) {
+    test::TestServerOptions o;
+    o.faulty_store = true;
+    start(o);
+    auto dev = device("UDID-S");
+    auto q = api("POST", "/v1/commands",
+                 R"({"targets":["UDID-S"],"command":{"RequestType":"ProfileList"},"push":false})");
+    ASSERT_EQ(q.status, 201) << q.body;
+    std::string uuid = str(parse_object(q.body), "command_uuid");
+    const std::vector<std::pair<std::string, std::string>> calls = {
+        {"GET", "/v1/devices"},
+        {"GET", "/v1/devices/UDID-S"},
+        {"GET", "/v1/devices/UDID-S/commands"},
+        {"GET", "/v1/devices/UDID-S/timeline"},
+        {"GET", "/v1/commands"},
+        {"GET", "/v1/commands/" + uuid},
+        {"DELETE", "/v1/commands/" + uuid},
+        {"GET", "/v1/enrollment-tokens"},
+        {"POST", "/v1/enrollment-tokens"},
+        {"GET", "/v1/pushcert"},
+        {"GET", "/v1/pushcert/history"},
+        {"POST", "/v1/devices/UDID-S/retire"},
+        {"GET", "/v1/push/UDID-S"}};
+    server_->faulty()->set_unreachable(true);
+    for (const auto& [method, path] : calls) {
+        auto r = api(method, path);
+        EXPECT_EQ(r.status, 503) << method << " " << path << " " << r.body;
+        EXPECT_FALSE(str(parse_object(r.body), "error").empty()) << method << " " << path;
+    }
+    std::optional<sim::ReceivedCommand> next;
+    auto idle = dev->idle(&next);
+    EXPECT_EQ(idle.status, 503) << idle.body;
+    auto h = sim::http_get(url("/healthz"), server_->ca_file());
+    EXPECT_EQ(h.status, 503);
+    server_->faulty()->set_unreachable(false);
+    EXPECT_EQ(api("GET", "/v1/devices").status, 200);
+    EXPECT_EQ(api("GET", "/v1/devices/UDID-S/commands").status, 200);
+    EXPECT_EQ(api("GET", "/v1/devices/UDID-NONE").status, 404);
+    EXPECT_EQ(queued("UDID-S"), 1u);
+}
+
+TEST_F(AdminApi, HealthzIsDegradedWhileWritesFailAndHealthyOnceTheySucceed) {
+    test::TestServerOptions o;
+    o.faulty_store = true;
+    start(o);
+    EXPECT_EQ(sim::http_get(url("/healthz"), server_->ca_file()).status, 200);
+    server_->faulty()->fail_next_writes(1000, db::StoreFault::kDiskFull);
+    // Reads still work: only a write probe notices.
+    EXPECT_EQ(api("GET", "/v1/devices").status, 200);
+    auto h = sim::http_get(url("/healthz"), server_->ca_file());
+    EXPECT_EQ(h.status, 503) << h.body;
+    auto body = parse_object(h.body);
+    EXPECT_EQ(str(body, "status"), "degraded");
+    EXPECT_NE(str(body, "why").find("disk full"), std::string::npos) << h.body;
+    EXPECT_EQ(sim::http_get(url("/healthz"), server_->ca_file()).status, 503);
+    server_->faulty()->fail_next_writes(0, db::StoreFault::kDiskFull);
+    h = sim::http_get(url("/healthz"), server_->ca_file());
+    EXPECT_EQ(h.status, 200) << h.body;
+    EXPECT_EQ(str(parse_object(h.body), "status"), "ok");
+}
+
+// ---- channels -----------------------------------------------------------------
+
+TEST_F(AdminApi, IdleOnTheCheckinChannelHandsNothingOut) {
+    auto dev = device("UDID-C");
+    auto q = api("POST", "/v1/commands",
+                 R"({"targets":["UDID-C"],"command":{"RequestType":"ProfileList"},"push":false})");
+    ASSERT_EQ(q.status, 201) << q.body;
+    std::string uuid = str(parse_object(q.body), "command_uuid");
+    plist::Dict idle;
+    idle.set("UDID", plist::Value(std::string("UDID-C")));
+    idle.set("Status", plist::Value(std::string("Idle")));
+    // A check-in answer is not read as a command: handing one out there
+    // would mark it sent while the device never sees it.
+    auto r = dev->put("/checkin", plist::write_xml(plist::Value(idle)),
+                      "application/x-apple-aspen-mdm-checkin");
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_TRUE(r.body.empty()) << r.body;
+    auto c = parse_object(api("GET", "/v1/commands/" + uuid).body);
+    EXPECT_EQ(str(c.at("targets").as_object().at("UDID-C").as_object(), "status"), "queued");
+    std::optional<sim::ReceivedCommand> next;
+    ASSERT_EQ(dev->idle(&next).status, 200);
+    ASSERT_TRUE(next);
+    EXPECT_EQ(next->uuid, uuid);
 }
 
 }  // namespace

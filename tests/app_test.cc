@@ -7,6 +7,7 @@
 #include <fstream>
 #include <regex>
 
+#include "server/app.h"
 #include "tests/support/http_client.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
@@ -156,6 +157,15 @@ TEST(CourierBinary, StartupRefusalsExitOneAndSayWhy) {
         {kBinary, "serve", "--listen", "nonsense", "--data-dir", (dir.path() / "d2").string()});
     EXPECT_EQ(r.status, 1);
     EXPECT_NE(r.output.find("nonsense"), std::string::npos) << r.output;
+}
+
+TEST(UrlHost, NamesTheHostWithoutPortOrIpv6Brackets) {
+    EXPECT_EQ(server::url_host("https://mdm.example.com:8443/x"), "mdm.example.com");
+    EXPECT_EQ(server::url_host("https://mdm.example.com"), "mdm.example.com");
+    EXPECT_EQ(server::url_host("https://[::1]:8443/x"), "::1");
+    EXPECT_EQ(server::url_host("https://[2001:db8::1]"), "2001:db8::1");
+    EXPECT_EQ(server::url_host("https://[::1"), "");
+    EXPECT_EQ(server::url_host("http://10.0.0.1:80"), "10.0.0.1");
 }
 
 }  // namespace

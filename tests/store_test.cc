@@ -956,6 +956,88 @@ TEST_P(StoreTest, TouchLastSeenIsVisibleAtOnce) {
     EXPECT_EQ(store_->enrollment("A")->last_seen, kT0 + 5s);
 }
 
+TEST_P(StoreTest, NotNowReportIsTheResultUntilTheFinalReportReplacesIt) {
+    enroll("UDID-1");
+    std::string uuid = enqueue({"UDID-1"});
+    ASSERT_EQ(next_uuid("UDID-1", true), uuid);
+    ASSERT_TRUE(store_->apply_report("UDID-1", uuid, TargetStatus::kNotNow, "<notnow/>", now()));
+    auto result_of = [&] {
+        auto c = store_->command(uuid);
+        EXPECT_TRUE(c.is_ok());
+        return c.is_ok() && c->targets.size() == 1 ? c->targets[0].result : std::string("?");
+    };
+    EXPECT_EQ(status_of(uuid, "UDID-1"), TargetStatus::kNotNow);
+    EXPECT_EQ(result_of(), "<notnow/>");
+    ASSERT_EQ(next_uuid("UDID-1", true), uuid);
+    ASSERT_TRUE(store_->apply_report("UDID-1", uuid, TargetStatus::kAcknowledged, "<ack/>", now()));
+    EXPECT_EQ(status_of(uuid, "UDID-1"), TargetStatus::kAcknowledged);
+    EXPECT_EQ(result_of(), "<ack/>");
+    // Recorded once: neither a repeated final report nor a late NotNow changes it.
+    ASSERT_TRUE(store_->apply_report("UDID-1", uuid, TargetStatus::kError, "<err/>", now()));
+    ASSERT_TRUE(store_->apply_report("UDID-1", uuid, TargetStatus::kNotNow, "<late/>", now()));
+    EXPECT_EQ(status_of(uuid, "UDID-1"), TargetStatus::kAcknowledged);
+    EXPECT_EQ(result_of(), "<ack/>");
+}
+
+TEST_P(StoreTest, AReleasedEnrollmentTokenUseCanBeClaimedAgain) {
+    EnrollmentToken t;
+    t.id = "once";
+    t.token_sha256 = std::string(64, 'b');
+    t.uses_left = 1;
+    t.created_at = now();
+    ASSERT_TRUE(store_->put_enrollment_token(t));
+    ASSERT_TRUE(store_->consume_enrollment_token(t.token_sha256, now()));
+    EXPECT_EQ(store_->consume_enrollment_token(t.token_sha256, now()).code(), Code::kForbidden);
+    ASSERT_TRUE(store_->release_enrollment_token(t.token_sha256));
+    ASSERT_TRUE(store_->consume_enrollment_token(t.token_sha256, now()));
+    EXPECT_EQ(store_->consume_enrollment_token(t.token_sha256, now()).code(), Code::kForbidden);
+    // Unlimited and unknown tokens: nothing to give back, and ok.
+    t.id = "many";
+    t.token_sha256 = std::string(64, 'c');
+    t.uses_left = -1;
+    ASSERT_TRUE(store_->put_enrollment_token(t));
+    ASSERT_TRUE(store_->release_enrollment_token(t.token_sha256));
+    EXPECT_TRUE(store_->release_enrollment_token(std::string(64, 'd')));
+    auto list = store_->enrollment_tokens();
+    ASSERT_TRUE(list.is_ok());
+    for (const auto& x : *list) EXPECT_EQ(x.uses_left, x.id == "many" ? -1 : 0) << x.id;
+}
+
+// The faulty_* runs inject storage faults through the contract: each write
+// refused with the store's error (kUnavailable, so 503 upstream) changes
+// nothing, and the same write succeeds once the fault is gone.
+TEST_P(StoreTest, InjectedStorageFaultsAreUnavailableAndChangeNothing) {
+    auto* faulty = dynamic_cast<FaultyStore*>(store_.get());
+    if (!faulty) GTEST_SKIP() << "no fault injection in this implementation";
+    enroll("UDID-1");
+    std::string uuid = enqueue({"UDID-1"});
+    NewCommand cmd{random_uuid(), "DeviceLock", "<plist/>", {}};
+    for (StoreFault fault : {StoreFault::kLocked, StoreFault::kDiskFull}) {
+        faulty->fail_next_writes(1, fault);
+        EXPECT_EQ(store_->enqueue(cmd, {"UDID-1"}, now()).status().code(), Code::kUnavailable);
+        EXPECT_EQ(store_->command(cmd.uuid).status().code(), Code::kNotFound);
+        faulty->fail_next_writes(1, fault);
+        EXPECT_EQ(store_->next_command("UDID-1", true, now()).status().code(), Code::kUnavailable);
+        EXPECT_EQ(status_of(uuid, "UDID-1"), TargetStatus::kQueued);
+        faulty->fail_next_writes(1, fault);
+        EXPECT_EQ(store_->apply_checkout("UDID-1", now()).code(), Code::kUnavailable);
+        EXPECT_EQ(store_->enrollment("UDID-1")->state, EnrollmentState::kEnrolled);
+        faulty->fail_next_writes(1, fault);
+        EXPECT_EQ(store_->ping().code(), Code::kUnavailable);  // the write probe fails too
+        EXPECT_TRUE(store_->ping());
+    }
+    // Unreachable: reads fail as well, as kUnavailable, never kNotFound.
+    faulty->set_unreachable(true);
+    EXPECT_EQ(store_->enrollment("UDID-1").status().code(), Code::kUnavailable);
+    EXPECT_EQ(store_->list_enrollments({}, {}).status().code(), Code::kUnavailable);
+    EXPECT_EQ(store_->list_commands({}, {}).status().code(), Code::kUnavailable);
+    EXPECT_EQ(store_->ping().code(), Code::kUnavailable);
+    faulty->set_unreachable(false);
+    EXPECT_EQ(faulty->injected_failures(), 8);
+    ASSERT_TRUE(store_->enqueue(cmd, {"UDID-1"}, now()).is_ok());
+    EXPECT_EQ(next_uuid("UDID-1", true), uuid);
+}
+
 const Impl kImpls[] = {
     {"sqlite",
      [](const fs::path& p, const Clock& c) -> std::unique_ptr<Store> { return open_sqlite(p, c); }},
@@ -1305,9 +1387,46 @@ TEST_F(SqliteStoreTest, FaultyStoreFailsTheNextWritesAndChangesNothing) {
     EXPECT_TRUE(store.enqueue(cmd, {"A"}, now()).is_ok());
     store.fail_next_writes(1, StoreFault::kDiskFull);
     Status s = store.apply_checkout("A", now());
-    EXPECT_EQ(s.code(), Code::kInternal);
+    EXPECT_EQ(s.code(), Code::kUnavailable);
     EXPECT_EQ(s.message(), "disk full");
     EXPECT_EQ(store.injected_failures(), 3);
+}
+
+// A full database (SQLITE_FULL: here the writer's max_page_count pinned to
+// the file's size, as a full disk refuses growth) is kUnavailable, and ping
+// fails while writes do, healthy again once a write succeeds; a missing row
+// stays kNotFound.
+TEST_F(SqliteStoreTest, PingFailsWhileTheDatabaseIsFullAndRecoversOnceWritesSucceed) {
+    auto store = open();
+    ASSERT_TRUE(store->ping());
+    ASSERT_TRUE(store->apply_token_update(token_input("A", "A"), now()));
+    auto set_max_pages = [&](const std::string& n) {
+        return store->write([n](sqlite::Connection& c) {
+            c.exec("PRAGMA max_page_count = " + n);
+            return Status::ok();
+        });
+    };
+    ASSERT_TRUE(set_max_pages("1"));  // clamped to the current size: no growth
+    NewCommand big{random_uuid(), "InstallProfile", std::string(256 * 1024, 'p'), {}};
+    auto w = store->enqueue(big, {"A"}, now());
+    EXPECT_EQ(w.status().code(), Code::kUnavailable) << w.status().to_string();
+    Status p = store->ping();
+    EXPECT_EQ(p.code(), Code::kUnavailable) << p.to_string();
+    EXPECT_NE(p.message().find("writes fail"), std::string::npos) << p.to_string();
+    EXPECT_EQ(store->ping().code(), Code::kUnavailable);  // still full: still degraded
+    EXPECT_EQ(store->command(big.uuid).status().code(), Code::kNotFound);
+    ASSERT_TRUE(set_max_pages("1073741823"));
+    EXPECT_TRUE(store->ping());
+    EXPECT_TRUE(store->enqueue(big, {"A"}, now()).is_ok());
+}
+
+TEST(SqliteStatus, StorageFailuresAreUnavailableConstraintsConflictsBugsInternal) {
+    for (int rc : {SQLITE_BUSY, SQLITE_LOCKED, SQLITE_FULL, SQLITE_IOERR, SQLITE_IOERR_WRITE,
+                   SQLITE_CANTOPEN, SQLITE_READONLY, SQLITE_CORRUPT, SQLITE_NOTADB})
+        EXPECT_EQ(sqlite::status_from_sqlite(rc, nullptr, "x").code(), Code::kUnavailable) << rc;
+    EXPECT_EQ(sqlite::status_from_sqlite(SQLITE_CONSTRAINT_UNIQUE, nullptr, "x").code(),
+              Code::kConflict);
+    EXPECT_EQ(sqlite::status_from_sqlite(SQLITE_MISUSE, nullptr, "x").code(), Code::kInternal);
 }
 
 TEST(OpenStore, SqliteUrlAndBarePathOpen) {
