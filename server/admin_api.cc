@@ -98,6 +98,13 @@ Handler AdminApi::guarded(Handler h) const {
     };
 }
 
+std::optional<Response> AdminApi::refuse_without_key(const Request& req) const {
+    if (req.path.rfind("/v1/", 0) != 0 || authorized(req)) return std::nullopt;
+    // The same 401 the route gives: guarded() around a handler that never runs.
+    Request probe = req;
+    return guarded([](Request&) { return Response::empty(204); })(probe);
+}
+
 void AdminApi::register_routes(Router& r) {
     auto bind = [this](Response (AdminApi::*m)(Request&)) {
         return guarded([this, m](Request& req) { return (this->*m)(req); });

@@ -35,6 +35,10 @@ class AdminApi {
 
     // true when the request carries the API key (Basic password or Bearer).
     bool authorized(const Request& req) const;
+    // For a request whose body is not read yet: the 401 its admin route would
+    // answer without the key (decided from the header alone); nullopt when the
+    // key is there or the path is not the admin API's.
+    std::optional<Response> refuse_without_key(const Request& req) const;
 
     // Why a request comes from another site, or nullopt: an Origin other
     // than --public-url's or the listener's own (Host), "Origin: null", or

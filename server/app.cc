@@ -227,6 +227,18 @@ Status App::start() {
     lo.io_threads = cfg_.io_threads;
     lo.worker_threads = cfg_.worker_threads;
     lo.max_connections = cfg_.max_connections;
+    lo.max_buffered_bytes = cfg_.max_buffered_mb * 1024 * 1024;
+    lo.max_conns_per_ip = cfg_.max_conns_per_ip;
+    lo.proxy_protocol = cfg_.proxy_protocol;
+    // Decided from the header, before a body is read: no route (404/405, no
+    // handler runs), or the admin API without its key (401).
+    lo.before_body = [this](const Request& req) -> std::optional<Response> {
+        if (router_->route_of(req).empty()) {
+            Request probe = req;
+            return router_->dispatch(probe);
+        }
+        return admin_->refuse_without_key(req);
+    };
     auto observe = [this](const std::string& route, std::chrono::steady_clock::time_point t0,
                           int status) {
         double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -257,6 +269,24 @@ Status App::start() {
         return r;
     });
     if (auto s = http_->start(); !s.is_ok()) return s;
+    metrics_.help("courier_http_body_bytes_buffered", "gauge",
+                  "request body bytes held in memory (at most --max-buffered-mb)");
+    metrics_.help("courier_http_body_bytes_read_total", "counter",
+                  "request body bytes read (bodies refused from their header add nothing)");
+    metrics_.help("courier_connections_refused_total", "counter",
+                  "connections refused (connection or per-address limit, no PROXY header)");
+    metrics_.gauge("courier_http_body_bytes_buffered", [this] {
+        return std::vector<std::pair<Labels, double>>{
+            {{}, http_ ? static_cast<double>(http_->buffered_body_bytes()) : 0.0}};
+    });
+    metrics_.gauge("courier_http_body_bytes_read_total", [this] {
+        return std::vector<std::pair<Labels, double>>{
+            {{}, http_ ? static_cast<double>(http_->body_bytes_read()) : 0.0}};
+    });
+    metrics_.gauge("courier_connections_refused_total", [this] {
+        return std::vector<std::pair<Labels, double>>{
+            {{}, http_ ? static_cast<double>(http_->refused_connections()) : 0.0}};
+    });
     if (cfg_.public_url.empty() && listen_port == 0 && https_port() != 0) {
         // Port 0 (tests): the real port is known only now.
         public_url_ = "https://127.0.0.1:" + std::to_string(https_port());

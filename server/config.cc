@@ -70,7 +70,8 @@ void add_serve_options(CLI::App& app, Config* c) {
         "serve /enroll without an enrollment token (true/false)");
     opt(app, "--sign-message", c->sign_message,
         "ask devices to sign every message (SignMessage in the enrollment profile; true/false)");
-    opt(app, "--body-limit", c->body_limit, "largest request body accepted, in bytes (413 beyond)")
+    opt(app, "--body-limit", c->body_limit,
+        "largest request body accepted, in bytes (413 beyond); default 16 MiB")
         ->check(CLI::Range(size_t{1024}, size_t{1} << 30));
     opt(app, "--io-threads", c->io_threads, "network I/O threads; 0: one per core")
         ->check(CLI::Range(0, 256));
@@ -81,6 +82,16 @@ void add_serve_options(CLI::App& app, Config* c) {
     opt(app, "--max-connections", c->max_connections,
         "open connections beyond this are closed at once")
         ->check(CLI::Range(size_t{1}, size_t{1000000}));
+    opt(app, "--max-buffered-mb", c->max_buffered_mb,
+        "request bodies held in memory across all connections, in MiB; a body beyond gets 503")
+        ->check(CLI::Range(size_t{1}, size_t{1} << 20));
+    opt(app, "--max-conns-per-ip", c->max_conns_per_ip,
+        "connections from one address that have not yet completed a request (on --listen; "
+        "served keep-alive connections do not count); more are closed at once")
+        ->check(CLI::Range(size_t{1}, size_t{1000000}));
+    opt(app, "--proxy-protocol", c->proxy_protocol,
+        "every connection on --listen starts with HAProxy's PROXY v2 header (TCP passthrough), "
+        "whose address is the client's; connections without one are refused (true/false)");
 }
 
 }  // namespace courier::server

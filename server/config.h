@@ -30,6 +30,9 @@ struct Config {
     size_t body_limit = 16 * 1024 * 1024;
     int io_threads = 0, worker_threads = 0;
     size_t max_connections = 10000;
+    size_t max_buffered_mb = 256;    // request bodies held in memory, all connections
+    size_t max_conns_per_ip = 1000;  // connections without a completed request, per address
+    bool proxy_protocol = false;     // PROXY v2 header on --listen
 };
 
 }  // namespace courier::server

@@ -4,9 +4,13 @@
 #include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
+#include <malloc.h>
+
+#include <array>
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -16,10 +20,13 @@
 #include <boost/beast/ssl.hpp>
 #include <charconv>
 #include <condition_variable>
+#include <cstring>
 #include <future>
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace courier::server {
@@ -45,16 +52,31 @@ struct HttpServer::Impl {
     // destroyed touch these from their destructors.
     std::atomic<size_t> connections{0};
     std::atomic<size_t> in_flight{0};
+    std::atomic<size_t> buffered{0};  // request body bytes held now
+    std::atomic<uint64_t> body_read{0};
+    std::atomic<uint64_t> refused{0};
     std::atomic<bool> stopping{false};
     std::mutex mu;
     std::condition_variable idle_cv;
     std::optional<ssl::context> tls;
     std::optional<net::thread_pool> workers;
+    // Per source address: connections that have not completed a request.
+    std::mutex ip_mu;
+    std::unordered_map<std::string, size_t> pending_by_ip;
+    // Refusals are logged as counts, at most once a second.
+    std::mutex refuse_mu;
+    size_t refused_at_total = 0, refused_per_ip = 0, refused_no_proxy = 0;
+    std::string last_refused;
+    bool refuse_log_armed = false;
+    std::mutex trim_mu;
+    bool trim_armed = false;
 
     net::io_context io;
     std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
     std::optional<tcp::acceptor> https_acceptor, http_acceptor;
     net::steady_timer accept_backoff{io};
+    net::steady_timer refuse_log_timer{io};
+    net::steady_timer trim_timer{io};
     std::vector<std::thread> io_threads;
     uint16_t https_port = 0, http_port = 0;
     bool started = false, stopped = false;
@@ -71,40 +93,226 @@ struct HttpServer::Impl {
             idle_cv.notify_all();
         }
     }
+
+    // Counts `ip` as one more connection without a completed request; false
+    // (and nothing counted) when it already has max_conns_per_ip.
+    bool acquire_ip(const std::string& ip) {
+        std::lock_guard lock(ip_mu);
+        size_t& n = pending_by_ip[ip];
+        if (opts.max_conns_per_ip > 0 && n >= opts.max_conns_per_ip) {
+            if (n == 0) pending_by_ip.erase(ip);
+            return false;
+        }
+        ++n;
+        return true;
+    }
+    void release_ip(const std::string& ip) {
+        std::lock_guard lock(ip_mu);
+        auto it = pending_by_ip.find(ip);
+        if (it != pending_by_ip.end() && --it->second == 0) pending_by_ip.erase(it);
+    }
+
+    enum class Refusal { kTotal, kPerIp, kNoProxyHeader };
+    void note_refused(Refusal why, const std::string& from) {
+        refused.fetch_add(1);
+        std::lock_guard lock(refuse_mu);
+        (why == Refusal::kTotal   ? refused_at_total
+         : why == Refusal::kPerIp ? refused_per_ip
+                                  : refused_no_proxy)++;
+        last_refused = from;
+        if (refuse_log_armed) return;
+        refuse_log_armed = true;
+        refuse_log_timer.expires_after(std::chrono::seconds(1));
+        refuse_log_timer.async_wait([this](error_code) { log_refusals(); });
+    }
+    void log_refusals() {
+        std::lock_guard lock(refuse_mu);
+        refuse_log_armed = false;
+        size_t total = refused_at_total + refused_per_ip + refused_no_proxy;
+        if (total == 0) return;
+        spdlog::warn(
+            "refused {} connection(s) in the last second: {} at the connection limit ({}), {} "
+            "over the per-address limit ({}), {} without a PROXY header; the last from {}",
+            total, refused_at_total, opts.max_connections, refused_per_ip, opts.max_conns_per_ip,
+            refused_no_proxy, last_refused);
+        refused_at_total = refused_per_ip = refused_no_proxy = 0;
+    }
+
+    // Request body memory: charged as it arrives, released when the request
+    // is done with it.
+    bool charge_body(size_t n) {
+        size_t now = buffered.fetch_add(n) + n;
+        if (now <= opts.max_buffered_bytes) return true;
+        buffered.fetch_sub(n);
+        return false;
+    }
+    void release_body(size_t n) {
+        if (n == 0) return;
+        buffered.fetch_sub(n);
+        // Large bodies live in memory malloc keeps after free (its mmap
+        // threshold rises with them): give it back to the system once a
+        // burst has passed, at most every half second.
+        if (n < 256 * 1024) return;
+        std::lock_guard lock(trim_mu);
+        if (trim_armed || stopping.load()) return;
+        trim_armed = true;
+        trim_timer.expires_after(std::chrono::milliseconds(500));
+        trim_timer.async_wait([this](error_code ec) {
+            {
+                std::lock_guard lock(trim_mu);
+                trim_armed = false;
+            }
+#ifdef __GLIBC__
+            if (!ec && !stopping.load()) net::post(*workers, [] { malloc_trim(0); });
+#else
+            (void)ec;
+#endif
+        });
+    }
 };
 
 namespace {
 
+// Request body bytes charged against max_buffered_bytes; released when
+// destroyed (after the handler is done with the body).
+class BodyCharge {
+  public:
+    BodyCharge() = default;
+    BodyCharge(HttpServer::Impl* impl, size_t n) : impl_(impl), n_(n) {}
+    BodyCharge(BodyCharge&& o) noexcept : impl_(o.impl_), n_(std::exchange(o.n_, 0)) {}
+    BodyCharge& operator=(BodyCharge&&) = delete;
+    ~BodyCharge() {
+        if (impl_) impl_->release_body(n_);
+    }
+
+  private:
+    HttpServer::Impl* impl_ = nullptr;
+    size_t n_ = 0;
+};
+
 // One connection: reads requests one after another (HTTP/1.1 keep-alive),
 // hands each to the worker pool, writes the response on the strand.
+//
+// One timer bounds every phase (PROXY header + handshake + first byte,
+// header, body rate, idle, write, close); on expiry it cancels the pending
+// socket operation, whose handler then closes. Connections the server
+// closes after the handshake end with TLS close_notify.
 template <class Stream>
 class Session : public std::enable_shared_from_this<Session<Stream>> {
   public:
-    Session(HttpServer::Impl& impl, Stream stream, std::string remote)
-        : impl_(impl), stream_(std::move(stream)), remote_(std::move(remote)) {}
-    ~Session() { impl_.connections.fetch_sub(1); }
+    Session(HttpServer::Impl& impl, Stream stream, std::string remote, std::string ip_key,
+            bool proxy_header)
+        : impl_(impl),
+          stream_(std::move(stream)),
+          deadline_(stream_.get_executor()),
+          remote_(std::move(remote)),
+          ip_key_(std::move(ip_key)),
+          proxy_header_(proxy_header) {}
+    ~Session() {
+        release_ip();
+        impl_.release_body(charged_);
+        impl_.connections.fetch_sub(1);
+    }
 
     void run() {
-        if constexpr (kTls) {
-            lowest().expires_after(impl_.opts.read_timeout);
-            stream_.async_handshake(
-                ssl::stream_base::server,
-                [self = this->shared_from_this()](error_code ec) { self->on_handshake(ec); });
-        } else {
-            read_header();
-        }
+        arm(impl_.opts.first_byte_timeout, Phase::kOpening);
+        if (proxy_header_) return read_proxy_header();
+        start();
     }
 
   private:
     static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+    enum class Phase { kOpening, kHeader, kBody, kIdle, kWrite, kClosing };
 
     beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
 
+    void arm(std::chrono::milliseconds d, Phase phase) {
+        phase_ = phase;
+        unsigned gen = ++timer_gen_;
+        deadline_.expires_after(d);
+        deadline_.async_wait([weak = this->weak_from_this(), gen](error_code ec) {
+            if (ec) return;
+            if (auto self = weak.lock(); self && self->timer_gen_ == gen) self->on_deadline();
+        });
+    }
+    void disarm() {
+        ++timer_gen_;
+        deadline_.cancel();
+    }
+
+    void on_deadline() {
+        if (phase_ == Phase::kBody) {
+            auto window = impl_.opts.body_rate_window;
+            auto need = impl_.opts.min_body_rate * static_cast<size_t>(window.count()) / 1000;
+            if (window_bytes_ >= need) {
+                window_bytes_ = 0;
+                return arm(window, Phase::kBody);
+            }
+            spdlog::info("{}: request body slower than {} bytes/s: closing", remote_,
+                         impl_.opts.min_body_rate);
+        }
+        // The pending operation completes with operation_aborted and closes.
+        timed_out_ = true;
+        error_code ignored;
+        lowest().socket().cancel(ignored);
+    }
+
+    void read_proxy_header() {
+        proxy_buf_.resize(16);
+        net::async_read(lowest(), net::buffer(proxy_buf_),
+                        [self = this->shared_from_this()](error_code ec, size_t) {
+                            if (ec) return self->refuse_without_proxy_header();
+                            size_t len = proxy_v2_length(self->proxy_buf_);
+                            if (len == 0) return self->refuse_without_proxy_header();
+                            self->proxy_buf_.resize(len);
+                            net::async_read(self->lowest(),
+                                            net::buffer(self->proxy_buf_.data() + 16, len - 16),
+                                            [self](error_code ec, size_t) {
+                                                if (ec) return self->close_now();
+                                                self->on_proxy_header();
+                                            });
+                        });
+    }
+
+    void refuse_without_proxy_header() {
+        if (!timed_out_) impl_.note_refused(HttpServer::Impl::Refusal::kNoProxyHeader, remote_);
+        close_now();
+    }
+
+    void on_proxy_header() {
+        auto h = parse_proxy_v2(proxy_buf_);
+        std::string().swap(proxy_buf_);
+        if (!h) return refuse_without_proxy_header();
+        if (!h->local) {
+            auto addr = net::ip::make_address(h->address);
+            remote_ = addr.is_v6() ? "[" + h->address + "]:" + std::to_string(h->port)
+                                   : h->address + ":" + std::to_string(h->port);
+            if (!impl_.acquire_ip(h->address)) {
+                impl_.note_refused(HttpServer::Impl::Refusal::kPerIp, h->address);
+                return close_now();
+            }
+            ip_key_ = h->address;
+        }
+        start();
+    }
+
+    void start() {
+        if constexpr (kTls) {
+            stream_.async_handshake(
+                ssl::stream_base::server,
+                [self = this->shared_from_this()](error_code ec) { self->on_handshake(ec); });
+        } else {
+            wait_request();
+        }
+    }
+
     void on_handshake(error_code ec) {
         if (ec) {
-            spdlog::debug("TLS handshake from {} failed: {}", remote_, ec.message());
-            return close();
+            spdlog::debug("TLS handshake from {} failed: {}", remote_,
+                          timed_out_ ? "timed out" : ec.message());
+            return close_now();
         }
+        handshake_done_ = true;
         if constexpr (kTls) {
             X509* cert = SSL_get_peer_certificate(stream_.native_handle());
             if (cert) {
@@ -117,17 +325,31 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                 X509_free(cert);
             }
         }
-        read_header();
+        wait_request();
     }
 
-    void read_header() {
+    // Waits for the first byte of the next request: on a new connection within
+    // the opening deadline (already running), on a kept-alive one within the
+    // idle timeout.
+    void wait_request() {
         parser_.emplace();
         parser_->body_limit(impl_.opts.body_limit);
         parser_->header_limit(kHeaderLimit);
-        // The first request must come within the read timeout; later ones on a
-        // kept-alive connection may wait up to the idle timeout.
-        lowest().expires_after(first_ ? impl_.opts.read_timeout : impl_.opts.idle_timeout);
+        if (buffer_.size() > 0) return read_header();  // pipelined
+        buffer_.shrink_to_fit();  // a large header's buffer is not kept while idle
+        if (!first_) arm(impl_.opts.idle_timeout, Phase::kIdle);
         first_ = false;
+        stream_.async_read_some(buffer_.prepare(4096),
+                                [self = this->shared_from_this()](error_code ec, size_t n) {
+                                    self->buffer_.commit(n);
+                                    if (ec) return self->on_read_error(ec);
+                                    self->read_header();
+                                });
+    }
+
+    void read_header() {
+        first_ = false;
+        arm(impl_.opts.read_timeout, Phase::kHeader);
         http::async_read_header(
             stream_, buffer_, *parser_,
             [self = this->shared_from_this()](error_code ec, size_t) { self->on_header(ec); });
@@ -135,16 +357,53 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
     void on_header(error_code ec) {
         if (ec) return on_read_error(ec);
+        disarm();
         started_ = std::chrono::steady_clock::now();
-        lowest().expires_after(impl_.opts.read_timeout);
-        const auto& req = parser_->get();
-        auto expect = req[http::field::expect];
-        if (beast::iequals(expect, "100-continue") && !parser_->is_done()) {
+        const auto& msg = parser_->get();
+        version_ = msg.version();
+        req_ = Request{};
+        req_.method = std::string(msg.method_string());
+        req_.target = std::string(msg.target());
+        if (!parse_target(req_.target, &req_.path, &req_.query))
+            return reply_error(400, "malformed request target");
+        for (const auto& f : msg) req_.headers.emplace(std::string(f.name_string()), f.value());
+        req_.tls = kTls;
+        req_.client_cert_der = client_cert_der_;
+        req_.remote_address = remote_;
+        keep_alive_ = msg.keep_alive() && !impl_.stopping.load();
+        head_ = req_.method == "HEAD";
+        if (parser_->is_done()) return on_body();
+
+        // A body follows. Decide from the header alone whether to read it.
+        if (impl_.opts.before_body) {
+            std::optional<Response> early;
+            try {
+                early = impl_.opts.before_body(req_);
+            } catch (const std::exception& e) {
+                spdlog::error("{} {}: before-body check threw: {}", req_.method, req_.path,
+                              e.what());
+                early = Response::error(500, "internal error");
+            }
+            if (early) {
+                log(req_, *early);
+                keep_alive_ = false;  // the body was not read
+                return write(std::move(*early));
+            }
+        }
+        auto declared = parser_->content_length();
+        size_t held = impl_.buffered.load();
+        if (held >= impl_.opts.max_buffered_bytes ||
+            (declared && *declared > impl_.opts.max_buffered_bytes - held))
+            return reply_error(503, "server busy: too many request bodies in memory, retry later");
+
+        if (beast::iequals(msg[http::field::expect], "100-continue")) {
             // curl -T - waits for this before sending the body.
-            continue_.emplace(http::status::continue_, req.version());
+            continue_.emplace(http::status::continue_, version_);
+            arm(impl_.opts.write_timeout, Phase::kWrite);
             http::async_write(stream_, *continue_,
                               [self = this->shared_from_this()](error_code ec, size_t) {
-                                  if (ec) return self->close();
+                                  self->continue_.reset();
+                                  if (ec) return self->close_now();
                                   self->read_body();
                               });
             return;
@@ -153,57 +412,72 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
 
     void read_body() {
-        http::async_read(
-            stream_, buffer_, *parser_,
-            [self = this->shared_from_this()](error_code ec, size_t) { self->on_body(ec); });
+        window_bytes_ = 0;
+        arm(impl_.opts.body_rate_window, Phase::kBody);
+        read_body_some();
+    }
+
+    void read_body_some() {
+        http::async_read_some(stream_, buffer_, *parser_,
+                              [self = this->shared_from_this()](error_code ec, size_t n) {
+                                  self->on_body_some(ec, n);
+                              });
+    }
+
+    void on_body_some(error_code ec, size_t n) {
+        window_bytes_ += n;
+        size_t now = parser_->get().body().size();
+        if (now > charged_) {
+            size_t more = now - charged_;
+            impl_.body_read.fetch_add(more);
+            if (!impl_.charge_body(more)) {
+                parser_.reset();  // frees what was read
+                impl_.release_body(charged_);
+                charged_ = 0;
+                return reply_error(503,
+                                   "server busy: too many request bodies in memory, retry later");
+            }
+            charged_ = now;
+        }
+        if (ec) return on_read_error(ec);
+        if (!parser_->is_done()) return read_body_some();
+        disarm();
+        on_body();
     }
 
     void on_read_error(error_code ec) {
-        if (ec == http::error::end_of_stream || ec == net::error::eof ||
-            ec == beast::error::timeout || ec == net::error::operation_aborted ||
-            ec == net::error::connection_reset || ec == ssl::error::stream_truncated)
-            return close();
         if (ec == http::error::body_limit)
             return reply_error(413, "request body larger than " +
                                         std::to_string(impl_.opts.body_limit) + " bytes");
         if (ec == http::error::header_limit)
             return reply_error(
                 431, "request headers larger than " + std::to_string(kHeaderLimit) + " bytes");
-        if (ec.category() == http::make_error_code(http::error::bad_target).category())
+        if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
+            ec != http::error::end_of_stream && ec != http::error::partial_message)
             return reply_error(400, "malformed HTTP request: " + ec.message());
-        close();
+        // The client went away, or a timeout cancelled the read.
+        if (ec.category() == net::error::get_ssl_category() || ec == ssl::error::stream_truncated ||
+            ec == net::error::connection_reset)
+            tls_broken_ = true;
+        close_gracefully();
     }
 
-    // An answer the connection gives on its own (framing errors); closes after.
+    // An answer the connection gives on its own; closes after.
     void reply_error(int status, const std::string& message) {
-        spdlog::info("{} {} {}: {}", remote_, status, "(unparsed request)", message);
-        Response r = Response::error(status, message);
+        spdlog::info("{} {} {}: {}", remote_, status,
+                     req_.path.empty() ? "(unparsed request)" : req_.method + " " + req_.path,
+                     message);
         keep_alive_ = false;
         head_ = false;
-        in_flight_counted_ = false;
-        write(std::move(r), 11);
+        write(Response::error(status, message));
     }
 
-    void on_body(error_code ec) {
-        if (ec) return on_read_error(ec);
-        auto msg = parser_->release();
-        Request req;
-        req.method = std::string(msg.method_string());
-        req.target = std::string(msg.target());
-        if (!parse_target(req.target, &req.path, &req.query)) {
-            keep_alive_ = false;
-            head_ = false;
-            in_flight_counted_ = false;
-            return write(Response::error(400, "malformed request target"), msg.version());
-        }
-        for (const auto& f : msg) req.headers.emplace(std::string(f.name_string()), f.value());
-        req.body = std::move(msg.body());
-        req.tls = kTls;
-        req.client_cert_der = client_cert_der_;
-        req.remote_address = remote_;
-        keep_alive_ = msg.keep_alive() && !impl_.stopping.load();
-        head_ = req.method == "HEAD";
-        unsigned version = msg.version();
+    void on_body() {
+        Request req = std::move(req_);
+        req_ = Request{};
+        req.body = std::move(parser_->get().body());
+        parser_.reset();
+        BodyCharge charge(&impl_, std::exchange(charged_, 0));
 
         impl_.in_flight.fetch_add(1);
         in_flight_counted_ = true;
@@ -217,25 +491,24 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
             }
             if (quick) {
                 log(req, *quick);
-                return write(std::move(*quick), version);
+                return write(std::move(*quick));
             }
         }
-        lowest().expires_never();  // the handler's time is not the client's
-        net::post(*impl_.workers,
-                  [self = this->shared_from_this(), req = std::move(req), version]() mutable {
-                      Response resp;
-                      try {
-                          resp = self->impl_.handler(req);
-                      } catch (const std::exception& e) {
-                          spdlog::error("{} {}: handler threw: {}", req.method, req.path, e.what());
-                          resp = Response::error(500, "internal error");
-                      }
-                      self->log(req, resp);
-                      net::post(self->stream_.get_executor(),
-                                [self, resp = std::move(resp), version]() mutable {
-                                    self->write(std::move(resp), version);
-                                });
-                  });
+        net::post(*impl_.workers, [self = this->shared_from_this(), req = std::move(req),
+                                   charge = std::move(charge)]() mutable {
+            Response resp;
+            try {
+                resp = self->impl_.handler(req);
+            } catch (const std::exception& e) {
+                spdlog::error("{} {}: handler threw: {}", req.method, req.path, e.what());
+                resp = Response::error(500, "internal error");
+            }
+            self->log(req, resp);
+            std::string().swap(req.body);
+            { BodyCharge done = std::move(charge); }
+            net::post(self->stream_.get_executor(),
+                      [self, resp = std::move(resp)]() mutable { self->write(std::move(resp)); });
+        });
     }
 
     void log(const Request& req, const Response& resp) {
@@ -248,51 +521,105 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                      ms, resp.log_enrollment.empty() ? "-" : resp.log_enrollment, remote_);
     }
 
-    void write(Response r, unsigned version) {
+    void write(Response r) {
         res_.emplace();
-        res_->version(version ? version : 11);
+        res_->version(version_ ? version_ : 11);
         res_->result(static_cast<unsigned>(r.status));
         for (auto& [k, v] : r.headers) res_->set(k, v);
         size_t size = r.body.size();
         if (!head_) res_->body() = std::move(r.body);
         res_->content_length(size);
         res_->keep_alive(keep_alive_ && !impl_.stopping.load());
-        lowest().expires_after(impl_.opts.read_timeout);
+        arm(impl_.opts.write_timeout, Phase::kWrite);
         http::async_write(stream_, *res_, [self = this->shared_from_this()](error_code ec, size_t) {
             self->on_write(ec);
         });
     }
 
     void on_write(error_code ec) {
+        disarm();
         bool keep = res_ && res_->keep_alive();
         res_.reset();
         if (in_flight_counted_) {
             in_flight_counted_ = false;
             impl_.request_done();
         }
-        if (ec || !keep) return close();
-        read_header();
+        if (ec) return close_now();
+        release_ip();  // a request completed: no longer counted against its address
+        if (!keep) return close_gracefully();
+        wait_request();
     }
 
-    void close() {
+    // TLS: close_notify, then wait (briefly) for the client's. Plain HTTP:
+    // FIN, then discard what the client still sends until it closes, so an
+    // answer given before a body was read is not lost to a reset.
+    void close_gracefully() {
+        if (closing_) return;
+        closing_ = true;
+        parser_.reset();
+        impl_.release_body(std::exchange(charged_, 0));
+        arm(impl_.opts.close_timeout, Phase::kClosing);
+        if constexpr (kTls) {
+            if (!handshake_done_ || tls_broken_) return close_now();
+            stream_.async_shutdown(
+                [self = this->shared_from_this()](error_code) { self->close_now(); });
+        } else {
+            error_code ignored;
+            lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+            drain();
+        }
+    }
+
+    void drain() {
+        if (!scratch_) scratch_ = std::make_unique<std::array<char, 4096>>();
+        lowest().async_read_some(net::buffer(*scratch_),
+                                 [self = this->shared_from_this()](error_code ec, size_t) {
+                                     if (ec) return self->close_now();
+                                     self->drain();
+                                 });
+    }
+
+    void close_now() {
+        disarm();
         error_code ignored;
         lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
         lowest().close();
     }
 
+    void release_ip() {
+        if (ip_key_.empty()) return;
+        impl_.release_ip(ip_key_);
+        ip_key_.clear();
+    }
+
     HttpServer::Impl& impl_;
     Stream stream_;
+    net::steady_timer deadline_;
     std::string remote_;
+    std::string ip_key_;  // counted in pending_by_ip until a request completes
+    bool proxy_header_;
+    std::string proxy_buf_;
     beast::flat_buffer buffer_;
     std::optional<http::request_parser<http::string_body>> parser_;
     std::optional<http::response<http::empty_body>> continue_;
     std::optional<http::response<http::string_body>> res_;
+    std::unique_ptr<std::array<char, 4096>> scratch_;
+    Request req_;  // the request whose header was read, before its body
     std::string client_cert_der_;
     std::chrono::steady_clock::time_point started_;
+    size_t charged_ = 0;       // body bytes charged to impl_.buffered
+    size_t window_bytes_ = 0;  // body bytes in the current rate window
+    unsigned timer_gen_ = 0;
+    unsigned version_ = 11;
+    Phase phase_ = Phase::kOpening;
     bool first_ = true;
     bool keep_alive_ = true;
     bool head_ = false;
     bool in_flight_counted_ = false;
+    bool handshake_done_ = false;
+    bool tls_broken_ = false;
+    bool timed_out_ = false;
+    bool closing_ = false;
 };
 
 // Accepts any client certificate at the TLS layer: whether it identifies an
@@ -351,6 +678,10 @@ Status HttpServer::Impl::make_tls_context() {
     ctx.use_private_key_file(opts.tls_key_file, ssl::context::pem, ec);
     if (ec) return invalid("TLS key " + opts.tls_key_file + ": " + ec.message());
     SSL_CTX* native = ctx.native_handle();
+    // TLS 1.2: forward secrecy and AEAD only (no static RSA key exchange, no
+    // CBC). TLS 1.3 suites are OpenSSL's defaults, all of them AEAD.
+    if (SSL_CTX_set_cipher_list(native, "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL") != 1)
+        return invalid("TLS: no usable TLS 1.2 cipher suite");
     if (SSL_CTX_check_private_key(native) != 1)
         return invalid("TLS key " + opts.tls_key_file + " does not match the certificate");
     SSL_CTX_set_verify(native, SSL_VERIFY_PEER, accept_any_client_cert);
@@ -366,43 +697,51 @@ Status HttpServer::Impl::make_tls_context() {
 }
 
 void HttpServer::Impl::accept(tcp::acceptor& acceptor, bool use_tls) {
-    acceptor.async_accept(
-        net::make_strand(io), [this, &acceptor, use_tls](error_code ec, tcp::socket socket) {
-            if (stopping.load() || !acceptor.is_open()) return;
-            if (ec) {
-                // Out of descriptors or similar: back off instead of spinning.
-                spdlog::warn("accept failed: {}", ec.message());
-                accept_backoff.expires_after(std::chrono::milliseconds(100));
-                accept_backoff.async_wait([this, &acceptor, use_tls](error_code) {
-                    if (!stopping.load()) accept(acceptor, use_tls);
-                });
-                return;
-            }
-            if (connections.load() >= opts.max_connections) {
-                spdlog::warn("connection limit ({}) reached: refusing a connection",
-                             opts.max_connections);
-                error_code ignored;
-                socket.close(ignored);
+    acceptor.async_accept(net::make_strand(io), [this, &acceptor, use_tls](error_code ec,
+                                                                           tcp::socket socket) {
+        if (stopping.load() || !acceptor.is_open()) return;
+        if (ec) {
+            // Out of descriptors or similar: back off instead of spinning.
+            spdlog::warn("accept failed: {}", ec.message());
+            accept_backoff.expires_after(std::chrono::milliseconds(100));
+            accept_backoff.async_wait([this, &acceptor, use_tls](error_code) {
+                if (!stopping.load()) accept(acceptor, use_tls);
+            });
+            return;
+        }
+        error_code ignored;
+        auto ep = socket.remote_endpoint(ignored);
+        std::string ip = ignored ? std::string("?") : ep.address().to_string();
+        std::string remote = ignored                ? ip
+                             : ep.address().is_v6() ? "[" + ip + "]:" + std::to_string(ep.port())
+                                                    : ip + ":" + std::to_string(ep.port());
+        // Behind a PROXY header the address is known only once it is read;
+        // plain HTTP is for a proxy in front, whose address is everyone's.
+        bool proxy = use_tls && opts.proxy_protocol;
+        std::string ip_key = use_tls && !proxy ? ip : std::string();
+        if (connections.load() >= opts.max_connections) {
+            note_refused(Refusal::kTotal, ip);
+            socket.close(ignored);
+        } else if (!ip_key.empty() && !acquire_ip(ip_key)) {
+            note_refused(Refusal::kPerIp, ip);
+            socket.close(ignored);
+        } else {
+            connections.fetch_add(1);
+            socket.set_option(tcp::no_delay(true), ignored);
+            if (use_tls) {
+                std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
+                    *this, beast::ssl_stream<beast::tcp_stream>(std::move(socket), *tls),
+                    std::move(remote), std::move(ip_key), proxy)
+                    ->run();
             } else {
-                connections.fetch_add(1);
-                error_code ignored;
-                socket.set_option(tcp::no_delay(true), ignored);
-                std::string remote;
-                auto ep = socket.remote_endpoint(ignored);
-                if (!ignored) remote = ep.address().to_string() + ":" + std::to_string(ep.port());
-                if (use_tls) {
-                    std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
-                        *this, beast::ssl_stream<beast::tcp_stream>(std::move(socket), *tls),
-                        std::move(remote))
-                        ->run();
-                } else {
-                    std::make_shared<Session<beast::tcp_stream>>(
-                        *this, beast::tcp_stream(std::move(socket)), std::move(remote))
-                        ->run();
-                }
+                std::make_shared<Session<beast::tcp_stream>>(
+                    *this, beast::tcp_stream(std::move(socket)), std::move(remote), std::string(),
+                    false)
+                    ->run();
             }
-            accept(acceptor, use_tls);
-        });
+        }
+        accept(acceptor, use_tls);
+    });
 }
 
 HttpServer::HttpServer(ListenerOptions opts, RequestHandler handler)
@@ -454,6 +793,15 @@ void HttpServer::stop(std::chrono::milliseconds grace) {
         if (m.https_acceptor) m.https_acceptor->close(ignored);
         if (m.http_acceptor) m.http_acceptor->close(ignored);
         m.accept_backoff.cancel();
+        {
+            std::lock_guard lock(m.trim_mu);
+            m.trim_timer.cancel();
+        }
+        m.log_refusals();
+        {
+            std::lock_guard lock(m.refuse_mu);
+            m.refuse_log_timer.cancel();
+        }
         closed.set_value();
     });
     closed.get_future().wait();
@@ -476,6 +824,64 @@ uint16_t HttpServer::http_port() const {
 }
 size_t HttpServer::open_connections() const {
     return impl_->connections.load();
+}
+size_t HttpServer::buffered_body_bytes() const {
+    return impl_->buffered.load();
+}
+uint64_t HttpServer::body_bytes_read() const {
+    return impl_->body_read.load();
+}
+uint64_t HttpServer::refused_connections() const {
+    return impl_->refused.load();
+}
+
+namespace {
+constexpr unsigned char kProxyV2Signature[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
+                                                 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
+}  // namespace
+
+size_t proxy_v2_length(std::string_view first16, size_t max) {
+    if (first16.size() < 16 || std::memcmp(first16.data(), kProxyV2Signature, 12) != 0) return 0;
+    if ((static_cast<unsigned char>(first16[12]) >> 4) != 2) return 0;
+    size_t len = (static_cast<size_t>(static_cast<unsigned char>(first16[14])) << 8) |
+                 static_cast<unsigned char>(first16[15]);
+    return 16 + len <= max ? 16 + len : 0;
+}
+
+std::optional<ProxyHeader> parse_proxy_v2(std::string_view h) {
+    if (h.size() < 16 || proxy_v2_length(h, h.size()) != h.size()) return std::nullopt;
+    auto byte = [&](size_t i) { return static_cast<unsigned char>(h[i]); };
+    unsigned command = byte(12) & 0x0F;
+    unsigned family = byte(13);
+    ProxyHeader out;
+    if (command == 0x0) {  // LOCAL: the proxy speaking for itself
+        out.local = true;
+        return out;
+    }
+    if (command != 0x1) return std::nullopt;
+    size_t len = h.size() - 16;
+    auto port_at = [&](size_t i) { return static_cast<uint16_t>((byte(i) << 8) | byte(i + 1)); };
+    if (family == 0x11) {  // TCP over IPv4: src, dst, src port, dst port
+        if (len < 12) return std::nullopt;
+        net::ip::address_v4::bytes_type b;
+        std::memcpy(b.data(), h.data() + 16, 4);
+        out.address = net::ip::address_v4(b).to_string();
+        out.port = port_at(24);
+        return out;
+    }
+    if (family == 0x21) {  // TCP over IPv6
+        if (len < 36) return std::nullopt;
+        net::ip::address_v6::bytes_type b;
+        std::memcpy(b.data(), h.data() + 16, 16);
+        out.address = net::ip::address_v6(b).to_string();
+        out.port = port_at(48);
+        return out;
+    }
+    if (family == 0x00) {  // unspecified: the receiver uses the connection's address
+        out.local = true;
+        return out;
+    }
+    return std::nullopt;  // UDP, UNIX sockets: not what sits in front of Courier
 }
 
 bool split_host_port(const std::string& s, std::string* host, uint16_t* port) {

@@ -7,8 +7,12 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <openssl/x509.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include <atomic>
 #include <cerrno>
@@ -16,12 +20,14 @@
 #include <fstream>
 #include <future>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "certs/authority.h"
 #include "tests/support/http_client.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_certs.h"
+#include "tests/support/tls_conn.h"
 
 namespace courier::server {
 namespace {
@@ -31,17 +37,13 @@ using namespace std::chrono_literals;
 // A plain TCP client for what libcurl will not send.
 class RawConn {
   public:
-    explicit RawConn(uint16_t port) {
-        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-        timeval tv{5, 0};
-        setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_port = htons(port);
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    explicit RawConn(uint16_t port, const std::string& from = "127.0.0.1") {
+        fd_ = test::tcp_connect(port, from);
+        connected_ = fd_ >= 0;
     }
-    ~RawConn() { ::close(fd_); }
+    ~RawConn() {
+        if (fd_ >= 0) ::close(fd_);
+    }
     bool connected() const { return connected_; }
     bool send(const std::string& s) {
         return ::send(fd_, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size());
@@ -285,6 +287,7 @@ TEST_F(ListenerTest, ConnectionsBeyondTheLimitAreClosed) {
 TEST_F(ListenerTest, SlowClientsAreCutOffByTheReadTimeoutWhileOthersAreServed) {
     opts_.read_timeout = 1s;
     opts_.idle_timeout = 1s;
+    opts_.body_rate_window = 1s;  // 10 bytes in a second is far below 1 KiB/s
     start(echo);
     // Slowloris: headers that never end; a body that never arrives whole;
     // a keep-alive connection that goes quiet.
@@ -360,6 +363,345 @@ TEST_F(ListenerTest, StartRefusesBadTlsFilesAndBusyPorts) {
     st = s2.start();
     EXPECT_FALSE(st.is_ok());
     EXPECT_NE(st.message().find("cannot listen"), std::string::npos) << st.message();
+}
+
+// Polls `cond` until it holds or 10 s pass.
+template <class F>
+bool eventually(F cond) {
+    for (int i = 0; i < 1000; ++i) {
+        if (cond()) return true;
+        std::this_thread::sleep_for(10ms);
+    }
+    return cond();
+}
+
+test::TlsClientOptions tls_from(const std::string& address) {
+    test::TlsClientOptions o;
+    o.from = address;
+    return o;
+}
+test::TlsClientOptions tls_prefix(const std::string& bytes) {
+    test::TlsClientOptions o;
+    o.prefix = bytes;
+    return o;
+}
+test::TlsClientOptions tls12(const std::string& ciphers) {
+    test::TlsClientOptions o;
+    o.tls12_only = true;
+    o.tls12_ciphers = ciphers;
+    return o;
+}
+
+// A request handler that refuses, from the header, a request without X-Key.
+std::optional<Response> key_check(const Request& r) {
+    if (r.header("x-key")) return std::nullopt;
+    return Response::error(401, "no key");
+}
+
+TEST_F(ListenerTest, RefusedBeforeTheBodyMeansNo100ContinueAndNoBodyRead) {
+    opts_.before_body = key_check;
+    std::atomic<int> calls{0};
+    start([&](Request& r) {
+        calls++;
+        return echo(r);
+    });
+    const std::string head =
+        "PUT /admin HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\nExpect: 100-continue\r\n";
+    // Without the key: the final answer comes first, no 100, and the
+    // connection is closed without the body being read.
+    RawConn c(server_->http_port());
+    ASSERT_TRUE(c.send(head + "\r\n"));
+    std::string got = c.read_until("\"}");
+    EXPECT_EQ(got.rfind("HTTP/1.1 401", 0), 0u) << got;
+    EXPECT_EQ(got.find("100 Continue"), std::string::npos) << got;
+    c.read_until("never-sent");
+    EXPECT_TRUE(c.closed());
+    // A client that sends the body right away (no Expect) gets the same 401
+    // over TLS, and none of its megabyte lands in a request body.
+    test::TlsConn t(server_->https_port());
+    ASSERT_TRUE(t.ok()) << t.error();
+    ASSERT_TRUE(t.send("PUT /admin HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n"));
+    t.send(std::string(64 * 1024, 'b'));
+    EXPECT_EQ(t.read_until("\"}").rfind("HTTP/1.1 401", 0), 0u);
+    EXPECT_EQ(server_->body_bytes_read(), 0u);
+    EXPECT_EQ(calls.load(), 0);
+    // With the key: 100 Continue, then the body is read and handled.
+    RawConn k(server_->http_port());
+    ASSERT_TRUE(
+        k.send("PUT /admin HTTP/1.1\r\nHost: x\r\nX-Key: 1\r\nContent-Length: 5\r\nExpect: "
+               "100-continue\r\n\r\n"));
+    EXPECT_NE(k.read_until("\r\n\r\n").find("HTTP/1.1 100 Continue"), std::string::npos);
+    ASSERT_TRUE(k.send("hello"));
+    EXPECT_NE(k.read_until("body:hello").find("200 OK"), std::string::npos);
+    EXPECT_EQ(server_->body_bytes_read(), 5u);
+}
+
+TEST_F(ListenerTest, BodiesBeyondTheBufferedCapAre503AndTheMemoryIsReleased) {
+    opts_.max_buffered_bytes = 64 * 1024;
+    start(echo);
+    // One client holds 50,000 body bytes (of 60,000 announced).
+    RawConn holder(server_->http_port());
+    ASSERT_TRUE(holder.send("PUT /big HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\n" +
+                            std::string(50000, 'a')));
+    ASSERT_TRUE(eventually([&] { return server_->buffered_body_bytes() == 50000; }))
+        << server_->buffered_body_bytes();
+    // A body announced beyond what is left is refused from its header...
+    auto r = test::http_request("PUT", http("/other"), std::string(20000, 'b'));
+    EXPECT_EQ(r.status, 503) << r.error;
+    // ...and a chunked body (no length) once it grows beyond the cap.
+    test::HttpOptions chunked;
+    chunked.chunked = true;
+    r = test::http_request("PUT", http("/other"), std::string(20000, 'c'), {}, chunked);
+    EXPECT_EQ(r.status, 503) << r.error;
+    EXPECT_LE(server_->buffered_body_bytes(), 64u * 1024);
+    // The holder finishes: served, and its bytes are released after the request.
+    ASSERT_TRUE(holder.send(std::string(10000, 'a')));
+    EXPECT_NE(holder.read_until("200 OK").find("200 OK"), std::string::npos);
+    ASSERT_TRUE(eventually([&] { return server_->buffered_body_bytes() == 0; }));
+    r = test::http_request("PUT", http("/other"), std::string(20000, 'b'));
+    EXPECT_EQ(r.status, 200) << r.error;
+}
+
+TEST_F(ListenerTest, PerAddressLimitSparesOtherAddressesServedConnectionsAndPlainHttp) {
+    opts_.max_conns_per_ip = 3;
+    start(echo);
+    // A served keep-alive connection does not count against its address.
+    test::TlsConn served(server_->https_port());
+    ASSERT_TRUE(served.ok()) << served.error();
+    ASSERT_TRUE(served.send("GET /first HTTP/1.1\r\nHost: x\r\n\r\n"));
+    ASSERT_NE(served.read_until("body:").find("200 OK"), std::string::npos);
+    // Three silent connections from 127.0.0.1 take its three slots...
+    std::vector<std::unique_ptr<RawConn>> silent;
+    for (int i = 0; i < 3; ++i) {
+        silent.push_back(std::make_unique<RawConn>(server_->https_port()));
+        ASSERT_TRUE(silent.back()->connected());
+    }
+    ASSERT_TRUE(eventually([&] { return server_->open_connections() == 4; }));
+    // ...the next ones from it are closed at once...
+    for (int i = 0; i < 5; ++i) {
+        RawConn extra(server_->https_port());
+        extra.read_until("never-sent");
+        EXPECT_TRUE(extra.closed());
+    }
+    EXPECT_EQ(server_->refused_connections(), 5u);
+    // ...while another address, the served connection and plain HTTP are served.
+    test::TlsConn other(server_->https_port(), tls_from("127.0.0.2"));
+    ASSERT_TRUE(other.ok()) << other.error();
+    ASSERT_TRUE(other.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+    EXPECT_NE(other.read_until("body:").find("200 OK"), std::string::npos);
+    served.clear();
+    ASSERT_TRUE(served.send("GET /again HTTP/1.1\r\nHost: x\r\n\r\n"));
+    EXPECT_NE(served.read_until("body:").find("200 OK"), std::string::npos);
+    EXPECT_EQ(test::http_request("GET", http("/plain")).status, 200);
+    // A silent connection that goes away frees its slot.
+    silent.pop_back();
+    ASSERT_TRUE(eventually([&] { return server_->open_connections() == 4; }));
+    test::TlsConn again(server_->https_port());
+    ASSERT_TRUE(again.ok()) << again.error();
+}
+
+// Collects what the listener logs.
+class LogCapture {
+  public:
+    LogCapture() : sink_(std::make_shared<spdlog::sinks::ostream_sink_mt>(out_)) {
+        spdlog::default_logger()->sinks().push_back(sink_);
+    }
+    ~LogCapture() {
+        auto& sinks = spdlog::default_logger()->sinks();
+        sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
+    }
+    std::string text() {
+        sink_->flush();
+        std::lock_guard lock(mu_);
+        return out_.str();
+    }
+
+  private:
+    std::mutex mu_;
+    std::ostringstream out_;
+    std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink_;
+};
+
+size_t count_of(const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (auto p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
+    return n;
+}
+
+TEST_F(ListenerTest, RefusedConnectionsAreLoggedAsOneCount) {
+    opts_.max_conns_per_ip = 1;
+    LogCapture logs;
+    start(echo);
+    RawConn hold(server_->https_port());
+    ASSERT_TRUE(eventually([&] { return server_->open_connections() == 1; }));
+    for (int i = 0; i < 20; ++i) {
+        RawConn extra(server_->https_port());
+        extra.read_until("never-sent");
+    }
+    EXPECT_EQ(server_->refused_connections(), 20u);
+    ASSERT_TRUE(eventually([&] { return logs.text().find("refused 20 ") != std::string::npos; }))
+        << logs.text();
+    EXPECT_EQ(count_of(logs.text(), "refused"), 1u) << logs.text();
+}
+
+TEST_F(ListenerTest, SlowBodyIsCutWhileASteadySlowBodySurvivesPastTheHeaderTimeout) {
+    opts_.read_timeout = 500ms;
+    opts_.body_rate_window = 500ms;
+    opts_.min_body_rate = 4000;  // 2,000 bytes per window
+    start(echo);
+    // A trickle: 100 bytes, then nothing. Closed without an answer.
+    RawConn trickle(server_->http_port());
+    ASSERT_TRUE(trickle.send("PUT /t HTTP/1.1\r\nHost: x\r\nContent-Length: 30000\r\n\r\n" +
+                             std::string(100, 't')));
+    // A steady sender at ~20,000 bytes/s for well over the header timeout.
+    RawConn steady(server_->http_port());
+    ASSERT_TRUE(steady.send("PUT /s HTTP/1.1\r\nHost: x\r\nContent-Length: 30000\r\n\r\n"));
+    for (int i = 0; i < 30; ++i) {
+        ASSERT_TRUE(steady.send(std::string(1000, 's')));
+        std::this_thread::sleep_for(50ms);  // the pace is what is tested
+    }
+    EXPECT_NE(steady.read_until("body:").find("200 OK"), std::string::npos);
+    EXPECT_EQ(trickle.read_until("HTTP/1.1"), "");
+    EXPECT_TRUE(trickle.closed());
+}
+
+// A PROXY v2 header as HAProxy sends it: TCP over IPv4.
+std::string proxy_v2(const std::string& src, uint16_t port) {
+    std::string h("\r\n\r\n\0\r\nQUIT\n", 12);
+    h += '\x21';  // version 2, PROXY
+    h += '\x11';  // TCP over IPv4
+    h += std::string("\0\x0c", 2);
+    in_addr a{};
+    inet_pton(AF_INET, src.c_str(), &a);
+    h.append(reinterpret_cast<const char*>(&a), 4);
+    inet_pton(AF_INET, "127.0.0.1", &a);
+    h.append(reinterpret_cast<const char*>(&a), 4);
+    h += static_cast<char>(port >> 8);
+    h += static_cast<char>(port & 0xff);
+    h += std::string("\x20\xfb", 2);  // 8443
+    return h;
+}
+
+TEST_F(ListenerTest, ProxyHeaderGivesTheClientAddressAndIsRequired) {
+    opts_.proxy_protocol = true;
+    opts_.max_conns_per_ip = 1;
+    std::mutex mu;
+    std::string seen;
+    start([&](Request& r) {
+        std::lock_guard lock(mu);
+        seen = r.remote_address;
+        return echo(r);
+    });
+    test::TlsConn c(server_->https_port(), tls_prefix(proxy_v2("192.0.2.7", 4242)));
+    ASSERT_TRUE(c.ok()) << c.error();
+    ASSERT_TRUE(c.send("GET /p HTTP/1.1\r\nHost: x\r\n\r\n"));
+    ASSERT_NE(c.read_until("body:").find("200 OK"), std::string::npos);
+    {
+        std::lock_guard lock(mu);
+        EXPECT_EQ(seen, "192.0.2.7:4242");
+    }
+    // The per-address limit counts the address from the header.
+    RawConn silent(server_->https_port());
+    ASSERT_TRUE(silent.send(proxy_v2("192.0.2.8", 1)));
+    ASSERT_TRUE(eventually([&] { return server_->open_connections() == 2; }));
+    test::TlsConn same(server_->https_port(), tls_prefix(proxy_v2("192.0.2.8", 2)));
+    EXPECT_FALSE(same.ok());
+    test::TlsConn other(server_->https_port(), tls_prefix(proxy_v2("192.0.2.9", 3)));
+    EXPECT_TRUE(other.ok()) << other.error();
+    // Without a header: refused.
+    uint64_t before = server_->refused_connections();
+    test::TlsConn bare(server_->https_port());
+    EXPECT_FALSE(bare.ok());
+    EXPECT_EQ(server_->refused_connections(), before + 1);
+}
+
+TEST(ProxyV2, ParsesIpv4Ipv6AndLocalAndRefusesTheRest) {
+    auto whole = proxy_v2("203.0.113.5", 50000);
+    ASSERT_EQ(proxy_v2_length(whole), whole.size());
+    auto h = parse_proxy_v2(whole);
+    ASSERT_TRUE(h);
+    EXPECT_FALSE(h->local);
+    EXPECT_EQ(h->address, "203.0.113.5");
+    EXPECT_EQ(h->port, 50000);
+
+    std::string v6("\r\n\r\n\0\r\nQUIT\n\x21\x21\0\x24", 16);
+    std::string src(16, '\0');
+    src[0] = '\x20';
+    src[1] = '\x01';
+    src[2] = '\x0d';
+    src[3] = '\xb8';
+    src[15] = '\x01';
+    v6 += src + std::string(16, '\0') + "\x01\xbb" + "\x20\xfb";
+    h = parse_proxy_v2(v6);
+    ASSERT_TRUE(h);
+    EXPECT_EQ(h->address, "2001:db8::1");
+    EXPECT_EQ(h->port, 443);
+
+    std::string local("\r\n\r\n\0\r\nQUIT\n\x20\x00\0\0", 16);
+    h = parse_proxy_v2(local);
+    ASSERT_TRUE(h);
+    EXPECT_TRUE(h->local);
+
+    std::string bad_sig = whole;
+    bad_sig[3] = 'x';
+    EXPECT_EQ(proxy_v2_length(bad_sig), 0u);
+    EXPECT_FALSE(parse_proxy_v2(bad_sig));
+    std::string v1 = whole;
+    v1[12] = '\x11';  // version 1 in the binary form
+    EXPECT_FALSE(parse_proxy_v2(v1));
+    std::string cmd = whole;
+    cmd[12] = '\x22';  // unknown command
+    EXPECT_FALSE(parse_proxy_v2(cmd));
+    std::string unix_family = whole;
+    unix_family[13] = '\x31';
+    EXPECT_FALSE(parse_proxy_v2(unix_family));
+    std::string short_v6("\r\n\r\n\0\r\nQUIT\n\x21\x21\0\x0c", 16);
+    short_v6 += std::string(12, '\0');  // IPv6 needs 36 bytes
+    EXPECT_FALSE(parse_proxy_v2(short_v6));
+    std::string huge("\r\n\r\n\0\r\nQUIT\n\x21\x11\xff\xff", 16);
+    EXPECT_EQ(proxy_v2_length(huge), 0u);  // beyond the 4 KiB the listener reads
+    EXPECT_EQ(proxy_v2_length(whole.substr(0, 10)), 0u);
+}
+
+TEST_F(ListenerTest, Tls12OffersOnlyEcdheWithAead) {
+    start(echo);
+    for (const char* refused : {"AES128-SHA", "AES256-GCM-SHA384", "ECDHE-RSA-AES128-SHA",
+                                "ECDHE-RSA-AES256-SHA384", "DHE-RSA-AES128-GCM-SHA256"}) {
+        test::TlsConn c(server_->https_port(), tls12(refused));
+        EXPECT_FALSE(c.ok()) << refused << " was accepted";
+    }
+    for (const char* accepted : {"ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-CHACHA20-POLY1305"}) {
+        test::TlsConn c(server_->https_port(), tls12(accepted));
+        ASSERT_TRUE(c.ok()) << accepted << ": " << c.error();
+        EXPECT_EQ(c.cipher(), accepted);
+    }
+    test::TlsConn tls13(server_->https_port());
+    EXPECT_TRUE(tls13.ok()) << tls13.error();
+}
+
+TEST_F(ListenerTest, ConnectionsTheServerClosesEndWithCloseNotify) {
+    opts_.idle_timeout = 300ms;
+    start(echo);
+    // Closed after the response it asked for.
+    test::TlsConn once(server_->https_port());
+    ASSERT_TRUE(once.ok()) << once.error();
+    ASSERT_TRUE(once.send("GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    once.read_until("never-sent");
+    EXPECT_TRUE(once.got_close_notify());
+    // Closed when idle.
+    test::TlsConn idle(server_->https_port());
+    ASSERT_TRUE(idle.ok()) << idle.error();
+    ASSERT_TRUE(idle.send("GET /i HTTP/1.1\r\nHost: x\r\n\r\n"));
+    ASSERT_NE(idle.read_until("body:").find("200 OK"), std::string::npos);
+    idle.read_until("never-sent");
+    EXPECT_TRUE(idle.closed());
+    EXPECT_TRUE(idle.got_close_notify());
+    // Closed after an error that leaves the request unread (413).
+    test::TlsConn big(server_->https_port());
+    ASSERT_TRUE(big.ok()) << big.error();
+    ASSERT_TRUE(big.send("PUT /b HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n"));
+    EXPECT_NE(big.read_until("never-sent").find("413"), std::string::npos);
+    EXPECT_TRUE(big.got_close_notify());
 }
 
 TEST(SplitHostPort, AcceptsHostPortAndBracketedIpv6) {
