@@ -9,7 +9,7 @@ namespace {
 
 // migrations[i] takes the schema from version i to version i + 1. Append
 // only: a shipped entry is never edited. Times are Unix seconds (INTEGER).
-constexpr std::array<const char*, 3> kMigrations = {
+constexpr std::array<const char*, 6> kMigrations = {
     R"sql(
 CREATE TABLE enrollments (
     id TEXT PRIMARY KEY,
@@ -135,6 +135,17 @@ CREATE INDEX targets_expiring ON targets(enrollment_id, expires_at)
     // open queue (a metric) scans targets_queue instead.
     R"sql(
 DROP INDEX IF EXISTS targets_status;
+)sql",
+    // 4 and 5: reserved for other branches of issue #11 (merged in by the
+    // lead); placeholders here so this branch's own migration is 6.
+    R"sql(SELECT 1;)sql",
+    R"sql(SELECT 1;)sql",
+    // 6: the pending push (SPEC "pending push"): the apns-id of a push APNs
+    // accepted and until when it stands for the device's next wake-up. On
+    // the enrollment row, so every node shares it; additive.
+    R"sql(
+ALTER TABLE enrollments ADD COLUMN pending_push_apns_id TEXT;
+ALTER TABLE enrollments ADD COLUMN pending_push_until INTEGER;
 )sql",
 };
 
