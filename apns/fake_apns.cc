@@ -97,6 +97,8 @@ class FakeApns::Impl {
     std::string url_host;  // the bound address, 127.0.0.1 for a wildcard bind
     std::thread thread;
     std::map<uint64_t, std::weak_ptr<Connection>> connections;  // io thread only
+    // Frozen connections, kept alive (and their sockets open) until stop().
+    std::vector<std::shared_ptr<Connection>> frozen;  // io thread only
 
     mutable std::mutex mu;
     mutable std::condition_variable cv;
@@ -124,6 +126,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
                                     self->on_handshake();
                                 });
     }
+    // Stops reading and writing; the socket stays open (freeze_connections).
+    void freeze() { frozen_ = true; }
     void goaway() {
         if (closed_ || session_ == nullptr) return;
         nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);
@@ -197,7 +201,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     void read() {
         stream_.async_read_some(asio::buffer(rbuf_), [self = shared_from_this()](
                                                          boost::system::error_code ec, size_t n) {
-            if (self->closed_) return;
+            if (self->closed_ || self->frozen_) return;
             if (ec || nghttp2_session_mem_recv(self->session_, self->rbuf_.data(), n) < 0) {
                 self->close();
                 return;
@@ -208,7 +212,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
 
     void flush() {
-        if (writing_ || closed_) return;
+        if (writing_ || closed_ || frozen_) return;
         wbuf_.clear();
         while (wbuf_.size() < kMaxWriteChunk) {
             const uint8_t* data = nullptr;
@@ -373,6 +377,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::string wbuf_;
     bool writing_ = false;
     bool closed_ = false;
+    bool frozen_ = false;
     std::map<int32_t, std::unique_ptr<Stream>> streams_;
 };
 
@@ -444,6 +449,7 @@ void FakeApns::Impl::stop() {
         for (auto& [id, weak] : std::map(connections)) {
             if (auto c = weak.lock()) c->close();
         }
+        frozen.clear();
         io.stop();
     });
     thread.join();
@@ -560,6 +566,17 @@ void FakeApns::drop_connections() {
     impl_->run_on_io([this] {
         for (auto& [id, weak] : std::map(impl_->connections)) {
             if (auto c = weak.lock()) c->close();
+        }
+    });
+}
+
+void FakeApns::freeze_connections() {
+    impl_->run_on_io([this] {
+        for (auto& [id, weak] : impl_->connections) {
+            if (auto c = weak.lock()) {
+                c->freeze();
+                impl_->frozen.push_back(std::move(c));
+            }
         }
     });
 }

@@ -1,7 +1,7 @@
 // A fake APNs provider endpoint for tests, the device simulator and
 // benchmarks: HTTP/2 over TLS (ALPN h2) that answers `POST /3/device/<token>`
 // the way api.push.apple.com does for MDM pushes, records every request, and
-// can be told to fail, stall, send GOAWAY or drop its connections.
+// can be told to fail, stall, send GOAWAY, drop or freeze its connections.
 #pragma once
 
 #include <chrono>
@@ -80,6 +80,11 @@ class FakeApns {
     void send_goaway();
     // Closes every connection's socket abruptly (no GOAWAY, no TLS close).
     void drop_connections();
+    // Turns every connection open now into a black hole, as a peer behind a
+    // dead link or a hung server: it stays open but reads nothing, answers
+    // nothing (no PING ACK) and sends nothing, until the fake stops. New
+    // connections are served normally.
+    void freeze_connections();
 
     // Runs on the io thread for every push answered 200; must not block.
     void on_push(std::function<void(const FakeApnsRequest&)> cb);

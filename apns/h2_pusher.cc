@@ -13,6 +13,13 @@
 // it, once. At most one connection's streams are in flight per connection; the
 // rest wait in order. Every push has one deadline (HttpPusherOptions::timeout)
 // covering connect, TLS and the answer.
+//
+// Liveness: a connection with pushes waiting that has received nothing for
+// ping_interval gets an HTTP/2 PING; when nothing arrives within ping_timeout
+// after it, the connection is dead (a half-open socket, a peer that stopped
+// reading): it is closed and every push still waiting on it, answered or not
+// sent, moves to a new connection once. TCP keep-alive (and TCP_USER_TIMEOUT
+// for unacknowledged data) backs this up below HTTP/2.
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <fcntl.h>
@@ -38,6 +45,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <thread>
 #include <unordered_map>
@@ -120,6 +128,7 @@ struct Submission {
     Pusher::Callback done;
     Clock::time_point deadline;
     bool resent = false;  // refused unprocessed once already
+    bool moved = false;   // taken off a dead connection once already
 };
 
 struct Connection;
@@ -151,7 +160,9 @@ struct Connection {
     std::deque<Submission> backlog;  // waiting for this connection or a free stream
     std::unordered_map<int32_t, std::unique_ptr<Stream>> streams;
     Clock::time_point last_active = Clock::now();
-    std::string label;  // for logs: the topic
+    Clock::time_point last_read = Clock::now();  // bytes last came from the server
+    std::optional<Clock::time_point> ping_sent;  // a PING nothing has answered yet
+    std::string label;                           // for logs: the topic
     Clock::time_point closed_at;
     std::string closed_reason;
 
@@ -360,6 +371,14 @@ class H2Pusher final : public Pusher {
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
             setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+            // Below HTTP/2's PING: probes after 5 s of silence, 3 × 2 s apart,
+            // and data left unacknowledged for 15 s ends the connection.
+            int idle = 5, interval = 2, count = 3;
+            unsigned user_timeout_ms = 15000;
+            setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+            setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+            setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+            setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms);
             if (::connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS) {
                 c.fd = fd;
                 break;
@@ -487,6 +506,7 @@ class H2Pusher final : public Pusher {
         nghttp2_submit_settings(c.session, NGHTTP2_FLAG_NONE, iv, 1);
         c.state = Connection::State::kReady;
         c.ever_ready = true;
+        c.last_read = Clock::now();
         spdlog::debug("apns: connected to {} for {}", target_.authority, c.label);
         pump(c);
     }
@@ -519,7 +539,8 @@ class H2Pusher final : public Pusher {
             ERR_clear_error();
             int n = SSL_read(c.ssl, buf.data(), static_cast<int>(buf.size()));
             if (n > 0) {
-                c.last_active = Clock::now();
+                c.last_active = c.last_read = Clock::now();
+                c.ping_sent.reset();  // anything at all shows the server is there
                 ssize_t used =
                     nghttp2_session_mem_recv(c.session, buf.data(), static_cast<size_t>(n));
                 if (used < 0) {
@@ -717,7 +738,9 @@ class H2Pusher final : public Pusher {
         close(c, why);
     }
 
-    void close(Connection& c, const std::string& why) {
+    // dead: the connection stopped answering; pushes still unanswered on it
+    // (sent or not) move to a new connection, once.
+    void close(Connection& c, const std::string& why, bool dead = false) {
         if (c.state == Connection::State::kClosed) return;
         bool worked = c.ever_ready;
         c.state = Connection::State::kClosed;
@@ -727,6 +750,11 @@ class H2Pusher final : public Pusher {
         c.streams.clear();
         for (auto& [id, st] : streams) {
             if (!st->sub.done) continue;
+            if (dead && st->result.http_status == 0 && !st->sub.moved) {
+                st->sub.moved = true;
+                c.backlog.push_back(std::move(st->sub));
+                continue;
+            }
             if (st->result.http_status == 0 && st->body_sent == 0 && !st->sub.resent && worked) {
                 st->sub.resent = true;  // never left this machine: send it again
                 c.backlog.push_back(std::move(st->sub));
@@ -774,8 +802,25 @@ class H2Pusher final : public Pusher {
                 if (c->session != nullptr)
                     nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
             }
+            if (c->state == Connection::State::kReady) check_alive(*c, now);
             if (c->state == Connection::State::kReady) flush(*c);
         }
+    }
+
+    // PING with a deadline while pushes wait (see the top of this file).
+    void check_alive(Connection& c, Clock::time_point now) {
+        if (c.streams.empty()) return;
+        if (!c.ping_sent) {
+            if (now - c.last_read < opts_.ping_interval) return;
+            if (nghttp2_submit_ping(c.session, NGHTTP2_FLAG_NONE, nullptr) == 0) c.ping_sent = now;
+            return;
+        }
+        if (now - *c.ping_sent < opts_.ping_timeout) return;
+        std::string why = "APNs stopped answering (no reply to PING within " +
+                          std::to_string(opts_.ping_timeout.count()) + " ms)";
+        spdlog::warn("apns: connection to {} for {}: {}; {} push(es) move to a new connection",
+                     target_.authority, c.label, why, c.streams.size() + c.backlog.size());
+        close(c, why, /*dead=*/true);
     }
 
     PushResult timed_out(const Connection& c) const {

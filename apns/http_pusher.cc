@@ -200,6 +200,10 @@ class HttpPusher final : public Pusher {
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(opts_.timeout.count()));
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(opts_.timeout.count()));
         curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+        // As the nghttp2 sender's socket: probes after 5 s of silence, 2 s
+        // apart (libcurl has no HTTP/2 PING with a deadline; docs/apns.md).
+        curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 5L);
+        curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 2L);
         // APNs wants connections kept for hours, not curl's default two minutes.
         curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, 3600L);
         // Resolve afresh for each new connection (Apple rotates addresses).

@@ -20,6 +20,8 @@ PushService::PushService(db::Store& store, Pusher& pusher, const Clock& clock, M
                          PushServiceOptions opts)
     : store_(store), pusher_(pusher), clock_(clock), metrics_(metrics), opts_(opts) {
     metrics_.help("courier_pushes_total", "counter", "APNs pushes by outcome");
+    metrics_.help("courier_pushes_coalesced_total", "counter",
+                  "enqueues answered with a pending push instead of a new one");
 }
 
 PushService::~PushService() {
@@ -195,9 +197,10 @@ void PushService::push_impl(const std::string& id, Done done, std::optional<SysT
     if (expiry <= clock_.now()) expiry = clock_.now() + std::chrono::seconds(60);
     req.expiration = expiry;
     req.credentials = std::move(*creds);
-    pusher_.push(std::move(req), [this, id, cert_id, attempts](PushResult r) {
-        post_answer(Answer{id, cert_id, attempts, std::move(r)});
-    });
+    pusher_.push(std::move(req),
+                 [this, id, cert_id, attempts, sent_at = clock_.now()](PushResult r) {
+                     post_answer(Answer{id, cert_id, attempts, sent_at, std::move(r)});
+                 });
 }
 
 void PushService::fail_now(const std::string& id, int attempts, const std::string& reason) {
@@ -255,8 +258,16 @@ void PushService::handle_answers(std::vector<Answer>& batch) {
                 spdlog::warn("push to {} refused: {}", id, out.error);
             }
         }
-        records.push_back({db::PushAttempt{id, clock_.now(), r.http_status, r.apns_id, r.reason},
-                           next_repush(next), ans.attempts});
+        db::PushOutcomeRecord rec;
+        rec.attempt = db::PushAttempt{id, clock_.now(), r.http_status, r.apns_id, r.reason};
+        rec.repush_at = next_repush(next);
+        rec.attempts = ans.attempts;
+        if (r.http_status == 200 && !r.apns_id.empty()) {
+            // Pending until the device comes or the schedule's first step.
+            rec.sent_at = ans.sent_at;
+            rec.pending_until = clock_.now() + repush_interval(1);
+        }
+        records.push_back(std::move(rec));
         outcomes.push_back(std::move(out));
     }
     // One transaction for the whole batch: a fleet-wide wake-up's answers
@@ -276,6 +287,21 @@ void PushService::finish(const std::string& id, const PushOutcome& outcome) {
         inflight_.erase(it);
     }
     for (auto& w : waiters) w(outcome);
+}
+
+std::map<std::string, PushOutcome> PushService::enqueue_pushes(
+    const db::EnqueueResult& q, std::chrono::milliseconds timeout,
+    std::optional<SysTime> command_expiry) {
+    std::vector<std::string> to_push;
+    for (const auto& id : q.queued)
+        if (!q.pending_push.count(id)) to_push.push_back(id);
+    auto out = to_push.empty() ? std::map<std::string, PushOutcome>{}
+                               : push_and_wait(to_push, timeout, command_expiry);
+    for (const auto& [id, apns_id] : q.pending_push) {
+        metrics_.counter("courier_pushes_coalesced_total").inc();
+        out[id] = PushOutcome{true, apns_id, ""};
+    }
+    return out;
 }
 
 std::map<std::string, PushOutcome> PushService::push_and_wait(

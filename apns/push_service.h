@@ -10,6 +10,10 @@
 //   schedule with backoff and jitter;
 // - every attempt, including ones that never reach APNs (no certificate,
 //   expired certificate), is stored with its reason;
+// - a push APNs accepted (200) is *pending* until the device's next request
+//   or for repush_interval(1) (SPEC "pending push"); the store keeps the
+//   mark, enqueues read it (db::EnqueueResult::pending_push) and report the
+//   pending push instead of pushing again (enqueue_pushes below);
 // - an enrollment whose commands stay undelivered is pushed again after
 //   1 min, 5 min, 30 min, 2 h, then every 6 h (± 10 % jitter) until its queue
 //   is empty; the sweep takes at most `sweep_batch` enrollments per round.
@@ -76,6 +80,13 @@ class PushService {
         const std::vector<std::string>& ids, std::chrono::milliseconds timeout,
         std::optional<SysTime> command_expiry = std::nullopt);
 
+    // The pushes a just-queued command needs: targets with a pending push
+    // (q.pending_push) report its apns-id and are not pushed again; the
+    // others are pushed as push_and_wait does.
+    std::map<std::string, PushOutcome> enqueue_pushes(
+        const db::EnqueueResult& q, std::chrono::milliseconds timeout,
+        std::optional<SysTime> command_expiry = std::nullopt);
+
     // Drops cached credentials (after a push certificate upload or renewal).
     void reload_certificates();
     // One round of due re-pushes; returns how many were started (or joined
@@ -97,6 +108,7 @@ class PushService {
         std::string id;
         int64_t cert_id = 0;
         int attempts = 0;
+        SysTime sent_at{};
         PushResult result;
     };
     void post_answer(Answer a);

@@ -61,6 +61,13 @@ struct HttpPusherOptions {
     // Streams curl opens on one connection before it opens another (the
     // server's SETTINGS_MAX_CONCURRENT_STREAMS is honoured below this).
     long max_streams_per_connection = 1000;
+    // Liveness (SPEC "APNs connections", nghttp2 sender only): while pushes
+    // wait on a connection that has sent nothing for ping_interval, it gets
+    // an HTTP/2 PING; if nothing at all arrives within ping_timeout after
+    // it, the connection is dead: it is closed and the pushes waiting on it
+    // move to a new one. Defaults notice a dead connection within 15 s.
+    std::chrono::milliseconds ping_interval{5000};
+    std::chrono::milliseconds ping_timeout{10000};
 };
 
 // libcurl multi interface, HTTP/2, one long-lived multiplexed connection per

@@ -121,6 +121,9 @@ Status FaultyStore::mark_token_invalid(const std::string& id, SysTime now) {
 Status FaultyStore::schedule_repush(const std::string& id, SysTime at, int attempts) {
     COURIER_FAULTY_WRITE(schedule_repush(id, at, attempts));
 }
+Status FaultyStore::record_push_outcomes(const std::vector<PushOutcomeRecord>& batch) {
+    COURIER_FAULTY_WRITE(record_push_outcomes(batch));
+}
 Status FaultyStore::put_enrollment_token(const EnrollmentToken& t) {
     COURIER_FAULTY_WRITE(put_enrollment_token(t));
 }

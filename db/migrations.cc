@@ -9,7 +9,7 @@ namespace {
 
 // migrations[i] takes the schema from version i to version i + 1. Append
 // only: a shipped entry is never edited. Times are Unix seconds (INTEGER).
-constexpr std::array<const char*, 5> kMigrations = {
+constexpr std::array<const char*, 6> kMigrations = {
     R"sql(
 CREATE TABLE enrollments (
     id TEXT PRIMARY KEY,
@@ -160,6 +160,13 @@ CREATE TABLE issued_identities (
     token_id TEXT NOT NULL,
     issued_at INTEGER NOT NULL
 ) WITHOUT ROWID;
+)sql",
+    // 6: the pending push (SPEC "pending push"): the apns-id of a push APNs
+    // accepted and until when it stands for the device's next wake-up. On
+    // the enrollment row, so every node shares it; additive.
+    R"sql(
+ALTER TABLE enrollments ADD COLUMN pending_push_apns_id TEXT;
+ALTER TABLE enrollments ADD COLUMN pending_push_until INTEGER;
 )sql",
 };
 

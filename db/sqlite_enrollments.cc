@@ -69,7 +69,8 @@ constexpr const char* kEnrollmentColumns =
     "unlock_token IS NOT NULL, token_valid, awaiting_configuration, state, created_at, "
     "updated_at, last_seen, identity_not_after, "
     "(SELECT count(*) FROM targets t WHERE t.enrollment_id = e.id AND "
-    "t.status IN ('queued','sent','notnow')), facts_truncated";
+    "t.status IN ('queued','sent','notnow')), facts_truncated, pending_push_apns_id, "
+    "pending_push_until";
 
 Enrollment enrollment_from_row(const Statement& st) {
     Enrollment e;
@@ -90,6 +91,8 @@ Enrollment enrollment_from_row(const Statement& st) {
     if (auto v = st.opt_int64(i++)) e.identity_not_after = from_unix(*v);
     e.queued = st.int64(i++);
     e.facts_truncated = st.int64(i++) != 0;
+    e.pending_push_apns_id = st.str(i++);
+    if (auto v = st.opt_int64(i++)) e.pending_push_until = from_unix(*v);
     return e;
 }
 
@@ -163,7 +166,9 @@ Status SqliteStore::apply_token_update(const TokenUpdateInput& in, SysTime now) 
             .run();
         // A fresh token resets the backoff: anything undelivered is due now.
         bool open = sqlite::open_target_count(c, in.id) > 0;
-        c.prepare("UPDATE enrollments SET repush_attempts = 0, repush_at = ?2 WHERE id = ?1")
+        c.prepare(
+             "UPDATE enrollments SET repush_attempts = 0, repush_at = ?2, "
+             "pending_push_apns_id = NULL, pending_push_until = NULL WHERE id = ?1")
             .bind(in.id, open ? std::optional<int64_t>(to_unix(now)) : std::nullopt)
             .run();
         sqlite::add_event(c, in.id, now, "checkin",

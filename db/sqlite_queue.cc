@@ -92,6 +92,14 @@ namespace sqlite {
 
 std::optional<DeliveredCommand> pick_next_command(Connection& c, const std::string& id,
                                                   bool include_notnow, SysTime now) {
+    // The device is here: its pending push is answered. Cleared in the
+    // transaction that reads the queue, so an enqueue that saw the mark
+    // committed before this read and its command is seen below.
+    c.prepare(
+         "UPDATE enrollments SET pending_push_apns_id = NULL, pending_push_until = NULL "
+         "WHERE id = ?1 AND pending_push_until IS NOT NULL")
+        .bind(id)
+        .run();
     expire_due_targets(c, id, now);
     // The oldest open target: the smallest command_seq per eligible status,
     // each one index probe (targets_queue), so the cost does not grow with
@@ -149,11 +157,17 @@ Result<EnqueueResult> SqliteStore::enqueue(const NewCommand& cmd,
         out = {};
         if (seq_of(c, cmd.uuid)) return conflict("command " + cmd.uuid + " already exists");
         std::unordered_set<std::string> seen;
-        auto exists = c.prepare("SELECT 1 FROM enrollments WHERE id = ?1");
+        // The pending push is read here, in the enqueue's own transaction
+        // (see Store::enqueue and docs/apns.md "Pending push").
+        auto exists = c.prepare(
+            "SELECT CASE WHEN pending_push_until > ?2 AND state = 'enrolled' AND token_valid = 1 "
+            "THEN pending_push_apns_id END FROM enrollments WHERE id = ?1");
         for (const auto& id : targets) {
             if (!seen.insert(id).second) continue;
-            exists.bind(id);
-            (exists.step() ? out.queued : out.unknown).push_back(id);
+            exists.bind(id, to_unix(now));
+            bool known = exists.step();
+            (known ? out.queued : out.unknown).push_back(id);
+            if (known && !exists.is_null(0)) out.pending_push[id] = exists.str(0);
             exists.reset();
         }
         if (out.queued.empty()) return Status::ok();
@@ -174,6 +188,12 @@ Result<EnqueueResult> SqliteStore::enqueue(const NewCommand& cmd,
             insert.bind(id, seq, to_unix(now), expires).run();
             sqlite::add_event(c, id, now, "command", detail);
         }
+        // A coalesced command leans on the pending push; if that push does
+        // not bring the device, the schedule's first step pushes again.
+        auto due = c.prepare(
+            "UPDATE enrollments SET repush_at = pending_push_until, repush_attempts = 1 "
+            "WHERE id = ?1 AND (repush_at IS NULL OR repush_at > pending_push_until)");
+        for (const auto& [id, apns_id] : out.pending_push) due.bind(id).run();
         return Status::ok();
     });
     if (!s) return s;

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,6 +46,14 @@ struct Enrollment {
     std::optional<SysTime> identity_not_after;  // expiry of the bound identity certificate
     int64_t queued = 0;                         // targets in queued/sent/notnow
     bool facts_truncated = false;  // a fact of the last Authenticate was cut to kMaxFactBytes
+    // The pending push (SPEC "pending push"): the apns-id of a push APNs
+    // answered 200 that the device has not answered yet with a request. It
+    // counts only while pending_push_until is in the future.
+    std::string pending_push_apns_id;
+    std::optional<SysTime> pending_push_until;
+    bool push_pending_at(SysTime now) const {
+        return pending_push_until && *pending_push_until > now && !pending_push_apns_id.empty();
+    }
 };
 
 // Facts from an Authenticate or TokenUpdate, as the device service decided to
@@ -119,6 +128,9 @@ struct NewCommand {
 struct EnqueueResult {
     std::vector<std::string> queued;   // targets the command was queued for
     std::vector<std::string> unknown;  // ids with no enrollment (nothing queued for them)
+    // Queued targets that have a pending push (see Store::enqueue): id → the
+    // pending push's apns-id. They need no push of their own.
+    std::map<std::string, std::string> pending_push;
 };
 
 // A command handed to a device.
@@ -214,6 +226,10 @@ struct PushOutcomeRecord {
     PushAttempt attempt;
     SysTime repush_at{};
     int attempts = 0;
+    // For a 200: when the push was handed to APNs, and until when it counts
+    // as pending (nullopt: it does not mark a pending push).
+    SysTime sent_at{};
+    std::optional<SysTime> pending_until;
 };
 
 class Store {
@@ -243,7 +259,8 @@ class Store {
     // `in.id` is touched. Binds nothing: the device service admits a
     // TokenUpdate only with the device's active binding, which only
     // Authenticate makes. Resets the re-push backoff: attempts 0, due now if
-    // anything is undelivered. A retired enrollment stays retired.
+    // anything is undelivered. A retired enrollment stays retired. Clears the
+    // pending push (it went to the old token).
     virtual Status apply_token_update(const TokenUpdateInput& in, SysTime now) = 0;
     // Unenrolled; pending commands canceled.
     virtual Status apply_checkout(const std::string& id, SysTime now) = 0;
@@ -338,11 +355,21 @@ class Store {
     // One transaction for all targets; unknown ids are reported, not queued
     // (duplicates count once). When no target is known nothing is written,
     // so the uuid stays free. kConflict when the uuid already exists.
+    // Pending push: in the same transaction, each queued target that is
+    // enrolled with a valid token and has a pending push (pending_push_until
+    // > now) is reported in pending_push with that push's apns-id, and its
+    // re-push is made due no later than pending_push_until (attempts 1) so
+    // the command never waits on a push that did not wake the device.
+    // Because the device's request clears the mark in the transaction that
+    // reads its queue (next_command, apply_report), either that transaction
+    // came first (no mark: the caller pushes) or it comes after this commit
+    // (it sees the command).
     virtual Result<EnqueueResult> enqueue(const NewCommand& cmd,
                                           const std::vector<std::string>& targets, SysTime now) = 0;
     // The oldest eligible command for the enrollment, marked sent, or nullopt.
     // Eligible: queued and sent; and notnow too when include_notnow (an Idle).
-    // Targets whose command expired are marked expired on the way.
+    // Targets whose command expired are marked expired on the way. Clears
+    // the enrollment's pending push (the device is here).
     virtual Result<std::optional<DeliveredCommand>> next_command(const std::string& id,
                                                                  bool include_notnow,
                                                                  SysTime now) = 0;
@@ -356,7 +383,8 @@ class Store {
     // like next_command(id, include_notnow=false). A final report for a
     // canceled or expired target is still recorded (status and result): the
     // device did run it. A NotNow for a final target changes nothing.
-    // kInvalid for a status a device cannot report.
+    // kInvalid for a status a device cannot report. Clears the pending push
+    // as next_command does (unless kNotFound/kInvalid: nothing changes).
     virtual Result<std::optional<DeliveredCommand>> apply_report(const std::string& id,
                                                                  const std::string& uuid,
                                                                  TargetStatus status,
@@ -395,7 +423,11 @@ class Store {
     // schedule set as schedule_repush does (an enrollment that no longer
     // exists is skipped). The default does it one call at a time; SqliteStore
     // does the whole batch in one transaction, so a fleet-wide wake-up costs
-    // a few commits instead of two per device.
+    // a few commits instead of two per device. A record with pending_until
+    // (a 200) marks the push pending — pending_push_apns_id/_until — unless
+    // the enrollment was seen (last_seen) in a later second than sent_at: a
+    // device that came between the push and its recorded answer has woken.
+    // The default implementation keeps no pending mark.
     virtual Status record_push_outcomes(const std::vector<PushOutcomeRecord>& batch);
 
     // ---- Enrollment tokens ----------------------------------------------

@@ -72,7 +72,7 @@ Response AdminApi::enqueue(Request& req) {
     if (nopush) {
         for (const auto& id : res->queued) status[id] = json::object{};
     } else {
-        auto outcomes = push_.push_and_wait(res->queued, opts_.push_wait, nc.expires_at);
+        auto outcomes = push_.enqueue_pushes(*res, opts_.push_wait, nc.expires_at);
         for (const auto& id : res->queued) {
             const auto& o = outcomes[id];
             if (o.pushed) {
@@ -155,7 +155,7 @@ Response AdminApi::post_command(Request& req) {
         .inc(static_cast<double>(res->queued.size()));
     json::object tj;
     std::map<std::string, apns::PushOutcome> outcomes;
-    if (do_push) outcomes = push_.push_and_wait(res->queued, opts_.push_wait, expires);
+    if (do_push) outcomes = push_.enqueue_pushes(*res, opts_.push_wait, expires);
     for (const auto& id : res->queued) {
         json::object p;
         if (!do_push) {

@@ -365,9 +365,12 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
     if (rep.status == mdm::ReportStatus::kIdle) {
         auto pending = store_.has_pending(id, now);
         if (!pending.is_ok()) return status_response(pending.status(), "store", Audience::kDevice);
-        if (*pending && !writes_allowed) return std::nullopt;  // handing out is a write
+        // A pending push is cleared in the transaction that reads the queue
+        // (SPEC "pending push"); only an Idle that finds one set writes.
+        bool clear_push = existing->push_pending_at(now);
+        if ((*pending || clear_push) && !writes_allowed) return std::nullopt;  // a write
         metrics_.counter("courier_checkins_total", {{"message_type", "Idle"}}).inc();
-        if (*pending) next = store_.next_command(id, true, now);
+        if (*pending || clear_push) next = store_.next_command(id, true, now);
     } else {
         metrics_
             .counter("courier_checkins_total",

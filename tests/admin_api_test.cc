@@ -501,6 +501,60 @@ TEST_F(AdminApi, DevicesArePagedWithTheSettledKeys) {
     EXPECT_EQ(cmds.status, 200);
 }
 
+// SPEC "pending push": an enqueue while a push is pending reports that push.
+TEST_F(AdminApi, CommandsInABurstShareOnePendingPush) {
+    auto dev = device("UDID-A");
+    ASSERT_TRUE(dev);
+    auto push_result = [](const HttpResult& r) {
+        EXPECT_EQ(r.status, 200) << r.body;
+        auto o = parse_object(r.body);
+        return str(o.at("status").as_object().at("UDID-A").as_object(), "push_result");
+    };
+    std::string first = push_result(api("PUT", "/v1/enqueue/UDID-A", cmdr_plist(random_uuid())));
+    ASSERT_FALSE(first.empty());
+    for (int i = 0; i < 4; ++i)
+        EXPECT_EQ(push_result(api("PUT", "/v1/enqueue/UDID-A", cmdr_plist(random_uuid()))), first)
+            << i;
+    EXPECT_EQ(server_->apns().request_count(), 1u);
+
+    // The device's request ends the pending push: the next command pushes.
+    std::optional<sim::ReceivedCommand> next;
+    ASSERT_EQ(dev->idle(&next).status, 200);
+    ASSERT_TRUE(next);
+    std::string second = push_result(api("PUT", "/v1/enqueue/UDID-A", cmdr_plist(random_uuid())));
+    EXPECT_NE(second, first);
+    EXPECT_EQ(server_->apns().request_count(), 2u);
+    auto r = api("POST", "/v1/commands",
+                 R"({"targets":["UDID-A"],"command":{"RequestType":"DeviceLock","PIN":"123456"}})");
+    ASSERT_EQ(r.status, 201) << r.body;
+    auto push = parse_object(r.body).at("targets").as_object().at("UDID-A").as_object();
+    auto p = push.at("push").as_object();
+    EXPECT_EQ(str(p, "status"), "pushed");
+    EXPECT_EQ(str(p, "apns_id"), second);
+    EXPECT_EQ(server_->apns().request_count(), 2u);
+
+    // GET /v1/push is an explicit request: it pushes anyway.
+    EXPECT_EQ(api("GET", "/v1/push/UDID-A").status, 200);
+    EXPECT_EQ(server_->apns().request_count(), 3u);
+}
+
+// An Idle with nothing queued is answered without a write, except when it
+// has a pending push to end.
+TEST_F(AdminApi, AnEmptyIdleEndsThePendingPush) {
+    auto dev = device("UDID-A");
+    ASSERT_TRUE(dev);
+    ASSERT_EQ(api("GET", "/v1/push/UDID-A").status, 200);
+    ASSERT_TRUE(server_->app().store().enrollment("UDID-A")->push_pending_at(
+        SystemClock::instance().now()));
+    std::optional<sim::ReceivedCommand> next;
+    ASSERT_EQ(dev->idle(&next).status, 200);
+    ASSERT_FALSE(next);
+    EXPECT_FALSE(server_->app().store().enrollment("UDID-A")->push_pending_at(
+        SystemClock::instance().now()));
+    EXPECT_EQ(api("PUT", "/v1/enqueue/UDID-A", cmdr_plist(random_uuid())).status, 200);
+    EXPECT_EQ(server_->apns().request_count(), 2u);
+}
+
 TEST_F(AdminApi, PushNowKeepsNanoMdmShape) {
     auto a = device("UDID-A");
     auto r = api("GET", "/v1/push/UDID-A");

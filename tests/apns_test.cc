@@ -353,6 +353,42 @@ TEST_P(ApnsTest, GoawayWithPushesInFlightEndsEveryOneAndTheNextGoOnANewConnectio
     EXPECT_EQ(fake_->requests().back().connection_id, 2u);
 }
 
+// SPEC "APNs connections": a connection that stops answering is noticed
+// (PING with a deadline) and replaced; the pushes waiting on it move over.
+TEST_P(ApnsTest, AConnectionThatStopsAnsweringIsReplacedAndItsPushesMove) {
+    if (GetParam() == "curl")
+        GTEST_SKIP() << "libcurl has no HTTP/2 PING with a deadline (only idle upkeep PINGs whose "
+                        "answer it does not await); the nghttp2 sender is the default";
+    HttpPusherOptions po;
+    po.base_url = fake_->base_url();
+    po.ca_file = ca_file_;
+    po.timeout = 10s;  // far beyond the liveness deadline below
+    po.ping_interval = 200ms;
+    po.ping_timeout = 300ms;
+    auto pusher = make_sender(po);
+    ASSERT_EQ(push_and_wait(*pusher, request()).http_status, 200);
+    ASSERT_EQ(fake_->connections_accepted(), 1u);
+    fake_->freeze_connections();
+
+    constexpr int kPushes = 3;
+    std::vector<std::future<PushResult>> results;
+    for (int i = 0; i < kPushes; ++i) {
+        auto p = std::make_shared<std::promise<PushResult>>();
+        results.push_back(p->get_future());
+        pusher->push(request(), [p](PushResult r) { p->set_value(std::move(r)); });
+    }
+    for (auto& f : results) {
+        ASSERT_EQ(f.wait_for(kWait), std::future_status::ready);
+        auto r = f.get();
+        EXPECT_EQ(r.http_status, 200) << r.reason;
+    }
+    EXPECT_EQ(fake_->connections_accepted(), 2u);
+    auto reqs = fake_->requests();
+    ASSERT_EQ(reqs.size(), 1u + kPushes);
+    for (size_t i = 1; i < reqs.size(); ++i) EXPECT_EQ(reqs[i].connection_id, 2u) << i;
+    pusher->shutdown();
+}
+
 TEST_P(ApnsTest, APushThatOutlivesItsTimeoutFailsWithTheReason) {
     HttpPusherOptions po;
     po.base_url = fake_->base_url();

@@ -320,5 +320,82 @@ TEST_F(PushServiceTest, DeliveredQueueStopsRepushes) {
     EXPECT_EQ(pusher_.count(), 1u);
 }
 
+// ---- Pending push (SPEC "pending push") ----------------------------------
+
+TEST_F(PushServiceTest, FiveCommandsInABurstCauseOnePush) {
+    enroll("dev1");
+    std::string first_id;
+    for (int i = 0; i < 5; ++i) {
+        db::NewCommand c{random_uuid(), "DeviceLock", "<plist/>", std::nullopt};
+        auto q = store_->enqueue(c, {"dev1"}, clock_.now());
+        ASSERT_TRUE(q.is_ok());
+        auto out = service_->enqueue_pushes(*q, 5s);
+        ASSERT_TRUE(out["dev1"].pushed) << i << ": " << out["dev1"].error;
+        if (i == 0) first_id = out["dev1"].apns_id;
+        EXPECT_EQ(out["dev1"].apns_id, first_id) << i;
+    }
+    EXPECT_EQ(pusher_.count(), 1u);
+}
+
+TEST_F(PushServiceTest, DevicesRequestEndsThePendingPush) {
+    enroll("dev1");
+    auto enqueue_and_push = [&] {
+        db::NewCommand c{random_uuid(), "DeviceLock", "<plist/>", std::nullopt};
+        auto q = store_->enqueue(c, {"dev1"}, clock_.now());
+        EXPECT_TRUE(q.is_ok());
+        return service_->enqueue_pushes(*q, 5s)["dev1"];
+    };
+    auto first = enqueue_and_push();
+    ASSERT_TRUE(first.pushed);
+    ASSERT_EQ(enqueue_and_push().apns_id, first.apns_id);
+    ASSERT_EQ(pusher_.count(), 1u);
+    // The device comes (a command-channel request reads its queue).
+    ASSERT_TRUE(store_->next_command("dev1", true, clock_.now()).is_ok());
+    auto again = enqueue_and_push();
+    ASSERT_TRUE(again.pushed);
+    EXPECT_NE(again.apns_id, first.apns_id);
+    EXPECT_EQ(pusher_.count(), 2u);
+}
+
+TEST_F(PushServiceTest, ExplicitPushIgnoresThePendingPush) {
+    enroll("dev1");
+    ASSERT_TRUE(service_->push_and_wait({"dev1"}, 5s)["dev1"].pushed);
+    ASSERT_TRUE(store_->enrollment("dev1")->push_pending_at(clock_.now()));
+    ASSERT_TRUE(service_->push_and_wait({"dev1"}, 5s)["dev1"].pushed);
+    EXPECT_EQ(pusher_.count(), 2u);
+}
+
+TEST_F(PushServiceTest, PendingPushEndsAtTheRepushSchedulesFirstStep) {
+    enroll("dev1");
+    // Pushed with nothing queued, then a command is coalesced with it.
+    ASSERT_TRUE(service_->push_and_wait({"dev1"}, 5s)["dev1"].pushed);
+    db::NewCommand c{random_uuid(), "DeviceLock", "<plist/>", std::nullopt};
+    auto q = store_->enqueue(c, {"dev1"}, clock_.now());
+    ASSERT_TRUE(q.is_ok());
+    ASSERT_TRUE(service_->enqueue_pushes(*q, 5s)["dev1"].pushed);
+    ASSERT_EQ(pusher_.count(), 1u);
+    // The device never came: at the first step (1 min) the schedule pushes.
+    clock_.advance(59s);
+    EXPECT_EQ(service_->sweep_once(), 0u);
+    clock_.advance(1s);
+    EXPECT_EQ(service_->sweep_once(), 1u);
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (pusher_.count() < 2 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::yield();
+    EXPECT_EQ(pusher_.count(), 2u);
+}
+
+TEST_F(PushServiceTest, EnqueueAfterThePendingPushEndedPushesAgain) {
+    enroll("dev1");
+    ASSERT_TRUE(service_->push_and_wait({"dev1"}, 5s)["dev1"].pushed);
+    clock_.advance(60s);
+    db::NewCommand c{random_uuid(), "DeviceLock", "<plist/>", std::nullopt};
+    auto q = store_->enqueue(c, {"dev1"}, clock_.now());
+    ASSERT_TRUE(q.is_ok());
+    EXPECT_TRUE(q->pending_push.empty());
+    ASSERT_TRUE(service_->enqueue_pushes(*q, 5s)["dev1"].pushed);
+    EXPECT_EQ(pusher_.count(), 2u);
+}
+
 }  // namespace
 }  // namespace courier

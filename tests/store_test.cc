@@ -912,6 +912,103 @@ TEST_P(StoreTest, TokenUpdateMakesUndeliveredCommandsDueAtOnce) {
     EXPECT_EQ((*due)[0].attempts, 0);
 }
 
+// ---- Pending push (SPEC "pending push") -------------------------------------
+
+PushOutcomeRecord accepted_push(const std::string& id, const std::string& apns_id, SysTime at,
+                                SysTime until) {
+    PushOutcomeRecord r;
+    r.attempt = PushAttempt{id, at, 200, apns_id, ""};
+    r.repush_at = at + 60s;
+    r.attempts = 1;
+    r.sent_at = at;
+    r.pending_until = until;
+    return r;
+}
+
+TEST_P(StoreTest, AcceptedPushIsPendingAndEnqueuesReportIt) {
+    enroll("A");
+    enroll("B");
+    ASSERT_TRUE(store_->record_push_outcomes({accepted_push("A", "apns-1", now(), now() + 60s)}));
+    auto e = store_->enrollment("A");
+    ASSERT_TRUE(e.is_ok());
+    EXPECT_TRUE(e->push_pending_at(now()));
+    EXPECT_EQ(e->pending_push_apns_id, "apns-1");
+    EXPECT_FALSE(store_->enrollment("B")->push_pending_at(now()));
+
+    NewCommand cmd{random_uuid(), "DeviceLock", "<plist/>", std::nullopt};
+    auto r = store_->enqueue(cmd, {"A", "B"}, now());
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    EXPECT_EQ(r->queued.size(), 2u);
+    EXPECT_EQ(r->pending_push, (std::map<std::string, std::string>{{"A", "apns-1"}}));
+}
+
+TEST_P(StoreTest, CoalescedEnqueueMakesTheRepushDueWhenThePendingPushEnds) {
+    enroll("A");
+    // Pushed with nothing queued (GET /v1/push): no re-push scheduled yet.
+    ASSERT_TRUE(store_->record_push_outcomes({accepted_push("A", "apns-1", now(), now() + 60s)}));
+    ASSERT_TRUE(store_->due_repushes(now() + std::chrono::days(1), 10)->empty());
+    NewCommand cmd{random_uuid(), "DeviceLock", "<plist/>", std::nullopt};
+    ASSERT_EQ(store_->enqueue(cmd, {"A"}, now())->pending_push.size(), 1u);
+    EXPECT_TRUE(store_->due_repushes(now() + 59s, 10)->empty());
+    auto due = store_->due_repushes(now() + 60s, 10);
+    ASSERT_EQ(due->size(), 1u);
+    EXPECT_EQ((*due)[0].attempts, 1);
+}
+
+TEST_P(StoreTest, PendingPushEndsAtItsDeadline) {
+    enroll("A");
+    ASSERT_TRUE(store_->record_push_outcomes({accepted_push("A", "apns-1", now(), now() + 60s)}));
+    clock_.advance(60s);
+    EXPECT_FALSE(store_->enrollment("A")->push_pending_at(now()));
+    NewCommand cmd{random_uuid(), "DeviceLock", "<plist/>", std::nullopt};
+    EXPECT_TRUE(store_->enqueue(cmd, {"A"}, now())->pending_push.empty());
+}
+
+TEST_P(StoreTest, DevicesRequestClearsThePendingPush) {
+    enroll("A");
+    enroll("B");
+    enroll("C");
+    std::string uuid = enqueue({"B"});
+    for (const char* id : {"A", "B", "C"})
+        ASSERT_TRUE(store_->record_push_outcomes({accepted_push(id, "apns", now(), now() + 60s)}));
+    // An Idle with nothing queued, a report, and a TokenUpdate each end it.
+    ASSERT_EQ(next_uuid("A", true), "");
+    ASSERT_TRUE(store_->apply_report("B", uuid, TargetStatus::kAcknowledged, "", now()));
+    ASSERT_TRUE(store_->apply_token_update(token_input("C", "C"), now()));
+    for (const char* id : {"A", "B", "C"}) {
+        EXPECT_FALSE(store_->enrollment(id)->push_pending_at(now())) << id;
+        NewCommand cmd{random_uuid(), "DeviceLock", "<plist/>", std::nullopt};
+        EXPECT_TRUE(store_->enqueue(cmd, {id}, now())->pending_push.empty()) << id;
+    }
+}
+
+TEST_P(StoreTest, PushIsNotPendingForADeviceSeenSinceItWasSent) {
+    enroll("A");
+    enroll("B");
+    store_->touch_last_seen({"A"}, now() + 2s);  // came after the push was sent
+    clock_.advance(3s);
+    ASSERT_TRUE(store_->record_push_outcomes(
+        {accepted_push("A", "a", kT0, now() + 60s), accepted_push("B", "b", kT0, now() + 60s)}));
+    EXPECT_FALSE(store_->enrollment("A")->push_pending_at(now()));
+    EXPECT_TRUE(store_->enrollment("B")->push_pending_at(now()));
+}
+
+TEST_P(StoreTest, RefusedPushOrInvalidTokenIsNotPending) {
+    enroll("A");
+    enroll("B");
+    PushOutcomeRecord refused;
+    refused.attempt = PushAttempt{"A", now(), 429, "", "TooManyRequests"};
+    refused.repush_at = now() + 15s;
+    refused.attempts = 1;
+    ASSERT_TRUE(store_->record_push_outcomes({refused}));
+    EXPECT_FALSE(store_->enrollment("A")->push_pending_at(now()));
+    // A mark on an enrollment APNs no longer takes pushes for is not reported.
+    ASSERT_TRUE(store_->record_push_outcomes({accepted_push("B", "b", now(), now() + 60s)}));
+    ASSERT_TRUE(store_->mark_token_invalid("B", now()));
+    NewCommand cmd{random_uuid(), "DeviceLock", "<plist/>", std::nullopt};
+    EXPECT_TRUE(store_->enqueue(cmd, {"B"}, now())->pending_push.empty());
+}
+
 EnrollmentToken token(const std::string& id, int64_t uses, std::optional<SysTime> expires) {
     return {id, std::string(64, id[0]), uses, expires, kT0, "for " + id};
 }
@@ -1087,19 +1184,37 @@ unsigned mode_of(const fs::path& p) {
     return st.st_mode & 0777;
 }
 
-// Takes a database back from version 5 to the version-4 shape (a migration
-// that adds columns cannot run twice).
-void undo_migration_five(const fs::path& path) {
-    query(path, "DROP TABLE issued_identities");
-    for (const char* col : {"state", "not_after", "superseded_at", "last_used", "alarm_at"})
-        query(path, fmt::format("ALTER TABLE cert_bindings DROP COLUMN {}", col));
-    ASSERT_EQ(query(path, "SELECT count(*) FROM pragma_table_info('cert_bindings')"), "3");
+// Takes a database back to the shape of schema `version`, undoing the
+// migrations after it newest first (a migration that adds columns cannot run
+// twice, so a migration test starts from the shape before it). A new
+// migration adds its undo step here.
+void rewind_schema(const fs::path& db, int version) {
+    ASSERT_EQ(sqlite::latest_schema_version(), 6) << "add the new migration's undo step here";
+    if (version < 6) {
+        query(db, "ALTER TABLE enrollments DROP COLUMN pending_push_apns_id");
+        query(db, "ALTER TABLE enrollments DROP COLUMN pending_push_until");
+    }
+    if (version < 5) {
+        query(db, "DROP TABLE issued_identities");
+        for (const char* col : {"state", "not_after", "superseded_at", "last_used", "alarm_at"})
+            query(db, fmt::format("ALTER TABLE cert_bindings DROP COLUMN {}", col));
+        ASSERT_EQ(query(db, "SELECT count(*) FROM pragma_table_info('cert_bindings')"), "3");
+    }
+    if (version < 4) {
+        query(db, "DROP INDEX enrollments_user_channels");
+        query(db, "ALTER TABLE enrollments DROP COLUMN facts_truncated");
+    }
+    if (version < 3) query(db, "CREATE INDEX targets_status ON targets(status)");
+    if (version < 2) {
+        query(db, "DROP INDEX targets_expiring");
+        query(db, "ALTER TABLE targets DROP COLUMN expires_at");
+    }
+    query(db, fmt::format("PRAGMA user_version = {}", version));
 }
 
 TEST_F(SqliteStoreTest, MigrationFiveKeepsExistingBindingsActiveUntilTheNextBinding) {
     open().reset();
-    undo_migration_five(db_path());
-    query(db_path(), "PRAGMA user_version = 4");
+    rewind_schema(db_path(), 4);
     // Two accumulated bindings, as version 4 allowed.
     query(db_path(), "INSERT INTO cert_bindings (cert_sha256, device_id, bound_at) VALUES ('" +
                          std::string(64, 'a') + "', 'UDID-1', 100), ('" + std::string(64, 'b') +
@@ -1148,6 +1263,24 @@ TEST_F(SqliteStoreTest, ReopeningKeepsTheData) {
     EXPECT_EQ(store->command(uuid)->targets.size(), 1u);
 }
 
+// Takes a current database back to the version-5 shape (before the pending
+// push columns), so tests of earlier migrations can replay them.
+TEST_F(SqliteStoreTest, MigrationSixAddsThePendingPushUnmarked) {
+    {
+        auto store = open();
+        ASSERT_TRUE(store->apply_token_update(token_input("A", "A"), now()));
+    }
+    rewind_schema(db_path(), 5);
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(query(db_path(), "PRAGMA user_version"),
+              std::to_string(sqlite::latest_schema_version()));
+    auto e = store->enrollment("A");
+    ASSERT_TRUE(e.is_ok()) << e.status().to_string();
+    EXPECT_FALSE(e->push_pending_at(now()));
+    EXPECT_TRUE(e->pending_push_apns_id.empty());
+}
+
 TEST_F(SqliteStoreTest, MigrationTwoGivesExistingTargetsTheirCommandsExpiry) {
     std::string uuid = random_uuid();
     {
@@ -1157,19 +1290,7 @@ TEST_F(SqliteStoreTest, MigrationTwoGivesExistingTargetsTheirCommandsExpiry) {
             store->enqueue({uuid, "DeviceLock", "<plist/>", now() + 1h}, {"A"}, now()).is_ok());
     }
     // Back to the version-1 shape: no targets.expires_at, no index on it.
-    undo_migration_five(db_path());
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(db_path().c_str(), &db), SQLITE_OK);
-    EXPECT_EQ(
-        sqlite3_exec(db,
-                     "DROP INDEX targets_expiring; ALTER TABLE targets DROP COLUMN expires_at; "
-                     "DROP INDEX enrollments_user_channels; "
-                     "ALTER TABLE enrollments DROP COLUMN facts_truncated; "
-                     "PRAGMA user_version = 1;",
-                     nullptr, nullptr, nullptr),
-        SQLITE_OK)
-        << sqlite3_errmsg(db);
-    sqlite3_close(db);
+    rewind_schema(db_path(), 1);
 
     auto store = open();
     ASSERT_NE(store, nullptr);
@@ -1195,12 +1316,7 @@ TEST_F(SqliteStoreTest, MigrationThreeDropsTheStatusOnlyIndexAndTheQueueStillCou
                         .is_ok());
     }
     // Back to the version-2 shape, with the index on status alone.
-    undo_migration_five(db_path());
-    query(db_path(), "CREATE INDEX targets_status ON targets(status)");
-    // Undo migration 4 too (it comes after).
-    query(db_path(), "DROP INDEX enrollments_user_channels");
-    query(db_path(), "ALTER TABLE enrollments DROP COLUMN facts_truncated");
-    query(db_path(), "PRAGMA user_version = 2");
+    rewind_schema(db_path(), 2);
     ASSERT_EQ(query(db_path(), "SELECT count(*) FROM sqlite_master WHERE name = 'targets_status'"),
               "1");
 
