@@ -141,7 +141,8 @@ Response AdminApi::approve_binding(Request& req) {
                  *device, sha.substr(0, 16));
     auto b = store_.binding(sha);
     if (!b.is_ok()) return status_response(b.status());
-    if (!b->has_value()) return status_response(internal_error("binding vanished after the change"));
+    if (!b->has_value())
+        return status_response(internal_error("binding vanished after the change"));
     return json_response(200, binding_json(**b));
 }
 
@@ -157,7 +158,8 @@ Response AdminApi::revoke_binding(Request& req) {
                  *device);
     auto b = store_.binding(sha);
     if (!b.is_ok()) return status_response(b.status());
-    if (!b->has_value()) return status_response(internal_error("binding vanished after the change"));
+    if (!b->has_value())
+        return status_response(internal_error("binding vanished after the change"));
     return json_response(200, binding_json(**b));
 }
 

@@ -263,7 +263,8 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
             case mdm::MessageType::kTokenUpdate: {
                 if (!ident.user_id.empty() && !existing.is_ok()) {  // a new user channel
                     auto users = store_.user_channel_count(device_id);
-                    if (!users.is_ok()) return status_response(users.status(), "store", Audience::kDevice);
+                    if (!users.is_ok())
+                        return status_response(users.status(), "store", Audience::kDevice);
                     if (*users >= db::kMaxUserChannels)
                         return refuse(req, id,
                                       fmt::format("device has {} user channels already (at most "

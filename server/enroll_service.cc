@@ -88,7 +88,7 @@ Response EnrollService::handle(Request& req) {
 }
 
 Result<std::string> EnrollService::build_profile(const std::string& topic,
-                                                const std::string& token_sha256) {
+                                                 const std::string& token_sha256) {
     certs::IssueOptions io;
     io.common_name = "Courier device identity " + random_uuid();
     io.days = opts_.identity_days;
