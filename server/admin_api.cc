@@ -87,58 +87,64 @@ std::optional<std::string> AdminApi::cross_site(const Request& req) const {
     return "Origin: " + *origin;
 }
 
+std::optional<Response> AdminApi::refusal(const Request& req, bool need_key) const {
+    if (auto why = cross_site(req))
+        return Response::error(403, "cross-site request refused (" + *why +
+                                        "): the admin API answers its own origin only");
+    if (need_key && !authorized(req))
+        return unauthorized("missing or wrong API key (HTTP Basic password or Bearer token)");
+    return std::nullopt;
+}
+
 Handler AdminApi::guarded(Handler h) const {
     return [this, h = std::move(h)](Request& req) {
-        if (auto why = cross_site(req))
-            return Response::error(403, "cross-site request refused (" + *why +
-                                            "): the admin API answers its own origin only");
-        if (!authorized(req))
-            return unauthorized("missing or wrong API key (HTTP Basic password or Bearer token)");
+        if (auto r = refusal(req, true)) return std::move(*r);
         return h(req);
     };
 }
 
-std::optional<Response> AdminApi::refuse_without_key(const Request& req) const {
-    if (req.path.rfind("/v1/", 0) != 0 || authorized(req)) return std::nullopt;
-    // The same 401 the route gives: guarded() around a handler that never runs.
-    Request probe = req;
-    return guarded([](Request&) { return Response::empty(204); })(probe);
-}
-
-void AdminApi::register_routes(Router& r) {
-    auto bind = [this](Response (AdminApi::*m)(Request&)) {
-        return guarded([this, m](Request& req) { return (this->*m)(req); });
+void AdminApi::register_routes(Router& router) {
+    // Every admin route checks origin and key twice: from the header, before
+    // its body is read (SPEC "resource limits"), and again in its handler.
+    HeaderCheck key_check = [this](const Request& req) { return refusal(req, true); };
+    auto add = [&](const char* method, const char* pattern, Handler h) {
+        router.add(method, pattern, guarded(std::move(h)), key_check);
     };
-    r.add("PUT", "/v1/pushcert", bind(&AdminApi::put_pushcert));
-    r.add("GET", "/v1/pushcert", bind(&AdminApi::get_pushcert));
-    r.add("GET", "/v1/pushcert/history", bind(&AdminApi::pushcert_history));
-    r.add("PUT", "/v1/enqueue/{ids}", bind(&AdminApi::enqueue));
-    r.add("POST", "/v1/commands", bind(&AdminApi::post_command));
-    r.add("GET", "/v1/commands", bind(&AdminApi::list_commands));
-    r.add("GET", "/v1/commands/{uuid}", bind(&AdminApi::get_command));
-    r.add("DELETE", "/v1/commands/{uuid}", bind(&AdminApi::delete_command));
-    r.add("GET", "/v1/devices", bind(&AdminApi::list_devices));
-    r.add("GET", "/v1/devices/{id}", bind(&AdminApi::get_device));
-    r.add("GET", "/v1/devices/{id}/commands", bind(&AdminApi::device_commands));
-    r.add("GET", "/v1/devices/{id}/timeline", bind(&AdminApi::device_timeline));
-    r.add("POST", "/v1/devices/{id}/retire",
-          guarded([this](Request& req) { return retire(req, true); }));
-    r.add("POST", "/v1/devices/{id}/unretire",
-          guarded([this](Request& req) { return retire(req, false); }));
-    r.add("GET", "/v1/devices/{id}/bindings", bind(&AdminApi::list_bindings));
-    r.add("POST", "/v1/devices/{id}/bindings/{sha256}/approve", bind(&AdminApi::approve_binding));
-    r.add("DELETE", "/v1/devices/{id}/bindings/{sha256}", bind(&AdminApi::revoke_binding));
-    r.add("GET", "/v1/push/{ids}", bind(&AdminApi::push_now));
-    r.add("POST", "/v1/enrollment-tokens", bind(&AdminApi::create_token));
-    r.add("GET", "/v1/enrollment-tokens", bind(&AdminApi::list_tokens));
-    r.add("DELETE", "/v1/enrollment-tokens/{id}", bind(&AdminApi::delete_token));
-    r.add("GET", "/metrics", [this](Request& req) {
-        if (auto why = cross_site(req))
-            return Response::error(403, "cross-site request refused (" + *why + ")");
-        if (!opts_.metrics_public && !authorized(req))
-            return unauthorized("metrics need the API key (or --metrics-public)");
-        return metrics(req);
-    });
+    auto bind = [this](Response (AdminApi::*m)(Request&)) -> Handler {
+        return [this, m](Request& req) { return (this->*m)(req); };
+    };
+    add("PUT", "/v1/pushcert", bind(&AdminApi::put_pushcert));
+    add("GET", "/v1/pushcert", bind(&AdminApi::get_pushcert));
+    add("GET", "/v1/pushcert/history", bind(&AdminApi::pushcert_history));
+    add("PUT", "/v1/enqueue/{ids}", bind(&AdminApi::enqueue));
+    add("POST", "/v1/commands", bind(&AdminApi::post_command));
+    add("GET", "/v1/commands", bind(&AdminApi::list_commands));
+    add("GET", "/v1/commands/{uuid}", bind(&AdminApi::get_command));
+    add("DELETE", "/v1/commands/{uuid}", bind(&AdminApi::delete_command));
+    add("GET", "/v1/devices", bind(&AdminApi::list_devices));
+    add("GET", "/v1/devices/{id}", bind(&AdminApi::get_device));
+    add("GET", "/v1/devices/{id}/commands", bind(&AdminApi::device_commands));
+    add("GET", "/v1/devices/{id}/timeline", bind(&AdminApi::device_timeline));
+    add("POST", "/v1/devices/{id}/retire", [this](Request& req) { return retire(req, true); });
+    add("POST", "/v1/devices/{id}/unretire", [this](Request& req) { return retire(req, false); });
+    add("GET", "/v1/devices/{id}/bindings", bind(&AdminApi::list_bindings));
+    add("POST", "/v1/devices/{id}/bindings/{sha256}/approve", bind(&AdminApi::approve_binding));
+    add("DELETE", "/v1/devices/{id}/bindings/{sha256}", bind(&AdminApi::revoke_binding));
+    add("GET", "/v1/push/{ids}", bind(&AdminApi::push_now));
+    add("POST", "/v1/enrollment-tokens", bind(&AdminApi::create_token));
+    add("GET", "/v1/enrollment-tokens", bind(&AdminApi::list_tokens));
+    add("DELETE", "/v1/enrollment-tokens/{id}", bind(&AdminApi::delete_token));
+    // /metrics: the key unless --metrics-public.
+    HeaderCheck metrics_check = [this](const Request& req) {
+        return refusal(req, !opts_.metrics_public);
+    };
+    router.add(
+        "GET", "/metrics",
+        [this, metrics_check](Request& req) {
+            if (auto r = metrics_check(req)) return std::move(*r);
+            return metrics(req);
+        },
+        metrics_check);
 }
 
 Response AdminApi::metrics(Request&) {

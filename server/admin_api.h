@@ -35,10 +35,6 @@ class AdminApi {
 
     // true when the request carries the API key (Basic password or Bearer).
     bool authorized(const Request& req) const;
-    // For a request whose body is not read yet: the 401 its admin route would
-    // answer without the key (decided from the header alone); nullopt when the
-    // key is there or the path is not the admin API's.
-    std::optional<Response> refuse_without_key(const Request& req) const;
 
     // Why a request comes from another site, or nullopt: an Origin other
     // than --public-url's or the listener's own (Host), "Origin: null", or
@@ -47,7 +43,11 @@ class AdminApi {
     std::optional<std::string> cross_site(const Request& req) const;
 
   private:
-    // Refuses cross-site requests (403), then checks the key (401).
+    // A cross-site request (403), then, when need_key, one without the key
+    // (401); nullopt when neither. From the header alone: every admin route
+    // also runs it before its body is read (Router::check_header).
+    std::optional<Response> refusal(const Request& req, bool need_key) const;
+    // `h` behind refusal(req, true).
     Handler guarded(Handler h) const;
 
     // push certificates (admin_pushcert.cc)

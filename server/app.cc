@@ -230,15 +230,8 @@ Status App::start() {
     lo.max_buffered_bytes = cfg_.max_buffered_mb * 1024 * 1024;
     lo.max_conns_per_ip = cfg_.max_conns_per_ip;
     lo.proxy_protocol = cfg_.proxy_protocol;
-    // Decided from the header, before a body is read: no route (404/405, no
-    // handler runs), or the admin API without its key (401).
-    lo.before_body = [this](const Request& req) -> std::optional<Response> {
-        if (router_->route_of(req).empty()) {
-            Request probe = req;
-            return router_->dispatch(probe);
-        }
-        return admin_->refuse_without_key(req);
-    };
+    // Decided from the header, before a body is read (Router::check_header).
+    lo.before_body = [this](const Request& req) { return router_->check_header(req); };
     auto observe = [this](const std::string& route, std::chrono::steady_clock::time_point t0,
                           int status) {
         double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -138,13 +138,32 @@ Response Response::plist(std::string body) {
     return r;
 }
 
-void Router::add(std::string method, std::string pattern, Handler h) {
+void Router::add(std::string method, std::string pattern, Handler h, HeaderCheck check) {
     Route r;
     r.method = std::move(method);
     r.pattern = std::move(pattern);
     for (auto seg : split_segments(r.pattern)) r.segments.emplace_back(seg);
     r.handler = std::move(h);
+    r.check = std::move(check);
     routes_.push_back(std::move(r));
+}
+
+std::optional<Response> Router::check_header(const Request& req) const {
+    std::map<std::string, std::string> params;
+    bool known = false;
+    std::string allow;
+    const Route* r = match(req, &params, &known, &allow);
+    if (!r) {
+        Request probe = req;
+        return dispatch(probe);
+    }
+    if (req.method == "GET" || req.method == "HEAD" || req.method == "DELETE") {
+        const std::string* length = req.header("Content-Length");
+        if ((length && *length != "0") || req.header("Transfer-Encoding"))
+            return Response::error(413, req.method + " " + r->pattern + " takes no request body");
+    }
+    if (r->check) return r->check(req);
+    return std::nullopt;
 }
 
 const Router::Route* Router::match(const Request& req, std::map<std::string, std::string>* params,

@@ -67,6 +67,9 @@ Response status_response(const Status& s, std::string_view context = {},
                          Audience audience = Audience::kAdmin);
 
 using Handler = std::function<Response(Request&)>;
+// Decides from the request line and headers alone, before any of the body is
+// read: a refusal, or nullopt to go on (see Router::check_header).
+using HeaderCheck = std::function<std::optional<Response>(const Request&)>;
 
 // Maps method + path pattern to handlers. Patterns are literal segments and
 // "{name}" segments (one path segment, percent-decoded, into Request::params);
@@ -74,8 +77,15 @@ using Handler = std::function<Response(Request&)>;
 // another method: 405 with Allow. Both JSON errors.
 class Router {
   public:
-    void add(std::string method, std::string pattern, Handler h);
+    // `check`, when given, runs in check_header() before the body is read
+    // (the admin API's key check: SPEC "resource limits").
+    void add(std::string method, std::string pattern, Handler h, HeaderCheck check = {});
     Response dispatch(Request& req) const;
+    // Called once the header is parsed, before a body is read or `100
+    // Continue` sent. A refusal means the body is never read: no route
+    // (404/405, no handler runs), a body declared for a GET, HEAD or DELETE
+    // (413: none of them takes one), or the route's own HeaderCheck.
+    std::optional<Response> check_header(const Request& req) const;
     // "GET /v1/devices/{id}" for every route (the OpenAPI coverage test).
     std::vector<std::string> routes() const;
     // The pattern that matched, for metrics labels ("" when none).
@@ -86,6 +96,7 @@ class Router {
         std::string method, pattern;
         std::vector<std::string> segments;
         Handler handler;
+        HeaderCheck check;
     };
     const Route* match(const Request& req, std::map<std::string, std::string>* params,
                        bool* path_known, std::string* allow) const;

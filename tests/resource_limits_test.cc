@@ -74,6 +74,29 @@ TEST_F(ResourceLimits, UnauthenticatedAdminBodyGets401WithoutBeingRead) {
     EXPECT_GT(metric("courier_http_body_bytes_read_total"), 0);
 }
 
+TEST_F(ResourceLimits, MetricsAndBodylessRoutesRefuseBodiesFromTheHeader) {
+    start({});
+    // No GET takes a body, /metrics (the admin API's) and /healthz alike:
+    // 413 from the header, key or not, and none of it is read.
+    test::TlsConn metrics(server_->port());
+    ASSERT_TRUE(metrics.ok()) << metrics.error();
+    ASSERT_TRUE(
+        metrics.send("GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n"));
+    metrics.send(std::string(1 << 20, 'x'));
+    std::string got = metrics.read_until("}");
+    EXPECT_EQ(got.rfind("HTTP/1.1 413", 0), 0u) << got;
+    test::TlsConn healthz(server_->port());
+    ASSERT_TRUE(healthz.ok()) << healthz.error();
+    ASSERT_TRUE(
+        healthz.send("GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n"));
+    healthz.send(std::string(1 << 20, 'x'));
+    got = healthz.read_until("}");
+    EXPECT_EQ(got.rfind("HTTP/1.1 413", 0), 0u) << got;
+    double read = metric("courier_http_body_bytes_read_total");
+    ASSERT_GE(read, 0) << "metric missing";
+    EXPECT_EQ(read, 0);
+}
+
 TEST_F(ResourceLimits, BodiesBeyondTheBufferedCapGet503) {
     start({"--max-buffered-mb", "1"});
     std::string auth = "Authorization: Bearer " + server_->api_key() + "\r\n";

@@ -102,6 +102,44 @@ TEST_F(RouterTest, RequestWithoutTargetMatchesOnPath) {
     EXPECT_EQ(router_.dispatch(r).body, "mdm");
 }
 
+TEST_F(RouterTest, CheckHeaderRefusesUnknownRoutesAndBodiesForBodylessMethods) {
+    Request unknown = make_request("PUT", "/nowhere");
+    EXPECT_EQ(router_.check_header(unknown)->status, 404);
+    Request wrong_method = make_request("POST", "/mdm");
+    EXPECT_EQ(router_.check_header(wrong_method)->status, 405);
+    Request get = make_request("GET", "/v1/devices");
+    EXPECT_FALSE(router_.check_header(get));
+    get.headers["Content-Length"] = "0";
+    EXPECT_FALSE(router_.check_header(get));
+    get.headers["Content-Length"] = "1048576";
+    EXPECT_EQ(router_.check_header(get)->status, 413);
+    Request chunked = make_request("DELETE", "/v1/devices/A");
+    chunked.headers["Transfer-Encoding"] = "chunked";
+    EXPECT_EQ(router_.check_header(chunked)->status, 413);
+    Request put = make_request("PUT", "/mdm");
+    put.headers["Content-Length"] = "1048576";
+    EXPECT_FALSE(router_.check_header(put));
+}
+
+TEST_F(RouterTest, CheckHeaderRunsTheRoutesOwnCheckBeforeTheBody) {
+    int checked = 0;
+    router_.add("PUT", "/v1/pushcert", echo("pushcert"), [&](const Request& req) {
+        ++checked;
+        return req.header("Authorization") ? std::nullopt
+                                           : std::optional<Response>(Response::error(401, "key"));
+    });
+    Request without = make_request("PUT", "/v1/pushcert");
+    without.headers["Content-Length"] = "5";
+    EXPECT_EQ(router_.check_header(without)->status, 401);
+    Request with = without;
+    with.headers["Authorization"] = "Bearer k";
+    EXPECT_FALSE(router_.check_header(with));
+    EXPECT_EQ(checked, 2);
+    Request other = make_request("PUT", "/mdm");
+    EXPECT_FALSE(router_.check_header(other));
+    EXPECT_EQ(checked, 2);  // another route's check is not run
+}
+
 TEST(ParseTarget, SplitsPathAndQuery) {
     std::string path;
     std::map<std::string, std::string> q;
