@@ -239,9 +239,10 @@ struct HttpServer::Impl {
     void release_body(size_t n) {
         if (n == 0) return;
         buffered.fetch_sub(n);
-        // Large bodies live in memory malloc keeps after free (its mmap
-        // threshold rises with them): give it back to the system once a
-        // burst has passed, at most every half second.
+        // Large bodies may live in memory malloc keeps after free (its mmap
+        // threshold rises with them unless fixed, as `courier serve` does in
+        // main.cc): give it back to the system once a burst has passed, at
+        // most every half second.
         if (n < 256 * 1024) return;
         std::lock_guard lock(trim_mu);
         if (trim_armed || stopping.load()) return;
