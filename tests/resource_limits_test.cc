@@ -120,6 +120,44 @@ TEST_F(ResourceLimits, FloodFromOneAddressLeavesHealthzToOthersAndLogsOneCount) 
     EXPECT_EQ(lines, 1u) << out;
 }
 
+// Served keep-alive connections no longer count against their address, so
+// one client could fill --max-connections with idle ones: the connection
+// idle the longest is closed (close_notify) to serve another address.
+TEST_F(ResourceLimits, IdleConnectionsFromOneAddressMakeRoomForAnother) {
+    constexpr size_t kLimit = 10;
+    start({"--max-connections", std::to_string(kLimit)});
+    auto healthz = [](test::TlsConn& c) {
+        c.clear();
+        return c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n") &&
+               c.read_until("}").find("200 OK") != std::string::npos;
+    };
+    std::vector<std::unique_ptr<test::TlsConn>> idle;
+    for (size_t i = 0; i < kLimit; ++i) {
+        idle.push_back(std::make_unique<test::TlsConn>(server_->port()));
+        ASSERT_TRUE(idle.back()->ok()) << i << ": " << idle.back()->error();
+        ASSERT_TRUE(healthz(*idle.back())) << i;
+    }
+    test::TlsConn other(server_->port(), [] {
+        test::TlsClientOptions o;
+        o.from = "127.0.0.2";
+        return o;
+    }());
+    ASSERT_TRUE(other.ok()) << other.error();
+    EXPECT_TRUE(healthz(other));
+    // The first served is the one idle the longest: closed, cleanly.
+    idle.front()->read_until("never-sent");
+    EXPECT_TRUE(idle.front()->closed());
+    EXPECT_TRUE(idle.front()->got_close_notify());
+    for (size_t i = 1; i < kLimit; ++i) EXPECT_TRUE(healthz(*idle[i])) << i;
+    idle.clear();
+    ASSERT_TRUE(eventually([&] {
+        return server_->all_output().find("closed 1 idle keep-alive connection(s)") !=
+               std::string::npos;
+    })) << server_->all_output();
+    EXPECT_EQ(metric("courier_connections_refused_total"), 0);
+    EXPECT_GE(metric("courier_connections_evicted_total"), 1);
+}
+
 // A figure from /proc/<pid>/status ("VmRSS", "VmHWM"), in bytes; -1 when
 // absent.
 long long proc_status_bytes(pid_t pid, const std::string& field) {
