@@ -280,6 +280,12 @@ Status App::start() {
         return std::vector<std::pair<Labels, double>>{
             {{}, http_ ? static_cast<double>(http_->refused_connections()) : 0.0}};
     });
+    metrics_.help("courier_connections_evicted_total", "counter",
+                  "idle keep-alive connections closed to make room at --max-connections");
+    metrics_.gauge("courier_connections_evicted_total", [this] {
+        return std::vector<std::pair<Labels, double>>{
+            {{}, http_ ? static_cast<double>(http_->evicted_connections()) : 0.0}};
+    });
     if (cfg_.public_url.empty() && listen_port == 0 && https_port() != 0) {
         // Port 0 (tests): the real port is known only now.
         public_url_ = "https://127.0.0.1:" + std::to_string(https_port());

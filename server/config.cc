@@ -80,7 +80,8 @@ void add_serve_options(CLI::App& app, Config* c) {
         "four per core where that is more")
         ->check(CLI::Range(0, 1024));
     opt(app, "--max-connections", c->max_connections,
-        "open connections beyond this are closed at once")
+        "open connections; beyond, the keep-alive connection idle the longest is closed to "
+        "make room, or the new one when none is idle")
         ->check(CLI::Range(size_t{1}, size_t{1000000}));
     opt(app, "--max-buffered-mb", c->max_buffered_mb,
         "request bodies held in memory across all connections, in MiB; a body beyond gets 503")

@@ -44,6 +44,29 @@ namespace {
 constexpr uint32_t kHeaderLimit = 64 * 1024;
 }  // namespace
 
+namespace listener_detail {
+// A served keep-alive connection waiting for its next request: a link in the
+// listener's list of idle connections, oldest first. At the connection limit
+// the oldest is closed to make room for a new connection. `prev`, `next` and
+// `linked` are guarded by HttpServer::Impl::idle_mu.
+class IdleLink {
+  public:
+    IdleLink* prev = nullptr;
+    IdleLink* next = nullptr;
+    bool linked = false;
+    // Set once the listener chose this connection to close; it is never idle
+    // again (a request that was already arriving is answered, then closed).
+    std::atomic<bool> evicted{false};
+    // Called under idle_mu: hands the eviction to the connection's strand;
+    // false when the connection is already being destroyed.
+    virtual bool post_evict() = 0;
+
+  protected:
+    ~IdleLink() = default;
+};
+}  // namespace listener_detail
+using listener_detail::IdleLink;
+
 struct HttpServer::Impl {
     ListenerOptions opts;
     RequestHandler handler;
@@ -55,6 +78,7 @@ struct HttpServer::Impl {
     std::atomic<size_t> buffered{0};  // request body bytes held now
     std::atomic<uint64_t> body_read{0};
     std::atomic<uint64_t> refused{0};
+    std::atomic<uint64_t> evicted_total{0};
     std::atomic<bool> stopping{false};
     std::mutex mu;
     std::condition_variable idle_cv;
@@ -63,9 +87,15 @@ struct HttpServer::Impl {
     // Per source address: connections that have not completed a request.
     std::mutex ip_mu;
     std::unordered_map<std::string, size_t> pending_by_ip;
+    // Served keep-alive connections waiting for their next request, oldest
+    // first (an intrusive list: O(1) to join, leave and evict).
+    std::mutex idle_mu;
+    IdleLink* idle_head = nullptr;
+    IdleLink* idle_tail = nullptr;
+    std::atomic<size_t> idle_count{0};
     // Refusals are logged as counts, at most once a second.
     std::mutex refuse_mu;
-    size_t refused_at_total = 0, refused_per_ip = 0, refused_no_proxy = 0;
+    size_t refused_at_total = 0, refused_per_ip = 0, refused_no_proxy = 0, evicted_idle = 0;
     std::string last_refused;
     bool refuse_log_armed = false;
     std::mutex trim_mu;
@@ -112,6 +142,48 @@ struct HttpServer::Impl {
         if (it != pending_by_ip.end() && --it->second == 0) pending_by_ip.erase(it);
     }
 
+    // The idle list. enter_idle is false (and nothing changes) for a
+    // connection already chosen for eviction.
+    bool enter_idle(IdleLink* l) {
+        std::lock_guard lock(idle_mu);
+        if (l->linked) return true;
+        if (l->evicted.load()) return false;
+        l->prev = idle_tail;
+        l->next = nullptr;
+        (idle_tail ? idle_tail->next : idle_head) = l;
+        idle_tail = l;
+        l->linked = true;
+        idle_count.fetch_add(1);
+        return true;
+    }
+    void leave_idle(IdleLink* l) {
+        std::lock_guard lock(idle_mu);
+        unlink_idle(l);
+    }
+    void unlink_idle(IdleLink* l) {  // under idle_mu
+        if (!l->linked) return;
+        (l->prev ? l->prev->next : idle_head) = l->next;
+        (l->next ? l->next->prev : idle_tail) = l->prev;
+        l->prev = l->next = nullptr;
+        l->linked = false;
+        idle_count.fetch_sub(1);
+    }
+    // At the connection limit: closes the connection idle the longest (on its
+    // strand, with close_notify) so a new one can be served. False when no
+    // connection is idle.
+    bool evict_oldest_idle() {
+        std::lock_guard lock(idle_mu);
+        while (IdleLink* l = idle_head) {
+            unlink_idle(l);
+            l->evicted.store(true);
+            if (l->post_evict()) {
+                evicted_total.fetch_add(1);
+                return true;
+            }
+        }
+        return false;
+    }
+
     enum class Refusal { kTotal, kPerIp, kNoProxyHeader };
     void note_refused(Refusal why, const std::string& from) {
         refused.fetch_add(1);
@@ -120,6 +192,15 @@ struct HttpServer::Impl {
          : why == Refusal::kPerIp ? refused_per_ip
                                   : refused_no_proxy)++;
         last_refused = from;
+        arm_refusal_log();
+    }
+    // An idle connection closed to make room (in `evicted_total` already).
+    void note_evicted() {
+        std::lock_guard lock(refuse_mu);
+        ++evicted_idle;
+        arm_refusal_log();
+    }
+    void arm_refusal_log() {  // under refuse_mu
         if (refuse_log_armed) return;
         refuse_log_armed = true;
         refuse_log_timer.expires_after(std::chrono::seconds(1));
@@ -129,13 +210,22 @@ struct HttpServer::Impl {
         std::lock_guard lock(refuse_mu);
         refuse_log_armed = false;
         size_t total = refused_at_total + refused_per_ip + refused_no_proxy;
-        if (total == 0) return;
-        spdlog::warn(
-            "refused {} connection(s) in the last second: {} at the connection limit ({}), {} "
-            "over the per-address limit ({}), {} without a PROXY header; the last from {}",
-            total, refused_at_total, opts.max_connections, refused_per_ip, opts.max_conns_per_ip,
-            refused_no_proxy, last_refused);
-        refused_at_total = refused_per_ip = refused_no_proxy = 0;
+        if (total > 0) {
+            spdlog::warn(
+                "refused {} connection(s) in the last second: {} at the connection limit ({}), {} "
+                "over the per-address limit ({}), {} without a PROXY header; the last from {}{}",
+                total, refused_at_total, opts.max_connections, refused_per_ip,
+                opts.max_conns_per_ip, refused_no_proxy, last_refused,
+                evicted_idle == 0 ? std::string()
+                                  : "; closed " + std::to_string(evicted_idle) +
+                                        " idle keep-alive connection(s) to make room");
+        } else if (evicted_idle > 0) {
+            spdlog::warn(
+                "closed {} idle keep-alive connection(s) in the last second to make room for new "
+                "ones at the connection limit ({})",
+                evicted_idle, opts.max_connections);
+        }
+        refused_at_total = refused_per_ip = refused_no_proxy = evicted_idle = 0;
     }
 
     // Request body memory: charged as it arrives, released when the request
@@ -149,9 +239,10 @@ struct HttpServer::Impl {
     void release_body(size_t n) {
         if (n == 0) return;
         buffered.fetch_sub(n);
-        // Large bodies live in memory malloc keeps after free (its mmap
-        // threshold rises with them): give it back to the system once a
-        // burst has passed, at most every half second.
+        // Large bodies may live in memory malloc keeps after free (its mmap
+        // threshold rises with them unless fixed, as `courier serve` does in
+        // main.cc): give it back to the system once a burst has passed, at
+        // most every half second.
         if (n < 256 * 1024) return;
         std::lock_guard lock(trim_mu);
         if (trim_armed || stopping.load()) return;
@@ -198,7 +289,7 @@ class BodyCharge {
 // socket operation, whose handler then closes. Connections the server
 // closes after the handshake end with TLS close_notify.
 template <class Stream>
-class Session : public std::enable_shared_from_this<Session<Stream>> {
+class Session : public std::enable_shared_from_this<Session<Stream>>, public IdleLink {
   public:
     Session(HttpServer::Impl& impl, Stream stream, std::string remote, std::string ip_key,
             bool proxy_header)
@@ -209,6 +300,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
           ip_key_(std::move(ip_key)),
           proxy_header_(proxy_header) {}
     ~Session() {
+        impl_.leave_idle(this);
         release_ip();
         impl_.release_body(charged_);
         impl_.connections.fetch_sub(1);
@@ -218,6 +310,15 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         arm(impl_.opts.first_byte_timeout, Phase::kOpening);
         if (proxy_header_) return read_proxy_header();
         start();
+    }
+
+    bool post_evict() override {
+        auto self = this->weak_from_this().lock();
+        if (!self) return false;
+        // Moved into the handler: the last reference must never be dropped
+        // here, under idle_mu (the destructor takes it).
+        net::post(stream_.get_executor(), [self = std::move(self)] { self->on_evicted(); });
+        return true;
     }
 
   private:
@@ -337,10 +438,18 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         parser_->header_limit(kHeaderLimit);
         if (buffer_.size() > 0) return read_header();  // pipelined
         buffer_.shrink_to_fit();  // a large header's buffer is not kept while idle
-        if (!first_) arm(impl_.opts.idle_timeout, Phase::kIdle);
+        if (!first_) {
+            // Served: idle until the next request starts, and the first to
+            // be closed for a new connection at the connection limit.
+            if (!impl_.enter_idle(this)) return close_gracefully();
+            idle_reading_ = true;
+            arm(impl_.opts.idle_timeout, Phase::kIdle);
+        }
         first_ = false;
         stream_.async_read_some(buffer_.prepare(4096),
                                 [self = this->shared_from_this()](error_code ec, size_t n) {
+                                    if (std::exchange(self->idle_reading_, false))
+                                        self->impl_.leave_idle(self.get());
                                     self->buffer_.commit(n);
                                     if (ec) return self->on_read_error(ec);
                                     self->read_header();
@@ -529,7 +638,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         size_t size = r.body.size();
         if (!head_) res_->body() = std::move(r.body);
         res_->content_length(size);
-        res_->keep_alive(keep_alive_ && !impl_.stopping.load());
+        res_->keep_alive(keep_alive_ && !impl_.stopping.load() && !evicted.load());
         arm(impl_.opts.write_timeout, Phase::kWrite);
         http::async_write(stream_, *res_, [self = this->shared_from_this()](error_code ec, size_t) {
             self->on_write(ec);
@@ -586,6 +695,16 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         lowest().close();
     }
 
+    // Chosen to make room at the connection limit. Still waiting for a
+    // request: the read is cancelled and the connection closed like an idle
+    // timeout (close_notify). A request already arriving is answered first,
+    // with `Connection: close`.
+    void on_evicted() {
+        if (!idle_reading_) return;
+        error_code ignored;
+        lowest().socket().cancel(ignored);
+    }
+
     void release_ip() {
         if (ip_key_.empty()) return;
         impl_.release_ip(ip_key_);
@@ -620,6 +739,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     bool tls_broken_ = false;
     bool timed_out_ = false;
     bool closing_ = false;
+    bool idle_reading_ = false;  // waiting for the next request, in the idle list
 };
 
 // Accepts any client certificate at the TLS layer: whether it identifies an
@@ -719,13 +839,18 @@ void HttpServer::Impl::accept(tcp::acceptor& acceptor, bool use_tls) {
         // plain HTTP is for a proxy in front, whose address is everyone's.
         bool proxy = use_tls && opts.proxy_protocol;
         std::string ip_key = use_tls && !proxy ? ip : std::string();
-        if (connections.load() >= opts.max_connections) {
-            note_refused(Refusal::kTotal, ip);
-            socket.close(ignored);
-        } else if (!ip_key.empty() && !acquire_ip(ip_key)) {
+        bool evicted_one = false;
+        if (!ip_key.empty() && !acquire_ip(ip_key)) {
             note_refused(Refusal::kPerIp, ip);
             socket.close(ignored);
+        } else if (connections.load() >= opts.max_connections &&
+                   !(evicted_one = evict_oldest_idle())) {
+            // At the limit and every connection busy: none idle to close instead.
+            if (!ip_key.empty()) release_ip(ip_key);
+            note_refused(Refusal::kTotal, ip);
+            socket.close(ignored);
         } else {
+            if (evicted_one) note_evicted();
             connections.fetch_add(1);
             socket.set_option(tcp::no_delay(true), ignored);
             if (use_tls) {
@@ -833,6 +958,12 @@ uint64_t HttpServer::body_bytes_read() const {
 }
 uint64_t HttpServer::refused_connections() const {
     return impl_->refused.load();
+}
+size_t HttpServer::idle_connections() const {
+    return impl_->idle_count.load();
+}
+uint64_t HttpServer::evicted_connections() const {
+    return impl_->evicted_total.load();
 }
 
 namespace {

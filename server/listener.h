@@ -67,11 +67,14 @@ struct ListenerOptions {
     // Closing: TLS close_notify exchange, or (plain HTTP) draining what the
     // client still sends after our FIN, for at most this long.
     std::chrono::milliseconds close_timeout{2000};
-    int io_threads = 0;              // 0: hardware concurrency
-    int worker_threads = 0;          // 0: max(32, 4 × hardware concurrency)
-    size_t max_connections = 10000;  // beyond: accepted and closed at once
-    InlineHandler inline_handler;    // optional
-    BeforeBodyHandler before_body;   // optional
+    int io_threads = 0;      // 0: hardware concurrency
+    int worker_threads = 0;  // 0: max(32, 4 × hardware concurrency)
+    // Beyond: the connection idle the longest (served, waiting for its next
+    // request) is closed to make room; when none is idle, the new connection
+    // is accepted and closed at once.
+    size_t max_connections = 10000;
+    InlineHandler inline_handler;   // optional
+    BeforeBodyHandler before_body;  // optional
 };
 
 class HttpServer {
@@ -90,6 +93,8 @@ class HttpServer {
     uint16_t https_port() const;
     uint16_t http_port() const;
     size_t open_connections() const;
+    // Of those, served keep-alive connections waiting for their next request.
+    size_t idle_connections() const;
     // Bytes of request bodies held in memory now (at most max_buffered_bytes).
     size_t buffered_body_bytes() const;
     // Request body bytes read since start (a body refused before reading adds
@@ -98,6 +103,9 @@ class HttpServer {
     // Connections refused since start (connection or per-address limit,
     // missing PROXY header).
     uint64_t refused_connections() const;
+    // Idle keep-alive connections closed since start to make room for a new
+    // connection at max_connections.
+    uint64_t evicted_connections() const;
 
     struct Impl;  // opaque; public so the connection code in listener.cc can name it
 

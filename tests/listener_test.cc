@@ -704,6 +704,79 @@ TEST_F(ListenerTest, ConnectionsTheServerClosesEndWithCloseNotify) {
     EXPECT_TRUE(big.got_close_notify());
 }
 
+// Issue #11: served keep-alive connections do not count against their
+// address, so one client could fill max_connections with idle ones and lock
+// everyone out. At the limit the connection idle the longest is closed (with
+// close_notify) to make room; one in the middle of a request is not.
+TEST_F(ListenerTest, AtTheConnectionLimitTheOldestIdleConnectionMakesRoom) {
+    constexpr size_t kLimit = 20;
+    opts_.max_connections = kLimit;
+    LogCapture logs;
+    start(echo);
+    auto get = [](test::TlsConn& c, const std::string& path) {
+        c.clear();
+        if (!c.send("GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n")) return false;
+        return c.read_until("body:").find("200 OK") != std::string::npos;
+    };
+    // The oldest connection was served, then started a request whose body is
+    // still arriving: busy, not idle.
+    test::TlsConn busy(server_->https_port());
+    ASSERT_TRUE(busy.ok()) << busy.error();
+    ASSERT_TRUE(get(busy, "/busy"));
+    ASSERT_TRUE(busy.send("PUT /b HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n0123456789"));
+    ASSERT_TRUE(eventually([&] { return server_->buffered_body_bytes() == 10; }));
+    ASSERT_EQ(server_->idle_connections(), 0u);
+    // The rest of the slots: served keep-alive connections from the same
+    // address, idle one after the other.
+    std::vector<std::unique_ptr<test::TlsConn>> idle;
+    for (size_t i = 1; i < kLimit; ++i) {
+        idle.push_back(std::make_unique<test::TlsConn>(server_->https_port()));
+        ASSERT_TRUE(idle.back()->ok()) << i << ": " << idle.back()->error();
+        ASSERT_TRUE(get(*idle.back(), "/idle"));
+        ASSERT_TRUE(eventually([&] { return server_->idle_connections() == i; }));
+    }
+    ASSERT_EQ(server_->open_connections(), kLimit);
+    // Another address is served...
+    test::TlsConn other(server_->https_port(), tls_from("127.0.0.2"));
+    ASSERT_TRUE(other.ok()) << other.error();
+    ASSERT_TRUE(get(other, "/healthz"));
+    EXPECT_EQ(server_->refused_connections(), 0u);
+    EXPECT_EQ(server_->evicted_connections(), 1u);
+    // ...because the connection idle the longest was closed, cleanly.
+    idle.front()->read_until("never-sent");
+    EXPECT_TRUE(idle.front()->closed());
+    EXPECT_TRUE(idle.front()->got_close_notify());
+    ASSERT_TRUE(eventually([&] { return server_->open_connections() == kLimit; }));
+    // The busy connection finishes its request; the other idle ones still serve.
+    busy.clear();
+    ASSERT_TRUE(busy.send("0123456789"));
+    EXPECT_NE(busy.read_until("body:").find("200 OK"), std::string::npos);
+    for (size_t i = 1; i < idle.size(); ++i) EXPECT_TRUE(get(*idle[i], "/again")) << i;
+    EXPECT_EQ(server_->evicted_connections(), 1u);
+    ASSERT_TRUE(eventually([&] {
+        return logs.text().find("closed 1 idle keep-alive connection(s)") != std::string::npos;
+    })) << logs.text();
+}
+
+// With no connection idle, the new one is refused (the busy ones are kept).
+TEST_F(ListenerTest, AtTheConnectionLimitWithNothingIdleTheNewcomerIsRefused) {
+    opts_.max_connections = 2;
+    start(echo);
+    test::TlsConn busy(server_->https_port());
+    ASSERT_TRUE(busy.ok()) << busy.error();
+    ASSERT_TRUE(busy.send("PUT /b HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n0123456789"));
+    ASSERT_TRUE(eventually([&] { return server_->buffered_body_bytes() == 10; }));
+    RawConn silent(server_->https_port());  // not yet served: not idle either
+    ASSERT_TRUE(eventually([&] { return server_->open_connections() == 2; }));
+    RawConn refused(server_->https_port(), "127.0.0.2");
+    refused.read_until("never-sent");
+    EXPECT_TRUE(refused.closed());
+    EXPECT_EQ(server_->refused_connections(), 1u);
+    EXPECT_EQ(server_->evicted_connections(), 0u);
+    ASSERT_TRUE(busy.send("0123456789"));
+    EXPECT_NE(busy.read_until("body:").find("200 OK"), std::string::npos);
+}
+
 TEST(SplitHostPort, AcceptsHostPortAndBracketedIpv6) {
     std::string h;
     uint16_t p = 0;
