@@ -247,6 +247,9 @@ TEST_F(Rebinding, ARevokedActiveBindingGetsNoPush) {
     ASSERT_EQ(q.status, 201) << q.body;
     size_t pushes = server_->apns().request_count();
     ASSERT_GE(pushes, 1u) << "the fake APNs sees pushes to this device";
+    std::optional<sim::ReceivedCommand> next;
+    ASSERT_EQ(dev->idle(&next).status, 200);  // the device came: no push is pending
+    ASSERT_TRUE(next.has_value());
     std::string sha = bindings("UDID-P").at(0).as_object().at("cert_sha256").as_string().c_str();
     ASSERT_EQ(server_->api("DELETE", "/v1/devices/UDID-P/bindings/" + sha).status, 200);
     EXPECT_TRUE(store().enrollment("UDID-P")->push_token.empty());
