@@ -20,8 +20,22 @@ Status FaultyStore::read_fault() const {
 }
 
 Status FaultyStore::ping() {
-    if (Status f = take_fault(); !f.is_ok()) return f;
+    if (Status f = read_fault(); !f.is_ok()) return f;
+    bool probe = false;
+    {
+        std::lock_guard lk(mu_);
+        probe = write_failed_;
+    }
+    if (probe) {
+        if (Status f = take_fault(); !f.is_ok()) return unavailable("writes fail: " + f.message());
+        note_write_ok();
+    }
     return inner_->ping();
+}
+
+void FaultyStore::note_write_ok() {
+    std::lock_guard lk(mu_);
+    write_failed_ = false;
 }
 
 int64_t FaultyStore::injected_failures() const {
@@ -35,6 +49,7 @@ Status FaultyStore::take_fault() {
     if (remaining_ <= 0) return Status::ok();
     --remaining_;
     ++injected_;
+    write_failed_ = true;
     if (fault_ == StoreFault::kDiskFull) return unavailable("disk full");
     return unavailable("database is locked");
 }
@@ -43,7 +58,9 @@ Status FaultyStore::take_fault() {
 #define COURIER_FAULTY_WRITE(call)                 \
     do {                                           \
         if (Status f = take_fault(); !f) return f; \
-        return inner_->call;                       \
+        auto r = inner_->call;                     \
+        if (r.is_ok()) note_write_ok();            \
+        return r;                                  \
     } while (0)
 
 Status FaultyStore::apply_authenticate(const AuthenticateInput& in, SysTime now) {

@@ -3,8 +3,10 @@
 // calls the way a sick database does, or every call (an unreachable
 // database), without calling the wrapped store.
 //
-// ping() models a health probe: it is a write, so it fails while write
-// faults are pending (consuming one), and while the database is unreachable.
+// ping() models SqliteStore::ping: a read round trip (fails while the
+// database is unreachable); and only after a write failed with an injected
+// fault (and no write has succeeded since), a write probe, which consumes a
+// pending fault like any write.
 #pragma once
 
 #include <memory>
@@ -46,6 +48,7 @@ class FaultyStore final : public Store {
         return inner_->list_enrollments(f, page);
     }
     Result<int64_t> user_channel_count(const std::string& device_id) override {
+        if (Status f = read_fault(); !f.is_ok()) return f;
         return inner_->user_channel_count(device_id);
     }
     Result<std::vector<std::string>> existing_enrollments(
@@ -163,6 +166,8 @@ class FaultyStore final : public Store {
     Status take_fault();
     // kUnavailable while unreachable, else ok.
     Status read_fault() const;
+    // A forwarded write succeeded: writes are healthy again.
+    void note_write_ok();
 
     std::unique_ptr<Store> inner_;
     mutable std::mutex mu_;
@@ -170,6 +175,7 @@ class FaultyStore final : public Store {
     StoreFault fault_ = StoreFault::kLocked;
     int64_t injected_ = 0;
     bool unreachable_ = false;
+    bool write_failed_ = false;  // an injected write fault since the last good write
 };
 
 }  // namespace courier::db

@@ -2,12 +2,15 @@
 // identities (SPEC "re-binding").
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "db/sqlite_internal.h"
 #include "db/sqlite_store.h"
 
 namespace courier::db {
 
 using sqlite::Connection;
+using sqlite::opt_unix;
 using sqlite::Statement;
 
 namespace {
@@ -52,17 +55,60 @@ std::string short_hash(const std::string& cert_sha256) {
     return "sha256:" + cert_sha256.substr(0, 16) + "…";
 }
 
-std::optional<int64_t> opt_unix(const std::optional<SysTime>& t) {
-    if (!t) return std::nullopt;
-    return to_unix(*t);
-}
-
 }  // namespace
 
 namespace sqlite {
 
+namespace {
+
+// The secrets belonged to the identity's holder: never hand them to the
+// next one. Device channel and user channels ("<device>:<user>"; ':' sorts
+// just before ';', so this is a range of the primary key). Their open
+// commands are canceled too: they were queued for that holder. Returns how
+// many commands were canceled.
+int64_t clear_device_secrets(Connection& c, const std::string& device_id, SysTime now) {
+    c.prepare(
+         "UPDATE enrollments SET bootstrap_token = NULL, unlock_token = NULL, push_token = NULL, "
+         "push_magic = NULL, token_valid = 0, repush_at = NULL, repush_attempts = 0, "
+         "pending_push_apns_id = NULL, pending_push_until = NULL "
+         "WHERE id = ?1 OR (id > ?1 || ':' AND id < ?1 || ';')")
+        .bind(device_id)
+        .run();
+    c.prepare(fmt::format("UPDATE targets SET status = 'canceled', updated_at = ?2 "
+                          "WHERE (enrollment_id = ?1 OR (enrollment_id > ?1 || ':' AND "
+                          "enrollment_id < ?1 || ';')) AND status IN {}",
+                          kOpenStatuses))
+        .bind(device_id, to_unix(now))
+        .run();
+    return c.changes();
+}
+
+// When the device's identity was last in use, for the approval rule: the
+// active binding's bound_at/last_used; a revoked binding counts as used when
+// it was revoked (SPEC "re-binding": the ID's current binding).
+std::optional<int64_t> identity_last_used(Connection& c, const std::string& device_id,
+                                          const BindPolicy& policy) {
+    std::optional<int64_t> used;
+    auto st = c.prepare(
+        "SELECT cert_sha256, bound_at, last_used, CASE WHEN state = 'revoked' THEN "
+        "superseded_at END FROM cert_bindings WHERE device_id = ?1 AND state IN "
+        "('active', 'revoked')");
+    st.bind(device_id);
+    while (st.step()) {
+        int64_t t = st.int64(1);
+        if (auto v = st.opt_int64(2)) t = std::max(t, *v);
+        if (auto v = st.opt_int64(3)) t = std::max(t, *v);
+        if (policy.last_used) t = std::max(t, policy.last_used(st.str(0)));
+        used = std::max(used.value_or(t), t);
+    }
+    return used;
+}
+
+}  // namespace
+
 Status bind_cert_in(Connection& c, const std::string& cert_sha256, const std::string& device_id,
-                    std::optional<SysTime> not_after, SysTime now) {
+                    std::optional<SysTime> not_after, SysTime now, const BindPolicy& policy) {
+    bool approved = false;
     if (auto row = find_binding(c, cert_sha256)) {
         if (row->device_id != device_id)
             return conflict("identity certificate is bound to another enrollment");
@@ -76,13 +122,27 @@ Status bind_cert_in(Connection& c, const std::string& cert_sha256, const std::st
         if (row->state != BindingState::kApproved && row->state != BindingState::kPending)
             return conflict(fmt::format("identity certificate is {} for this enrollment",
                                         binding_state_name(row->state)));
+        approved = row->state == BindingState::kApproved;
+    }
+    if (policy.quiet_period && !approved) {
+        auto used = identity_last_used(c, device_id, policy);
+        if (used && to_unix(now) - *used < policy.quiet_period->count())
+            return Status(Code::kForbidden,
+                          fmt::format("this device id's identity was in use at {}: the re-binding "
+                                      "needs an administrator's approval",
+                                      format_rfc3339(from_unix(*used))));
     }
     std::vector<std::string> old;
+    bool earlier = false;  // any earlier binding: active, superseded or revoked
     {
         auto st = c.prepare(
-            "SELECT cert_sha256 FROM cert_bindings WHERE device_id = ?1 AND state = 'active'");
-        st.bind(device_id);
-        while (st.step()) old.push_back(st.str(0));
+            "SELECT cert_sha256, state FROM cert_bindings WHERE device_id = ?1 AND "
+            "cert_sha256 <> ?2 AND state IN ('active', 'superseded', 'revoked')");
+        st.bind(device_id, cert_sha256);
+        while (st.step()) {
+            earlier = true;
+            if (st.str(1) == "active") old.push_back(st.str(0));
+        }
     }
     c.prepare(
          "UPDATE cert_bindings SET state = 'superseded', superseded_at = ?2 "
@@ -96,26 +156,23 @@ Status bind_cert_in(Connection& c, const std::string& cert_sha256, const std::st
          "not_after = coalesce(excluded.not_after, not_after)")
         .bind(cert_sha256, device_id, to_unix(now), opt_unix(not_after))
         .run();
-    if (old.empty()) {
+    if (!earlier) {
         add_event(c, device_id, now, "binding",
                   fmt::format("identity certificate {} bound", short_hash(cert_sha256)));
         return Status::ok();
     }
-    // The secrets belonged to the old identity's holder: never hand them to
-    // the new one. Device channel and user channels ("<device>:<user>"; ':'
-    // sorts just before ';', so this is a range of the primary key).
-    c.prepare(
-         "UPDATE enrollments SET bootstrap_token = NULL, unlock_token = NULL, push_token = NULL, "
-         "push_magic = NULL, token_valid = 0, repush_at = NULL, repush_attempts = 0 "
-         "WHERE id = ?1 OR (id > ?1 || ':' AND id < ?1 || ';')")
-        .bind(device_id)
-        .run();
+    // An earlier identity (superseded now, or before, or revoked) held the
+    // device's secrets: the new one gets none of them.
+    int64_t canceled = clear_device_secrets(c, device_id, now);
     std::string superseded;
     for (const auto& h : old) superseded += (superseded.empty() ? "" : ", ") + short_hash(h);
-    add_event(c, device_id, now, "binding",
-              fmt::format("identity certificate {} bound, superseding {}; bootstrap, unlock and "
-                          "push tokens cleared",
-                          short_hash(cert_sha256), superseded));
+    add_event(
+        c, device_id, now, "binding",
+        fmt::format("identity certificate {} bound{}{}; bootstrap, unlock and push tokens "
+                    "cleared{}",
+                    short_hash(cert_sha256), old.empty() ? " after an earlier identity" : "",
+                    old.empty() ? "" : ", superseding " + superseded,
+                    canceled > 0 ? fmt::format(", {} open command(s) canceled", canceled) : ""));
     return Status::ok();
 }
 
@@ -196,14 +253,14 @@ Status SqliteStore::request_binding(const std::string& cert_sha256, const std::s
         count.bind(device_id);
         int64_t pending = count.step() ? count.int64(0) : 0;
         count.reset();
-        if (pending >= kMaxPendingPerDevice) {
-            c.prepare(
-                 "DELETE FROM cert_bindings WHERE cert_sha256 IN (SELECT cert_sha256 FROM "
-                 "cert_bindings WHERE device_id = ?1 AND state = 'pending' "
-                 "ORDER BY bound_at, cert_sha256 LIMIT ?2)")
-                .bind(device_id, pending - kMaxPendingPerDevice + 1)
-                .run();
-        }
+        // Full: refused, never evicting (an attacker's requests must not push
+        // the real device's out); an administrator DELETEs rows to make room.
+        if (pending >= kMaxPendingPerDevice)
+            return Status(Code::kTooLarge,
+                          fmt::format("this device id has {} re-bindings pending an "
+                                      "administrator's decision already (at most {}): no new one "
+                                      "is recorded",
+                                      pending, kMaxPendingPerDevice));
         c.prepare(
              "INSERT INTO cert_bindings (cert_sha256, device_id, bound_at, state, not_after) "
              "VALUES (?1, ?2, ?3, 'pending', ?4)")
@@ -250,9 +307,19 @@ Status SqliteStore::revoke_binding(const std::string& device_id, const std::stri
              "coalesce(superseded_at, ?2) WHERE cert_sha256 = ?1")
             .bind(cert_sha256, to_unix(now))
             .run();
-        sqlite::add_event(c, device_id, now, "binding",
-                          fmt::format("identity certificate {} ({}) revoked by an administrator",
-                                      short_hash(cert_sha256), binding_state_name(row->state)));
+        std::string cleared;
+        if (row->state == BindingState::kActive) {
+            // Its holder's push token must not be pushed to any more, nor its
+            // secrets handed on (SPEC "re-binding": as a supersede does).
+            int64_t canceled = sqlite::clear_device_secrets(c, device_id, now);
+            cleared = fmt::format(
+                "; bootstrap, unlock and push tokens cleared{}",
+                canceled > 0 ? fmt::format(", {} open command(s) canceled", canceled) : "");
+        }
+        sqlite::add_event(
+            c, device_id, now, "binding",
+            fmt::format("identity certificate {} ({}) revoked by an administrator{}",
+                        short_hash(cert_sha256), binding_state_name(row->state), cleared));
         return Status::ok();
     });
 }

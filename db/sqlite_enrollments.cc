@@ -11,6 +11,7 @@ namespace courier::db {
 
 using sqlite::Blob;
 using sqlite::Connection;
+using sqlite::opt_unix;
 using sqlite::Statement;
 
 namespace sqlite {
@@ -96,11 +97,6 @@ Enrollment enrollment_from_row(const Statement& st) {
     return e;
 }
 
-std::optional<int64_t> opt_unix(const std::optional<SysTime>& t) {
-    if (!t) return std::nullopt;
-    return to_unix(*t);
-}
-
 }  // namespace
 
 Status SqliteStore::apply_authenticate(const AuthenticateInput& in, SysTime now) {
@@ -138,7 +134,15 @@ Status SqliteStore::apply_authenticate(const AuthenticateInput& in, SysTime now)
         if (canceled > 0) detail += fmt::format(", {} pending command(s) canceled", canceled);
         sqlite::add_event(c, in.id, now, "checkin", detail);
         if (in.cert_sha256.empty()) return Status::ok();
-        return sqlite::bind_cert_in(c, in.cert_sha256, in.device_id, in.cert_not_after, now);
+        sqlite::BindPolicy policy;
+        policy.quiet_period = in.approval_quiet_period;
+        policy.last_used = [this](const std::string& cert) -> int64_t {
+            std::lock_guard lk(seen_mu_);  // uses not flushed yet
+            auto it = binding_used_.find(cert);
+            return it == binding_used_.end() ? 0 : it->second;
+        };
+        return sqlite::bind_cert_in(c, in.cert_sha256, in.device_id, in.cert_not_after, now,
+                                    policy);
     });
 }
 
@@ -147,6 +151,22 @@ Status SqliteStore::apply_token_update(const TokenUpdateInput& in, SysTime now) 
     std::optional<Blob> unlock;
     if (in.unlock_token) unlock = Blob{*in.unlock_token};
     return write([&](Connection& c) {
+        if (!in.user_id.empty()) {  // SPEC "input limits": at most kMaxUserChannels
+            auto known = c.prepare("SELECT 1 FROM enrollments WHERE id = ?1");
+            known.bind(in.id);
+            if (!known.step()) {
+                known.reset();
+                auto count = c.prepare(
+                    "SELECT count(*) FROM enrollments WHERE device_id = ?1 AND user_id <> ''");
+                count.bind(in.device_id);
+                int64_t users = count.step() ? count.int64(0) : 0;
+                if (users >= kMaxUserChannels)
+                    return Status(Code::kTooLarge,
+                                  fmt::format("device has {} user channels already (at most {}); "
+                                              "no new one is made",
+                                              users, kMaxUserChannels));
+            }
+        }
         c.prepare(
              "INSERT INTO enrollments (id, device_id, user_id, type, topic, push_token, "
              "push_magic, unlock_token, token_valid, awaiting_configuration, state, created_at, "

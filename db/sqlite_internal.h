@@ -2,6 +2,9 @@
 // inside a transaction the caller holds and throws SqlError on SQLite errors.
 #pragma once
 
+#include <chrono>
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -32,11 +35,27 @@ void clear_repush_if_idle(Connection& c, const std::string& id);
 std::optional<DeliveredCommand> pick_next_command(Connection& c, const std::string& id,
                                                   bool include_notnow, SysTime now);
 
+// Binding policy for bind_cert_in (SPEC "re-binding"): with a quiet period, a
+// new certificate binds only when the device's identity was not in use within
+// it (see AuthenticateInput::approval_quiet_period); `last_used` gives a
+// certificate's use not yet flushed (unix seconds, 0 if none).
+struct BindPolicy {
+    std::optional<std::chrono::seconds> quiet_period;
+    std::function<int64_t(const std::string&)> last_used;
+};
+
 // Store::bind_cert inside the caller's transaction.
+// With policy.quiet_period set, kForbidden (and nothing changed) when the
+// re-binding needs an administrator's approval.
 Status bind_cert_in(Connection& c, const std::string& cert_sha256, const std::string& device_id,
-                    std::optional<SysTime> not_after, SysTime now);
+                    std::optional<SysTime> not_after, SysTime now, const BindPolicy& policy = {});
 
 // Page limits are clamped to 1..1000.
 int64_t clamp_limit(int64_t limit);
+
+inline std::optional<int64_t> opt_unix(const std::optional<SysTime>& t) {
+    if (!t) return std::nullopt;
+    return to_unix(*t);
+}
 
 }  // namespace courier::db::sqlite

@@ -70,6 +70,24 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path,
     s = (*conn)->try_exec("PRAGMA wal_autocheckpoint = 10000; PRAGMA cache_size = -32768");
     if (!s) return s;
     if (s = sqlite::migrate(**conn); !s) return s;
+    // Bindings made before migration 5 may leave a device with several
+    // active identities (a planted one among them): said at every start, and
+    // flagged in GET /v1/devices/{id}/bindings (multiple_active).
+    try {
+        auto st = (*conn)->prepare(
+            "SELECT count(*) FROM (SELECT device_id FROM cert_bindings WHERE state = 'active' "
+            "GROUP BY device_id HAVING count(*) > 1)");
+        int64_t several = st.step() ? st.int64(0) : 0;
+        st.reset();
+        if (several > 0)
+            spdlog::warn(
+                "{} device(s) have more than one active identity certificate (bindings from "
+                "before re-binding checks): each is accepted; review GET "
+                "/v1/devices/{{id}}/bindings (multiple_active) and revoke the ones not yours",
+                several);
+    } catch (const sqlite::SqlError&) {
+        spdlog::warn("store: could not count devices with several active identities");
+    }
     return std::unique_ptr<SqliteStore>(
         new SqliteStore(path, options, clock, std::move(conn).value()));
 }

@@ -65,6 +65,14 @@ struct AuthenticateInput {
     std::string cert_sha256;  // identity certificate to bind (hex); may be empty
     std::optional<SysTime> cert_not_after;
     bool facts_truncated = false;  // the service cut a fact above to kMaxFactBytes
+    // The approval rule (SPEC "re-binding"), decided in the binding's
+    // transaction: when set, a new certificate (not an approved one) binds
+    // only if the device's identity was not in use within this period — its
+    // active binding's bound_at/last_used, or the time its latest binding was
+    // revoked. Else apply_authenticate fails with kForbidden and changes
+    // nothing (the caller records the pending re-binding). nullopt: binds at
+    // once (token-gated enrollment, --device-ca).
+    std::optional<std::chrono::seconds> approval_quiet_period;
 };
 // Device facts (serial number, model, names, versions...) are stored up to
 // this many bytes each (SPEC "input limits").
@@ -253,6 +261,9 @@ class Store {
     // kept until a TokenUpdate replaces it (or a binding supersedes the old
     // identity); a retired enrollment stays retired.
     virtual Status apply_authenticate(const AuthenticateInput& in, SysTime now) = 0;
+    // A TokenUpdate that would make a new user channel on a device that has
+    // kMaxUserChannels already fails with kTooLarge and changes nothing
+    // (checked in the write's transaction).
     // Stores token/magic/topic, keeps a stored unlock token when in.unlock_token
     // is nullopt, marks it enrolled with a valid token. The enrollment row is
     // created when missing (a user channel's first TokenUpdate); only the row

@@ -125,42 +125,51 @@ Response AdminApi::list_bindings(Request& req) {
     auto list = store_.bindings(*device);
     if (!list.is_ok()) return status_response(list.status());
     json::array items;
-    for (const auto& b : *list) items.push_back(binding_json(b));
-    return json_response(200, json::object{{"items", std::move(items)}});
+    int active = 0;
+    for (const auto& b : *list) {
+        items.push_back(binding_json(b));
+        active += b.state == db::BindingState::kActive;
+    }
+    // Bindings made before migration 5 could leave a device with several
+    // active identities (a planted one among them): flagged for an admin.
+    return json_response(
+        200, json::object{{"items", std::move(items)}, {"multiple_active", active > 1}});
 }
 
-Response AdminApi::approve_binding(Request& req) {
+namespace {
+// POST …/approve and DELETE …/bindings/{sha256}: the same checks and answer
+// around one store change; `what` completes the warn line.
+template <class Change>
+Response change_binding(db::Store& store, Request& req, const char* what, Change change) {
     const std::string& sha = req.params["sha256"];
     if (!is_sha256_hex(sha))
         return Response::error(400, "sha256: 64 lowercase hex digits (cert_sha256 of a binding)");
-    auto device = binding_device(store_, req.params["id"]);
+    auto device = binding_device(store, req.params["id"]);
     if (!device.is_ok()) return status_response(device.status());
-    auto s = store_.approve_binding(*device, sha, clock_.now());
+    auto s = change(*device, sha);
     if (!s.is_ok()) return status_response(s);
-    spdlog::warn("re-binding of device {} to identity sha256:{}… approved by an administrator",
-                 *device, sha.substr(0, 16));
-    auto b = store_.binding(sha);
+    spdlog::warn("identity sha256:{}… of device {} {} by an administrator", sha.substr(0, 16),
+                 *device, what);
+    auto b = store.binding(sha);
     if (!b.is_ok()) return status_response(b.status());
     if (!b->has_value())
         return status_response(internal_error("binding vanished after the change"));
     return json_response(200, binding_json(**b));
+}
+}  // namespace
+
+Response AdminApi::approve_binding(Request& req) {
+    return change_binding(store_, req, "approved for re-binding",
+                          [&](const std::string& device, const std::string& sha) {
+                              return store_.approve_binding(device, sha, clock_.now());
+                          });
 }
 
 Response AdminApi::revoke_binding(Request& req) {
-    const std::string& sha = req.params["sha256"];
-    if (!is_sha256_hex(sha))
-        return Response::error(400, "sha256: 64 lowercase hex digits (cert_sha256 of a binding)");
-    auto device = binding_device(store_, req.params["id"]);
-    if (!device.is_ok()) return status_response(device.status());
-    auto s = store_.revoke_binding(*device, sha, clock_.now());
-    if (!s.is_ok()) return status_response(s);
-    spdlog::warn("identity sha256:{}… of device {} revoked by an administrator", sha.substr(0, 16),
-                 *device);
-    auto b = store_.binding(sha);
-    if (!b.is_ok()) return status_response(b.status());
-    if (!b->has_value())
-        return status_response(internal_error("binding vanished after the change"));
-    return json_response(200, binding_json(**b));
+    return change_binding(store_, req, "revoked",
+                          [&](const std::string& device, const std::string& sha) {
+                              return store_.revoke_binding(device, sha, clock_.now());
+                          });
 }
 
 Response AdminApi::push_now(Request& req) {

@@ -65,12 +65,16 @@ Response DeviceService::retired_answer() {
     return r;
 }
 
-void DeviceService::superseded_use(const Request& req, const db::Binding& b,
-                                   const std::string& claimed_id, SysTime now) {
+Response DeviceService::superseded_use(const Request& req, const db::Binding& b,
+                                       const std::string& claimed_id, SysTime now) {
     metrics_.counter("courier_superseded_identity_total").inc();
-    if (b.alarm_at && now - *b.alarm_at < kAlarmInterval) return;  // alarmed this hour
+    Response refusal = refuse(req, claimed_id,
+                              b.state == db::BindingState::kRevoked
+                                  ? "identity certificate was revoked by an administrator"
+                                  : "identity certificate was superseded by a later enrollment");
+    if (b.alarm_at && now - *b.alarm_at < kAlarmInterval) return refusal;  // alarmed this hour
     auto noted = store_.note_superseded_use(b.cert_sha256, now);
-    if (!noted.is_ok() || !*noted) return;
+    if (!noted.is_ok() || !*noted) return refusal;
     spdlog::warn(
         "{} identity certificate sha256:{}… of device {} presented again by {} for {}: a "
         "takeover, or the device's old holder (refused; alarmed at most once an hour)",
@@ -78,6 +82,7 @@ void DeviceService::superseded_use(const Request& req, const db::Binding& b,
         req.remote_address, claimed_id);
     // Hook: the courier.identity.superseded webhook event (SPEC "re-binding")
     // goes here, on the same once-an-hour schedule as this log line.
+    return refusal;
 }
 
 std::optional<Response> DeviceService::require_binding(const Request& req, const std::string& id,
@@ -97,11 +102,7 @@ std::optional<Response> DeviceService::require_binding(const Request& req, const
             *defer = true;  // the alarm is a write: a worker does it
             return std::nullopt;
         }
-        superseded_use(req, bound, id, now);
-        return refuse(req, id,
-                      bound.state == db::BindingState::kRevoked
-                          ? "identity certificate was revoked by an administrator"
-                          : "identity certificate was superseded by a later enrollment");
+        return superseded_use(req, bound, id, now);
     }
     if (bound.device_id != device_id)
         return refuse(req, id, "certificate is bound to another enrollment");
@@ -121,13 +122,8 @@ std::optional<Response> DeviceService::admit_authenticate(const Request& req, co
     if (!b.is_ok()) return status_response(b.status(), "store", Audience::kDevice);
     if (b->has_value()) {
         const db::Binding& row = **b;
-        if (row.state == db::BindingState::kSuperseded || row.state == db::BindingState::kRevoked) {
-            superseded_use(req, row, id, now);
-            return refuse(req, id,
-                          row.state == db::BindingState::kRevoked
-                              ? "identity certificate was revoked by an administrator"
-                              : "identity certificate was superseded by a later enrollment");
-        }
+        if (row.state == db::BindingState::kSuperseded || row.state == db::BindingState::kRevoked)
+            return superseded_use(req, row, id, now);
         if (row.device_id != device_id)
             return refuse(req, id,
                           "a bound certificate cannot move: it is bound to another "
@@ -143,30 +139,8 @@ std::optional<Response> DeviceService::admit_authenticate(const Request& req, co
                           "enrollment needs a token: this identity was not issued by a "
                           "token-gated /enroll");
     }
-    bool approved = b->has_value() && (*b)->state == db::BindingState::kApproved;
-    if (policy_.enroll_open && cred.enrollment_ca && !approved) {
-        auto active = store_.active_binding(device_id);
-        if (!active.is_ok()) return status_response(active.status(), "store", Audience::kDevice);
-        if (active->has_value()) {
-            SysTime used = (*active)->bound_at;
-            if ((*active)->last_used && *(*active)->last_used > used) used = *(*active)->last_used;
-            if (now - used < policy_.quiet_period) {
-                auto s = store_.request_binding(cred.cert_sha256, device_id, cred.not_after, now);
-                if (!s.is_ok() && s.code() != Code::kConflict)
-                    return status_response(s, "store", Audience::kDevice);
-                spdlog::warn(
-                    "device {} asked to re-bind to a new identity sha256:{}… from {} while its "
-                    "current identity was used at {}: pending an administrator's approval",
-                    device_id, cred.cert_sha256.substr(0, 16), req.remote_address,
-                    format_rfc3339(used));
-                return refuse(req, id,
-                              "this device id is bound to another identity that was in use "
-                              "recently: the re-binding is pending an administrator's approval "
-                              "(POST /v1/devices/" +
-                                  device_id + "/bindings/" + cred.cert_sha256 + "/approve)");
-            }
-        }
-    }
+    // The approval rule (open enrollment, an identity from the built-in CA)
+    // is decided by apply_authenticate in the binding's transaction.
     return std::nullopt;
 }
 
@@ -225,13 +199,6 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
         switch (msg.type) {
             case mdm::MessageType::kAuthenticate: {
                 auto before = store_.active_binding(device_id);
-                if (before.is_ok() && before->has_value() &&
-                    (*before)->cert_sha256 != cred->cert_sha256)
-                    spdlog::warn(
-                        "device {} re-binds to a new identity certificate sha256:{}… from {}: "
-                        "sha256:{}… superseded, bootstrap, unlock and push tokens cleared",
-                        device_id, cred->cert_sha256.substr(0, 16), req.remote_address,
-                        (*before)->cert_sha256.substr(0, 16));
                 db::AuthenticateInput in;
                 in.id = id;
                 in.device_id = device_id;
@@ -255,22 +222,38 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
                 if (cut) spdlog::warn("Authenticate from {}: device facts cut to 1 KiB each", id);
                 in.cert_sha256 = cred->cert_sha256;
                 in.cert_not_after = cred->not_after;
+                if (policy_.enroll_open && cred->enrollment_ca)
+                    in.approval_quiet_period = policy_.quiet_period;
                 st = store_.apply_authenticate(in, now);
                 if (st.is_ok()) store_.touch_binding(cred->cert_sha256, now);
+                if (st.is_ok() && before.is_ok() && before->has_value() &&
+                    (*before)->cert_sha256 != cred->cert_sha256)
+                    spdlog::warn(
+                        "device {} re-binds to a new identity certificate sha256:{}… from {}: "
+                        "sha256:{}… superseded, bootstrap, unlock and push tokens cleared",
+                        device_id, cred->cert_sha256.substr(0, 16), req.remote_address,
+                        (*before)->cert_sha256.substr(0, 16));
                 if (st.code() == Code::kConflict) return refuse(req, id, st.message());
+                if (st.code() == Code::kForbidden) {  // needs an administrator's approval
+                    auto s =
+                        store_.request_binding(cred->cert_sha256, device_id, cred->not_after, now);
+                    if (s.code() == Code::kTooLarge) return refuse(req, id, s.message());
+                    if (!s.is_ok() && s.code() != Code::kConflict)
+                        return status_response(s, "store", Audience::kDevice);
+                    spdlog::warn(
+                        "device {} asked to re-bind to a new identity sha256:{}… from {}: {}; "
+                        "pending an administrator's approval",
+                        device_id, cred->cert_sha256.substr(0, 16), req.remote_address,
+                        st.message());
+                    return refuse(req, id,
+                                  "this device id is bound to another identity that was in use "
+                                  "recently: the re-binding is pending an administrator's "
+                                  "approval (POST /v1/devices/" +
+                                      device_id + "/bindings/" + cred->cert_sha256 + "/approve)");
+                }
                 break;
             }
             case mdm::MessageType::kTokenUpdate: {
-                if (!ident.user_id.empty() && !existing.is_ok()) {  // a new user channel
-                    auto users = store_.user_channel_count(device_id);
-                    if (!users.is_ok())
-                        return status_response(users.status(), "store", Audience::kDevice);
-                    if (*users >= db::kMaxUserChannels)
-                        return refuse(req, id,
-                                      fmt::format("device has {} user channels already (at most "
-                                                  "{}); no new one is made",
-                                                  *users, db::kMaxUserChannels));
-                }
                 db::TokenUpdateInput in;
                 in.id = id;
                 in.device_id = device_id;
@@ -290,7 +273,10 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
                             "certificate: no push can reach it",
                             id, msg.topic);
                 }
+                // Beyond kMaxUserChannels no new user channel (checked in the
+                // store's transaction): 400.
                 st = store_.apply_token_update(in, now);
+                if (st.code() == Code::kTooLarge) return refuse(req, id, st.message());
                 if (st.is_ok() && push_) {
                     auto pending = store_.has_pending(id, now);
                     if (pending.is_ok() && *pending) push_->push(id, [](const auto&) {});

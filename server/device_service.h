@@ -75,10 +75,10 @@ class DeviceService {
     std::optional<Response> admit_authenticate(const Request& req, const std::string& id,
                                                const std::string& device_id,
                                                const DeviceCredential& cred, SysTime now);
-    // A superseded or revoked certificate was presented: counted, and
-    // alarmed (warn, timeline) at most once an hour per certificate.
-    void superseded_use(const Request& req, const db::Binding& b, const std::string& claimed_id,
-                        SysTime now);
+    // A superseded or revoked certificate was presented: counted, alarmed
+    // (warn, timeline) at most once an hour per certificate, and refused.
+    Response superseded_use(const Request& req, const db::Binding& b, const std::string& claimed_id,
+                            SysTime now);
 
     db::Store& store_;
     DeviceAuthenticator& auth_;

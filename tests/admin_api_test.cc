@@ -721,8 +721,12 @@ TEST_F(AdminApi, HealthzIsDegradedWhileWritesFailAndHealthyOnceTheySucceed) {
     start(o);
     EXPECT_EQ(sim::http_get(url("/healthz"), server_->ca_file()).status, 200);
     server_->faulty()->fail_next_writes(1000, db::StoreFault::kDiskFull);
-    // Reads still work: only a write probe notices.
-    EXPECT_EQ(api("GET", "/v1/devices").status, 200);
+    // As SqliteStore: healthz probes writes only after a write failed, so
+    // faults that no write met yet leave it ok and untouched.
+    EXPECT_EQ(sim::http_get(url("/healthz"), server_->ca_file()).status, 200);
+    EXPECT_EQ(server_->faulty()->injected_failures(), 0);
+    EXPECT_EQ(api("GET", "/v1/devices").status, 200);                   // reads still work
+    EXPECT_EQ(api("POST", "/v1/enrollment-tokens", "{}").status, 503);  // a write fails
     auto h = sim::http_get(url("/healthz"), server_->ca_file());
     EXPECT_EQ(h.status, 503) << h.body;
     auto body = parse_object(h.body);

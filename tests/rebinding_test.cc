@@ -9,6 +9,7 @@
 #include "certs/authority.h"
 #include "certs/pkcs.h"
 #include "common/encoding.h"
+#include "db/sqlite_statement.h"
 #include "db/store.h"
 #include "tests/support/test_server.h"
 
@@ -200,6 +201,7 @@ TEST_F(Rebinding, AWipedDeviceWhoseOldIdentityWasSilentSevenDaysRebindsAtOnce) {
 TEST_F(Rebinding, ARevokedBindingIsRefused) {
     auto dev = server_->enrolled_device("UDID-R");
     ASSERT_TRUE(dev);
+    ASSERT_EQ(checkin(*dev, "SetBootstrapToken", "VICTIM-BOOTSTRAP").status, 200);
     std::string sha = bindings("UDID-R").at(0).as_object().at("cert_sha256").as_string().c_str();
     EXPECT_EQ(server_->api("DELETE", "/v1/devices/UDID-R/bindings/" + std::string(64, 'e')).status,
               404);
@@ -211,6 +213,101 @@ TEST_F(Rebinding, ARevokedBindingIsRefused) {
     EXPECT_EQ(dev->authenticate().status, 400);
     EXPECT_EQ(superseded_total() - before, 2);
     EXPECT_EQ(bindings("UDID-R").at(0).as_object().at("state").as_string(), "revoked");
+
+    // Review #1: a fresh identity for the UDID does not bind at once (the
+    // latest binding was revoked just now: like one in use recently) ...
+    auto fresh_id = fresh_identity();
+    auto fresh = device("UDID-R", fresh_id);
+    auto a = fresh->authenticate();
+    EXPECT_EQ(a.status, 400) << a.body;
+    EXPECT_NE(a.body.find("approval"), std::string::npos) << a.body;
+    auto g = checkin(*fresh, "GetBootstrapToken");
+    EXPECT_EQ(g.status, 400);
+    EXPECT_EQ(bootstrap_of(g), "");
+    EXPECT_EQ(find(bindings("UDID-R"), sha256_of(fresh_id))->at("state").as_string(), "pending");
+    // ... and once an administrator approves it, it gets none of the secrets.
+    ASSERT_EQ(
+        server_->api("POST", "/v1/devices/UDID-R/bindings/" + sha256_of(fresh_id) + "/approve")
+            .status,
+        200);
+    ASSERT_EQ(fresh->authenticate().status, 200);
+    g = checkin(*fresh, "GetBootstrapToken");
+    EXPECT_EQ(g.status, 200);
+    EXPECT_EQ(bootstrap_of(g), "");
+    EXPECT_FALSE(store().unlock_token("UDID-R")->has_value());
+}
+
+// Review #7: revoking the active binding clears its push token at once, so
+// no push goes out to the revoked holder.
+TEST_F(Rebinding, ARevokedActiveBindingGetsNoPush) {
+    auto dev = server_->enrolled_device("UDID-P");
+    ASSERT_TRUE(dev);
+    auto q = server_->api("POST", "/v1/commands",
+                          R"({"targets":["UDID-P"],"command":{"RequestType":"ProfileList"}})");
+    ASSERT_EQ(q.status, 201) << q.body;
+    size_t pushes = server_->apns().request_count();
+    ASSERT_GE(pushes, 1u) << "the fake APNs sees pushes to this device";
+    std::optional<sim::ReceivedCommand> next;
+    ASSERT_EQ(dev->idle(&next).status, 200);  // the device came: no push is pending
+    ASSERT_TRUE(next.has_value());
+    std::string sha = bindings("UDID-P").at(0).as_object().at("cert_sha256").as_string().c_str();
+    ASSERT_EQ(server_->api("DELETE", "/v1/devices/UDID-P/bindings/" + sha).status, 200);
+    EXPECT_TRUE(store().enrollment("UDID-P")->push_token.empty());
+    q = server_->api("POST", "/v1/commands",
+                     R"({"targets":["UDID-P"],"command":{"RequestType":"ProfileList"}})");
+    ASSERT_EQ(q.status, 201) << q.body;
+    auto push = json::parse(q.body).at("targets").at("UDID-P").at("push").as_object();
+    EXPECT_EQ(push.at("status").as_string(), "error") << q.body;
+    EXPECT_EQ(server_->apns().request_count(), pushes) << "nothing reached APNs";
+    auto p = server_->api("POST", "/v1/push/UDID-P");
+    EXPECT_EQ(server_->apns().request_count(), pushes) << p.body;
+}
+
+// Review #18: a superseded holder cannot make or re-point a user channel.
+TEST_F(Rebinding, ASupersededHoldersUserChannelTokenUpdateIsRefused) {
+    auto old_dev = device("UDID-U", fresh_identity());
+    ASSERT_EQ(old_dev->authenticate().status, 200);
+    ASSERT_EQ(old_dev->token_update().status, 200);
+    auto user_update = [&](sim::SimDevice& d, const std::string& user, const std::string& token) {
+        plist::Dict m;
+        m.set("MessageType", "TokenUpdate");
+        m.set("UDID", "UDID-U");
+        m.set("UserID", user);
+        m.set("UserShortName", user);
+        m.set("Topic", server_->topic());
+        m.set("Token", plist::Data{token});
+        m.set("PushMagic", "magic");
+        return d.put("/checkin", plist::write_xml(plist::Value(std::move(m))),
+                     "application/x-apple-aspen-mdm-checkin");
+    };
+    ASSERT_EQ(user_update(*old_dev, "user-1", "old-user-token").status, 200);
+    clock_.advance(std::chrono::hours(24 * 8));  // the old identity went quiet
+    auto new_dev = device("UDID-U", fresh_identity());
+    ASSERT_EQ(new_dev->authenticate().status, 200);
+    ASSERT_EQ(user_update(*new_dev, "user-1", "new-user-token").status, 200);
+    EXPECT_EQ(user_update(*old_dev, "user-1", "evil-token").status, 400);
+    EXPECT_EQ(user_update(*old_dev, "user-2", "evil-token").status, 400);
+    EXPECT_EQ(store().enrollment("UDID-U:user-1")->push_token, "new-user-token");
+    EXPECT_EQ(store().enrollment("UDID-U:user-2").status().code(), Code::kNotFound);
+}
+
+// Review #9: bindings from before migration 5 can leave a device with several
+// active identities; GET …/bindings flags it for an administrator.
+TEST_F(Rebinding, SeveralActiveBindingsAreFlagged) {
+    auto dev = server_->enrolled_device("UDID-M");
+    ASSERT_TRUE(dev);
+    auto r = json::parse(server_->api("GET", "/v1/devices/UDID-M/bindings").body).as_object();
+    EXPECT_EQ(r.at("multiple_active"), json::value(false));
+    {  // as version 4 allowed: a second active row
+        auto c = db::sqlite::Connection::open(
+            (server_->data_dir() / "data" / "courier.db").string(), false, 5000);
+        ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+        (*c)->exec("INSERT INTO cert_bindings (cert_sha256, device_id, bound_at, state) VALUES ('" +
+                   std::string(64, 'd') + "', 'UDID-M', 1, 'active')");
+    }
+    r = json::parse(server_->api("GET", "/v1/devices/UDID-M/bindings").body).as_object();
+    EXPECT_EQ(r.at("multiple_active"), json::value(true));
+    EXPECT_EQ(r.at("items").as_array().size(), 2u);
 }
 
 // ---- Token-gated enrollment (--enroll-open=false) ------------------------

@@ -381,15 +381,29 @@ TEST_P(StoreTest, PendingBindingIsListedApprovedAndThenBinds) {
 
 TEST_P(StoreTest, PendingBindingsPerDeviceAreBounded) {
     ASSERT_TRUE(store_->bind_cert(std::string(64, 'a'), "UDID-1", std::nullopt, now()));
-    for (int i = 0; i < 40; ++i) {
+    for (int i = 0; i < 16; ++i) {
         clock_.advance(1s);
         ASSERT_TRUE(
             store_->request_binding(fmt::format("{:064x}", i + 1), "UDID-1", std::nullopt, now()));
     }
+    // Full: a new request is refused, never evicting an earlier one (an
+    // attacker's requests cannot push the real device's out).
+    for (int i = 16; i < 40; ++i)
+        EXPECT_EQ(
+            store_->request_binding(fmt::format("{:064x}", i + 1), "UDID-1", std::nullopt, now())
+                .code(),
+            Code::kTooLarge);
+    EXPECT_TRUE(store_->request_binding(fmt::format("{:064x}", 1), "UDID-1", std::nullopt, now()))
+        << "asking again for a recorded one is still ok";
     auto list = store_->bindings("UDID-1");
     EXPECT_EQ(list->size(), 17u);  // 16 pending and the active one
-    EXPECT_EQ(list->front().cert_sha256, fmt::format("{:064x}", 40)) << "the newest stays";
+    EXPECT_EQ(store_->binding(fmt::format("{:064x}", 1))->value().state, BindingState::kPending)
+        << "the first stays";
+    EXPECT_FALSE(store_->binding(fmt::format("{:064x}", 17))->has_value());
     EXPECT_EQ(store_->active_binding("UDID-1")->value().cert_sha256, std::string(64, 'a'));
+    // An administrator deleting one makes room.
+    ASSERT_TRUE(store_->revoke_binding("UDID-1", fmt::format("{:064x}", 2), now()));
+    EXPECT_TRUE(store_->request_binding(fmt::format("{:064x}", 41), "UDID-1", std::nullopt, now()));
 }
 
 TEST_P(StoreTest, RevokedBindingIsKeptAndNeverBindsAgain) {
@@ -409,6 +423,148 @@ TEST_P(StoreTest, RevokedBindingIsKeptAndNeverBindsAgain) {
     EXPECT_EQ(store_->request_binding(cert, "UDID-1", std::nullopt, now()).code(), Code::kConflict);
     // A new identity binds at once: nothing active to supersede.
     ASSERT_TRUE(store_->bind_cert(std::string(64, 'b'), "UDID-1", std::nullopt, now()));
+}
+
+// Review #7: revoking the active binding clears the secrets and push tokens
+// (device and user channels) in the same transaction, as a supersede does:
+// nothing is pushed to the revoked holder's token any more.
+TEST_P(StoreTest, RevokingTheActiveBindingClearsTheDevicesSecrets) {
+    const std::string cert(64, 'a');
+    auto in = auth_input("UDID-1");
+    in.cert_sha256 = cert;
+    ASSERT_TRUE(store_->apply_authenticate(in, now()));
+    auto tu = token_input("UDID-1", "UDID-1");
+    tu.unlock_token = "UNLOCK";
+    ASSERT_TRUE(store_->apply_token_update(tu, now()));
+    ASSERT_TRUE(store_->set_bootstrap_token("UDID-1", "BOOTSTRAP"));
+    auto user = token_input("UDID-1:USER-1", "UDID-1");
+    user.user_id = "USER-1";
+    ASSERT_TRUE(store_->apply_token_update(user, now()));
+    enroll("UDID-2");
+    std::string uuid = enqueue({"UDID-1", "UDID-1:USER-1", "UDID-2"});
+    ASSERT_TRUE(store_->schedule_repush("UDID-1", now() + 60s, 1));
+
+    ASSERT_TRUE(store_->revoke_binding("UDID-1", cert, now()));
+    EXPECT_FALSE(store_->bootstrap_token("UDID-1")->has_value());
+    EXPECT_FALSE(store_->unlock_token("UDID-1")->has_value());
+    for (const char* id : {"UDID-1", "UDID-1:USER-1"}) {
+        auto e = store_->enrollment(id);
+        ASSERT_TRUE(e.is_ok());
+        EXPECT_TRUE(e->push_token.empty()) << id;
+        EXPECT_TRUE(e->push_magic.empty()) << id;
+        EXPECT_FALSE(e->token_valid) << id;
+        EXPECT_EQ(status_of(uuid, id), TargetStatus::kCanceled) << id;
+    }
+    EXPECT_TRUE(store_->due_repushes(now() + 1h, 10)->empty());
+    EXPECT_TRUE(store_->enrollment("UDID-2")->token_valid) << "another device is untouched";
+    EXPECT_EQ(status_of(uuid, "UDID-2"), TargetStatus::kQueued);
+    EXPECT_NE(store_->timeline("UDID-1", 1)->at(0).detail.find("tokens cleared"),
+              std::string::npos);
+}
+
+// Review #1: a certificate binding after an earlier identity that was revoked
+// (no active binding left) still gets none of the secrets stored meanwhile.
+TEST_P(StoreTest, ABindingAfterARevokedOneGetsNoneOfTheSecrets) {
+    ASSERT_TRUE(store_->apply_authenticate(auth_input("UDID-1"), now()));
+    ASSERT_TRUE(store_->bind_cert(std::string(64, 'a'), "UDID-1", std::nullopt, now()));
+    ASSERT_TRUE(store_->revoke_binding("UDID-1", std::string(64, 'a'), now()));
+    // Secrets stored while no identity is active (e.g. a database that
+    // revoked before revoking cleared them).
+    ASSERT_TRUE(store_->set_bootstrap_token("UDID-1", "BOOTSTRAP"));
+    ASSERT_TRUE(store_->apply_token_update(token_input("UDID-1", "UDID-1"), now()));
+    ASSERT_TRUE(store_->bind_cert(std::string(64, 'b'), "UDID-1", std::nullopt, now()));
+    EXPECT_FALSE(store_->bootstrap_token("UDID-1")->has_value());
+    EXPECT_FALSE(store_->enrollment("UDID-1")->token_valid);
+    // The very first binding of a device clears nothing.
+    ASSERT_TRUE(store_->apply_authenticate(auth_input("UDID-2"), now()));
+    ASSERT_TRUE(store_->set_bootstrap_token("UDID-2", "FIRST"));
+    ASSERT_TRUE(store_->bind_cert(std::string(64, 'c'), "UDID-2", std::nullopt, now()));
+    EXPECT_EQ(store_->bootstrap_token("UDID-2")->value_or(""), "FIRST");
+}
+
+// Review #8: a supersede cancels the open commands of the user channels too.
+TEST_P(StoreTest, ASupersedeCancelsOpenCommandsOnUserChannels) {
+    auto in = auth_input("UDID-1");
+    in.cert_sha256 = std::string(64, 'a');
+    ASSERT_TRUE(store_->apply_authenticate(in, now()));
+    auto user = token_input("UDID-1:USER-1", "UDID-1");
+    user.user_id = "USER-1";
+    ASSERT_TRUE(store_->apply_token_update(user, now()));
+    enroll("UDID-10");  // "UDID-10" sorts after "UDID-1:" but is another device
+    std::string uuid = enqueue({"UDID-1:USER-1", "UDID-10"});
+    ASSERT_TRUE(store_->bind_cert(std::string(64, 'b'), "UDID-1", std::nullopt, now()));
+    EXPECT_EQ(status_of(uuid, "UDID-1:USER-1"), TargetStatus::kCanceled);
+    EXPECT_EQ(status_of(uuid, "UDID-10"), TargetStatus::kQueued);
+    EXPECT_EQ(next_uuid("UDID-1:USER-1", true), "");
+}
+
+// Review #20: the approval rule is decided in the binding's transaction.
+TEST_P(StoreTest, AuthenticateWithAQuietPeriodBindsOnlyAQuietDevice) {
+    auto in = auth_input("UDID-1");
+    in.approval_quiet_period = std::chrono::hours(24 * 7);
+    in.cert_sha256 = std::string(64, 'a');
+    ASSERT_TRUE(store_->apply_authenticate(in, now()));  // first: binds
+    ASSERT_TRUE(store_->set_bootstrap_token("UDID-1", "BOOTSTRAP"));
+    clock_.advance(1h);
+    in.cert_sha256 = std::string(64, 'b');  // a second one, one after the other
+    EXPECT_EQ(store_->apply_authenticate(in, now()).code(), Code::kForbidden);
+    EXPECT_EQ(store_->active_binding("UDID-1")->value().cert_sha256, std::string(64, 'a'));
+    EXPECT_EQ(store_->bindings("UDID-1")->size(), 1u) << "nothing changed";
+    EXPECT_EQ(store_->bootstrap_token("UDID-1")->value_or(""), "BOOTSTRAP");
+    // A use not flushed yet counts.
+    clock_.advance(std::chrono::hours(24 * 7));
+    store_->touch_binding(std::string(64, 'a'), now() - 1min);
+    EXPECT_EQ(store_->apply_authenticate(in, now()).code(), Code::kForbidden);
+    // An approved row binds.
+    ASSERT_TRUE(store_->request_binding(in.cert_sha256, "UDID-1", std::nullopt, now()));
+    ASSERT_TRUE(store_->approve_binding("UDID-1", in.cert_sha256, now()));
+    ASSERT_TRUE(store_->apply_authenticate(in, now()));
+    EXPECT_EQ(store_->active_binding("UDID-1")->value().cert_sha256, std::string(64, 'b'));
+    // Revoked: counts as used when revoked (review #1).
+    ASSERT_TRUE(store_->revoke_binding("UDID-1", in.cert_sha256, now()));
+    clock_.advance(std::chrono::hours(24 * 6));
+    in.cert_sha256 = std::string(64, 'c');
+    EXPECT_EQ(store_->apply_authenticate(in, now()).code(), Code::kForbidden);
+    clock_.advance(std::chrono::hours(24));
+    ASSERT_TRUE(store_->apply_authenticate(in, now()));
+    EXPECT_EQ(store_->active_binding("UDID-1")->value().cert_sha256, std::string(64, 'c'));
+}
+
+// Review #20: the user-channel limit is checked in the write's transaction,
+// so concurrent TokenUpdates cannot pass it.
+TEST_P(StoreTest, NoNewUserChannelBeyondTheLimitEvenConcurrently) {
+    enroll("UDID-1");
+    auto user = [](int i) {
+        auto in = token_input("UDID-1:user-" + std::to_string(i), "UDID-1");
+        in.user_id = "user-" + std::to_string(i);
+        return in;
+    };
+    {
+        std::vector<std::thread> fill;
+        for (int t = 0; t < 8; ++t)
+            fill.emplace_back([&, t] {
+                for (int i = t; i < kMaxUserChannels - 1; i += 8)
+                    EXPECT_TRUE(store_->apply_token_update(user(i), now()));
+            });
+        for (auto& th : fill) th.join();
+    }
+    ASSERT_EQ(*store_->user_channel_count("UDID-1"), kMaxUserChannels - 1);
+    std::atomic<int> ok{0}, too_large{0};
+    {
+        std::vector<std::thread> race;
+        for (int t = 0; t < 4; ++t)
+            race.emplace_back([&, t] {
+                auto s = store_->apply_token_update(user(5000 + t), now());
+                if (s.is_ok()) ++ok;
+                if (s.code() == Code::kTooLarge) ++too_large;
+            });
+        for (auto& th : race) th.join();
+    }
+    EXPECT_EQ(ok.load(), 1);
+    EXPECT_EQ(too_large.load(), 3);
+    EXPECT_EQ(*store_->user_channel_count("UDID-1"), kMaxUserChannels);
+    EXPECT_TRUE(store_->apply_token_update(user(7), now())) << "an existing channel still updates";
+    EXPECT_TRUE(store_->apply_token_update(token_input("UDID-1", "UDID-1"), now()));
 }
 
 TEST_P(StoreTest, SupersededUseIsNotedAtMostOnceAnHour) {
@@ -1128,9 +1284,16 @@ TEST_P(StoreTest, InjectedStorageFaultsAreUnavailableAndChangeNothing) {
     EXPECT_EQ(store_->enrollment("UDID-1").status().code(), Code::kUnavailable);
     EXPECT_EQ(store_->list_enrollments({}, {}).status().code(), Code::kUnavailable);
     EXPECT_EQ(store_->list_commands({}, {}).status().code(), Code::kUnavailable);
+    EXPECT_EQ(store_->user_channel_count("UDID-1").status().code(), Code::kUnavailable);
     EXPECT_EQ(store_->ping().code(), Code::kUnavailable);
     faulty->set_unreachable(false);
     EXPECT_EQ(faulty->injected_failures(), 8);
+    // Like SqliteStore, ping probes writes only after a write failed: faults
+    // no write met yet leave it ok and are not consumed (review #17).
+    faulty->fail_next_writes(1, StoreFault::kDiskFull);
+    EXPECT_TRUE(store_->ping());
+    EXPECT_EQ(faulty->injected_failures(), 8);
+    faulty->fail_next_writes(0, StoreFault::kDiskFull);
     ASSERT_TRUE(store_->enqueue(cmd, {"UDID-1"}, now()).is_ok());
     EXPECT_EQ(next_uuid("UDID-1", true), uuid);
 }
