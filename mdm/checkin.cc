@@ -146,6 +146,11 @@ Result<CheckinMessage> decode_checkin(plist::Dict msg) {
     if (!ident.is_ok()) return ident.status();
     m.identity = std::move(*ident);
     m.topic = string_or_empty(msg, "Topic");
+    if (m.topic.size() > kMaxTopicBytes)
+        return invalid(
+            fmt::format("Topic is {} bytes, over the limit of {} (a push topic is "
+                        "com.apple.mgmt. and a short name)",
+                        m.topic.size(), kMaxTopicBytes));
 
     switch (m.type) {
         case MessageType::kAuthenticate:

@@ -58,10 +58,17 @@ struct DeviceFacts {  // from Authenticate
         device_name, imei, meid;
 };
 
+// A Topic longer than this (SPEC "input limits": device facts are kept to
+// 1 KiB) makes the message carrying it a 400 and nothing is stored. Topics are
+// push certificate topics, `com.apple.mgmt.` and a short name (SPEC "push
+// certificate fields"): a real device never sends one this long, so it is
+// refused rather than cut (a cut topic would name no certificate anyway).
+constexpr size_t kMaxTopicBytes = 1024;
+
 struct CheckinMessage {
     MessageType type = MessageType::kAuthenticate;
     EnrollmentIdentity identity;
-    std::string topic;  // may be empty where devices omit it
+    std::string topic;  // may be empty where devices omit it; at most kMaxTopicBytes
 
     DeviceFacts facts;  // Authenticate
 

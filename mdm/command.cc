@@ -226,6 +226,30 @@ bool is_valid_command_uuid(std::string_view uuid) {
 Result<Command> command_from_raw_plist(std::string_view body) {
     auto root = plist::parse(body);
     if (!root.is_ok()) return invalid("command plist: " + root.status().message());
+    // The body may be sent verbatim (below), and a device's strict parser
+    // refuses the whole command for one bad byte anywhere: so the whole body,
+    // comments, attribute values, DOCTYPE and processing instructions
+    // included, must be UTF-8 text XML 1.0 allows (character references were
+    // checked by plist::parse wherever they are). Linear in the body.
+    if (!plist::is_xml_text(body))
+        return invalid(
+            "command plist: the body holds invalid UTF-8 or a character XML 1.0 forbids (NUL, a "
+            "control character, U+FFFE or U+FFFF) outside the values too (in a comment, "
+            "attribute, DOCTYPE or processing instruction); a device would refuse the command");
+    if (body.starts_with("<?xml")) {
+        std::string_view decl = body.substr(0, body.find("?>"));
+        if (size_t e = decl.find("encoding"); e != std::string_view::npos) {
+            std::string_view rest = decl.substr(e + 8);
+            size_t q = rest.find_first_of("\"'");
+            std::string_view name = q == std::string_view::npos ? rest : rest.substr(q + 1);
+            name = name.substr(0, name.find_first_of("\"'"));
+            if (!(name.size() == 5 && (name[0] | 0x20) == 'u' && (name[1] | 0x20) == 't' &&
+                  (name[2] | 0x20) == 'f' && name[3] == '-' && name[4] == '8'))
+                return invalid("command plist: the XML declaration names encoding '" +
+                               std::string(name.substr(0, 40)) +
+                               "'; the body is read and sent as UTF-8, so only UTF-8 is accepted");
+        }
+    }
     plist::Dict* dict = root->as_dict();
     if (!dict) return invalid("command plist: the root must be a <dict>");
     const plist::Value* cmd = dict->find("Command");

@@ -5,11 +5,11 @@
 #include <boost/json.hpp>
 #include <boost/json/basic_parser_impl.hpp>
 #include <string>
-#include <unordered_set>
 #include <vector>
 
 #include "common/clock.h"
 #include "common/encoding.h"
+#include "common/log.h"
 
 namespace courier::mdm {
 
@@ -66,7 +66,14 @@ class StrictJsonCheck {
         keys_.emplace_back();
         return true;
     }
-    bool on_object_end(std::size_t, boost::system::error_code&) {
+    bool on_object_end(std::size_t, boost::system::error_code& ec) {
+        // Duplicates by sorting, not hashing (plist::first_duplicate): no set of
+        // keys can make this slower than O(n log n) comparisons.
+        const auto& seen = keys_.back();
+        std::vector<std::string_view> views(seen.begin(), seen.end());
+        size_t dup = plist::first_duplicate(views);
+        if (dup < views.size())
+            return fail(ec, fmt::format("duplicate key '{}'", printable(views[dup])));
         keys_.pop_back();
         return true;
     }
@@ -87,8 +94,7 @@ class StrictJsonCheck {
         auto& seen = keys_.back();
         if (seen.size() == kMaxObjectKeys)
             return fail(ec, fmt::format("more than {} keys in one object", kMaxObjectKeys));
-        if (!seen.insert(key).second)
-            return fail(ec, fmt::format("duplicate key '{}'", printable(key)));
+        seen.push_back(std::move(key));  // duplicates: on_object_end
         return true;
     }
     bool on_string_part(boost::json::string_view s, std::size_t, boost::system::error_code&) {
@@ -121,20 +127,10 @@ class StrictJsonCheck {
         ec = boost::json::error::syntax;  // the message above says what
         return false;
     }
-    // The first 40 bytes, control characters as \xNN, for an error message.
-    static std::string printable(std::string_view s) {
-        std::string out;
-        for (char c : s.substr(0, 40)) {
-            unsigned char u = static_cast<unsigned char>(c);
-            if (u < 0x20 || u == 0x7f)
-                out += fmt::format("\\x{:02x}", u);
-            else
-                out += c;
-        }
-        return out;
-    }
+    // The first 40 bytes for an error message, control characters escaped.
+    static std::string printable(std::string_view s) { return log_escape(s.substr(0, 40)); }
 
-    std::vector<std::unordered_set<std::string>> keys_;
+    std::vector<std::vector<std::string>> keys_;  // per open object, in order
     std::string part_;
 };
 

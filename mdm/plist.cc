@@ -2,11 +2,13 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <numeric>
+#include <optional>
 #include <pugixml.hpp>
-#include <unordered_set>
 
 #include "common/encoding.h"
 
@@ -14,15 +16,47 @@ namespace courier::plist {
 
 // ---- Dict ------------------------------------------------------------------
 
+namespace {
+thread_local uint64_t t_key_comparisons = 0;  // key_comparisons(): a test hook
+}  // namespace
+
+uint64_t key_comparisons() {
+    return t_key_comparisons;
+}
+
+size_t first_duplicate(const std::vector<std::string_view>& keys) {
+    std::vector<size_t> order(keys.size());
+    std::iota(order.begin(), order.end(), size_t{0});
+    uint64_t compared = 0;
+    // By key, then by position: a strict total order, so std::sort's
+    // O(n log n) bound holds and equal keys end up in document order.
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+        ++compared;
+        int c = keys[a].compare(keys[b]);
+        return c < 0 || (c == 0 && a < b);
+    });
+    size_t first = keys.size();
+    for (size_t i = 1; i < order.size(); ++i) {
+        ++compared;
+        if (keys[order[i]] == keys[order[i - 1]]) first = std::min(first, order[i]);
+    }
+    t_key_comparisons += compared;
+    return first;
+}
+
 const Value* Dict::find(std::string_view key) const {
-    for (const auto& e : entries_)
+    for (const auto& e : entries_) {
+        ++t_key_comparisons;
         if (e.first == key) return &e.second;
+    }
     return nullptr;
 }
 
 Value* Dict::find(std::string_view key) {
-    for (auto& e : entries_)
+    for (auto& e : entries_) {
+        ++t_key_comparisons;
         if (e.first == key) return &e.second;
+    }
     return nullptr;
 }
 
@@ -42,6 +76,7 @@ Value& Dict::append_unique(std::string key, Value value) {
 
 bool Dict::erase(std::string_view key) {
     for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+        ++t_key_comparisons;
         if (it->first == key) {
             entries_.erase(it);
             return true;
@@ -201,8 +236,19 @@ Status prescan(std::string_view xml) {
             }
             uint32_t cp = 0;
             auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), cp, base);
-            ok = !digits.empty() && ec == std::errc() && p == digits.data() + digits.size() &&
-                 cp > 0 && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff);
+            if (digits.empty() || ec != std::errc() || p != digits.data() + digits.size())
+                return invalid(fmt::format("plist: malformed character reference &{}; at offset {}",
+                                           name, pos));
+            // XML 1.0 "Char", wherever the reference is (text, attribute value):
+            // the device's parser refuses the whole document otherwise.
+            bool xml_char = cp == 0x9 || cp == 0xa || cp == 0xd || (cp >= 0x20 && cp <= 0xd7ff) ||
+                            (cp >= 0xe000 && cp <= 0xfffd) || (cp >= 0x10000 && cp <= 0x10ffff);
+            if (!xml_char)
+                return invalid(fmt::format(
+                    "plist: character reference &{}; at offset {} names a character XML 1.0 "
+                    "forbids (NUL, a control character, U+FFFE or U+FFFF, a surrogate)",
+                    name, pos));
+            ok = true;
         }
         if (!ok)
             return invalid(
@@ -327,7 +373,7 @@ class Converter {
 
     Result<Value> convert_dict(const pugi::xml_node& node, size_t depth) {
         Dict dict;
-        std::unordered_set<std::string> keys;
+        std::vector<pugi::xml_node> key_nodes;  // for the error naming a duplicate
         std::optional<std::string> key;
         for (auto c = node.first_child(); c; c = c.next_sibling()) {
             if (c.type() != pugi::node_element) {
@@ -343,21 +389,27 @@ class Converter {
                     return error(c,
                                  "key holds a character XML 1.0 forbids (NUL, a control "
                                  "character, U+FFFE or U+FFFF)");
-                if (keys.size() == limits_.max_dict_keys)
+                if (key_nodes.size() == limits_.max_dict_keys)
                     return error(
                         node, fmt::format("more than {} keys in one dict", limits_.max_dict_keys));
-                if (!keys.insert(k).second)
-                    return error(c, fmt::format("duplicate key '{}'", k.substr(0, 60)));
+                key_nodes.push_back(c);
                 key = std::move(k);
                 continue;
             }
             if (!key) return error(c, "value without a <key>");
             auto v = convert(c, depth + 1);
             if (!v.is_ok()) return v.status();
-            dict.append_unique(std::move(*key), std::move(*v));  // `keys` saw it is new
+            dict.append_unique(std::move(*key), std::move(*v));  // checked below
             key.reset();
         }
         if (key) return error(node, fmt::format("key '{}' has no value", key->substr(0, 60)));
+        // Duplicates, once the dict is whole: sorting, not hashing (first_duplicate).
+        std::vector<std::string_view> keys;
+        keys.reserve(dict.size());
+        for (const auto& e : dict.entries()) keys.push_back(e.first);
+        if (size_t dup = first_duplicate(keys); dup < keys.size())
+            return error(key_nodes[dup],
+                         fmt::format("duplicate key '{}'", std::string(keys[dup].substr(0, 60))));
         return Value(std::move(dict));
     }
 

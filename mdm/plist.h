@@ -48,7 +48,7 @@ class Dict {
     // Inserts or replaces. Looks the key up first: O(size()).
     Value& set(std::string key, Value value);
     // Appends without looking the key up, O(1): the caller guarantees `key`
-    // is not in the dict yet (the parser checks with a hash set; a
+    // is not in the dict yet (the parser checks with first_duplicate(); a
     // boost::json::object's keys are unique by construction).
     Value& append_unique(std::string key, Value value);
     bool erase(std::string_view key);
@@ -128,6 +128,18 @@ struct ParseLimits {
 // surrogates. A device cannot parse a plist holding anything else, so such
 // strings are refused wherever they enter (plists and JSON alike).
 bool is_xml_text(std::string_view s);
+
+// The index of the first key (in the given order) that equals an earlier
+// one, or keys.size() when all are distinct. Sorts indices and compares
+// neighbours: O(n log n) comparisons whatever the keys are, so no set of
+// keys can degrade it the way colliding keys degrade a hash set with a
+// known hash (SPEC "input limits": parsing is linear in the input).
+size_t first_duplicate(const std::vector<std::string_view>& keys);
+
+// Test hook: key comparisons made on this thread so far by first_duplicate()
+// and by Dict look-ups (find/set/erase/contains). Tests count work with it,
+// so a quadratic key check coming back fails a test without timing anything.
+uint64_t key_comparisons();
 
 // Parses a whole XML plist document (optional XML declaration, optional
 // Apple DOCTYPE line, <plist version="1.0"> with exactly one value).

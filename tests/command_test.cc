@@ -13,6 +13,7 @@
 
 #include "common/encoding.h"
 #include "mdm/json_plist.h"
+#include "tests/support/colliding_keys.h"
 
 namespace courier::mdm {
 namespace {
@@ -287,6 +288,49 @@ TEST(RawCommand, ForbiddenCharactersAreRefused) {
     EXPECT_FALSE(command_from_raw_plist(body).is_ok());
 }
 
+// The body is stored and sent verbatim (it has a CommandUUID): one bad byte
+// outside the values (review finding 3) would make the device refuse the
+// command and, being retried, wedge the queue. The whole body is checked.
+TEST(RawCommand, ForbiddenCharactersOutsideValuesAreRefused) {
+    auto with = [](const std::string& from, const std::string& to) {
+        std::string b = kCmdr;
+        b.replace(b.find(from), from.size(), to);
+        return b;
+    };
+    const std::string plist_tag = "<plist version=\"1.0\">";
+    const std::string shapes[] = {
+        with(plist_tag, plist_tag + "<!-- \x01 -->"),          // control byte in a comment
+        with(plist_tag, plist_tag + "<!-- \xff\xfe -->"),      // invalid UTF-8 in a comment
+        with(plist_tag, plist_tag + "<!-- \xef\xbf\xbe -->"),  // U+FFFE in a comment
+        with(plist_tag, "<plist version=\"1.0&#1;\">"),        // reference in an attribute
+        with(plist_tag, "<plist version=\"1.0\x1b\">"),        // raw ESC in an attribute
+        with(plist_tag, "<plist version=\"1.0\xc0\xaf\">"),    // overlong UTF-8 in one
+        with("PLIST 1.0//EN", "PLIST 1.0\x02//EN"),            // in the DOCTYPE
+        with(plist_tag, "<?courier \x07?>" + plist_tag),       // in a processing instruction
+        with("<dict>\n\t<key>Command", "<dict>\x0b\n\t<key>Command"),  // between elements
+        with("encoding=\"UTF-8\"", "encoding=\"ISO-8859-1\""),         // not what is sent
+        with("encoding=\"UTF-8\"", "encoding='UTF-16'"),
+    };
+    for (const auto& bad : shapes) {
+        auto r = command_from_raw_plist(bad);
+        EXPECT_FALSE(r.is_ok()) << "accepted: " << bad.substr(0, 200);
+    }
+    auto r = command_from_raw_plist(shapes[0]);
+    ASSERT_FALSE(r.is_ok());
+    EXPECT_NE(r.status().message().find("XML 1.0 forbids"), std::string::npos)
+        << r.status().message();
+    // What is allowed stays allowed: text comments, tab/LF/CR, any case of utf-8.
+    for (const auto& good :
+         {with(plist_tag, plist_tag + "<!-- caf\xc3\xa9\t\r\n -->"),
+          with("encoding=\"UTF-8\"", "encoding='utf-8'"), with(" encoding=\"UTF-8\"", "")}) {
+        auto g = command_from_raw_plist(good);
+        EXPECT_TRUE(g.is_ok()) << g.status().to_string() << ": " << good.substr(0, 120);
+        if (g.is_ok()) {
+            EXPECT_EQ(g->plist, good) << "kept verbatim";
+        }
+    }
+}
+
 Status json_error(const std::string& text) {
     auto r = parse_admin_json(text);
     EXPECT_FALSE(r.is_ok()) << "accepted: " << text.substr(0, 200);
@@ -330,6 +374,37 @@ TEST(AdminJson, KeysPerObjectAndDepthAreBounded) {
     EXPECT_NE(json_error(nested(65)).message().find("nested deeper than 64"), std::string::npos);
     EXPECT_FALSE(parse_admin_json("{\"a\":").is_ok());
     EXPECT_FALSE(parse_admin_json("{} x").is_ok());
+}
+
+// Review finding 10 for JSON bodies: 10,000 keys sharing one std::hash value
+// in an object cost the same bounded comparisons as any keys (sorting, no hash
+// set), and a duplicate among them is still found. Counted, not timed.
+TEST(AdminJson, HashCollidingKeysCostBoundedWork) {
+    auto keys = test::hash_colliding_keys(10'000);
+    auto object = [&](size_t n, const std::string& extra) {
+        std::string s = "{";
+        for (size_t i = 0; i < n; ++i) s += (i ? ",\"" : "\"") + keys[i] + "\":1";
+        return s + extra + "}";
+    };
+    uint64_t before = plist::key_comparisons();
+    std::string two = "[";
+    two.append(object(10'000, "")).append(",").append(object(10'000, "")).append("]");
+    auto ok = parse_admin_json(two);
+    ASSERT_TRUE(ok.is_ok()) << ok.status().to_string();
+    uint64_t work = plist::key_comparisons() - before;
+    EXPECT_GT(work, 0u);
+    EXPECT_LT(work, uint64_t{2} * 10'000 * (3 * 14 + 2)) << work;
+    before = plist::key_comparisons();
+    auto dup = json_error(object(9'999, std::string(",\"").append(keys[17]).append("\":2")));
+    EXPECT_NE(dup.message().find("duplicate key"), std::string::npos) << dup.message();
+    EXPECT_LT(plist::key_comparisons() - before, uint64_t{10'000} * (3 * 14 + 2));
+}
+
+TEST(AdminJson, KeysInErrorsAreEscapedAndCut) {
+    auto s = json_error("{\"a\\nb\":1,\"a\\nb\":2}");
+    EXPECT_NE(s.message().find("duplicate key 'a\\nb'"), std::string::npos) << s.message();
+    auto f = json_error("{\"" + std::string(100, 'x') + "\\u0001\":1}");
+    EXPECT_EQ(f.message().find(std::string(41, 'x')), std::string::npos) << "first 40 bytes only";
 }
 
 }  // namespace

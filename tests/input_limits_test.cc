@@ -230,6 +230,49 @@ TEST_F(InputLimitsApi, DeviceFactsAreKeptToOneKibAndFlagged) {
     EXPECT_EQ(o.at("facts_truncated"), json::value(false));
 }
 
+// A Topic over 1 KiB is refused with a 400 on the message that carries it
+// (mdm::kMaxTopicBytes, docs/device-endpoints.md) and nothing is stored: a
+// device cannot store megabytes per enrollment row through it.
+TEST_F(InputLimitsApi, TopicOverOneKibIs400OnAuthenticateAndTokenUpdate) {
+    const std::string huge = "com.apple.mgmt." + std::string(600'000, 't');
+    const std::string just_over = "com.apple.mgmt." + std::string(1024 - 15 + 1, 't');
+    auto topic_of = [&] {
+        auto e = server_->app().store().enrollment("UDID-LIM");
+        return e.is_ok() ? e->topic : std::string("<no enrollment>");
+    };
+    const std::string before = topic_of();
+    ASSERT_EQ(before, server_->topic());
+    for (const std::string& topic : {huge, just_over}) {
+        plist::Dict a;
+        a.set("Topic", topic);
+        a.set("SerialNumber", "C02TOPIC0001");
+        auto r = dev_->put("/checkin", checkin("Authenticate", "UDID-LIM", std::move(a)),
+                           "application/x-apple-aspen-mdm-checkin");
+        EXPECT_EQ(r.status, 400) << r.body.substr(0, 200);
+        EXPECT_NE(r.body.find("Topic is"), std::string::npos) << r.body.substr(0, 200);
+        plist::Dict t;
+        t.set("Topic", topic);
+        t.set("Token", plist::Data{"token-for-long-topic"});
+        t.set("PushMagic", "magic");
+        r = dev_->put("/checkin", checkin("TokenUpdate", "UDID-LIM", std::move(t)),
+                      "application/x-apple-aspen-mdm-checkin");
+        EXPECT_EQ(r.status, 400) << r.body.substr(0, 200);
+        EXPECT_TRUE(topic_of() == before)
+            << "nothing stored; topic now " << topic_of().size() << " bytes";
+    }
+    auto d = json::parse(api("GET", "/v1/devices/UDID-LIM").body).as_object();
+    EXPECT_NE(d.at("serial_number"), json::value("C02TOPIC0001"));
+    // Exactly 1 KiB is still a topic (none is that long, but the limit is the limit).
+    plist::Dict ok;
+    ok.set("Topic", "com.apple.mgmt." + std::string(1024 - 15, 't'));
+    ok.set("Token", plist::Data{"token-at-the-limit"});
+    ok.set("PushMagic", "magic");
+    auto r = dev_->put("/checkin", checkin("TokenUpdate", "UDID-LIM", std::move(ok)),
+                       "application/x-apple-aspen-mdm-checkin");
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(topic_of().size(), 1024u);
+}
+
 TEST_F(InputLimitsApi, NoNewUserChannelBeyondOneThousand) {
     auto& store = server_->app().store();
     auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());

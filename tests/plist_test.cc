@@ -6,7 +6,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
+#include <unordered_set>
+
+#include "tests/support/colliding_keys.h"
 
 namespace courier::plist {
 namespace {
@@ -316,6 +320,98 @@ TEST(PlistXmlText, TabLineFeedCarriageReturnAndAstralCharactersAreText) {
     EXPECT_FALSE(is_xml_text(std::string("a\0b", 3)));
     EXPECT_FALSE(is_xml_text("\x7f\x01"));
     EXPECT_TRUE(is_xml_text("\x7f"));  // DEL is allowed by XML 1.0
+}
+
+TEST(PlistXmlText, CharacterReferencesToForbiddenCharactersAreRefusedAnywhere) {
+    // In an attribute value pugixml decodes them and nothing else looks.
+    auto s = error_of(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<plist version=\"1.0&#1;\"><true/></plist>");
+    EXPECT_NE(s.message().find("XML 1.0 forbids"), std::string::npos) << s.message();
+    EXPECT_FALSE(parse("<plist version=\"&#x1b;\"><true/></plist>").is_ok());
+    EXPECT_FALSE(parse("<plist version=\"&#xFFFE;\"><true/></plist>").is_ok());
+    EXPECT_FALSE(parse(wrap("<string>&#x;</string>")).is_ok()) << "no digits";
+    EXPECT_TRUE(parse("<plist version=\"1&#46;0\"><true/></plist>").is_ok());
+}
+
+// ---- counted work (review finding 16): no timing, the parser counts ---------
+
+// `dicts` dicts of `keys` keys each, in one array; every key is `key_of(i)`.
+std::string many_dicts(size_t dicts, size_t keys,
+                       const std::function<std::string(size_t)>& key_of) {
+    std::string one = "<dict>";
+    for (size_t i = 0; i < keys; ++i) one += "<key>" + key_of(i) + "</key><true/>";
+    one += "</dict>";
+    std::string body = "<array>";
+    body.reserve(one.size() * dicts + 16);
+    for (size_t d = 0; d < dicts; ++d) body += one;
+    return wrap(body + "</array>");
+}
+
+uint64_t comparisons_to_parse(const std::string& xml, bool expect_ok = true) {
+    uint64_t before = key_comparisons();
+    auto r = parse(xml);
+    EXPECT_EQ(r.is_ok(), expect_ok) << r.status().to_string();
+    return key_comparisons() - before;
+}
+
+// Quadratic key handling (a dict scanned on every insert, issue #11) makes the
+// work per key grow with the keys per dict: 4x the keys per dict, 4x the work
+// per key. Sorting grows it by log(4n)/log(n); the test allows less than 2x.
+TEST(PlistWork, KeyComparisonsPerKeyBarelyGrowWithKeysPerDict) {
+    auto key_of = [](size_t i) {
+        std::string k = std::to_string(i);
+        k.insert(k.begin(), 'k');
+        return k;
+    };
+    const size_t n = 2'500;
+    uint64_t narrow = comparisons_to_parse(many_dicts(16, n, key_of));
+    uint64_t wide = comparisons_to_parse(many_dicts(16, 4 * n, key_of));
+    ASSERT_GT(narrow, 0u) << "the counter counts";
+    double per_key_narrow = double(narrow) / (16 * n), per_key_wide = double(wide) / (16 * 4 * n);
+    EXPECT_LT(per_key_wide, 2 * per_key_narrow) << narrow << " vs " << wide;
+    // And an absolute bound: at most 3 log2(n) + 2 comparisons per key (std::sort
+    // makes about 2.3 n log2(n)).
+    EXPECT_LT(per_key_wide, 3 * 13.3 + 2) << wide;
+}
+
+// The hash-flooding body of review finding 10: ~16 MiB of 10,000-key dicts
+// whose keys all share one std::hash value, so a std::unordered_set would
+// compare every key with every earlier one (10^8 string comparisons per
+// dict). The sorting check does the same bounded work as for any keys.
+TEST(PlistWork, HashCollidingKeysCostTheSameBoundedWork) {
+    auto keys = test::hash_colliding_keys(10'000);
+#ifdef __GLIBCXX__
+    std::unordered_set<size_t> hashes;
+    for (const auto& k : keys) hashes.insert(std::hash<std::string>{}(k));
+    EXPECT_EQ(hashes.size(), 1u) << "the keys collide in libstdc++'s std::hash";
+#endif
+    auto key_of = [&](size_t i) { return keys[i]; };
+    std::string body = many_dicts(6, 10'000, key_of);
+    ASSERT_LE(body.size(), size_t{16} << 20);
+    ASSERT_GE(body.size(), size_t{13} << 20);
+    uint64_t work = comparisons_to_parse(body);
+    EXPECT_LT(work, uint64_t{6} * 10'000 * (3 * 14 + 2)) << work;
+    uint64_t plain = comparisons_to_parse(many_dicts(
+        6, 10'000, [](size_t i) { return std::string(200, 'p') + std::to_string(100'000 + i); }));
+    EXPECT_LT(double(work), 1.5 * double(plain)) << work << " vs " << plain;
+    // A duplicate in the last dict: refused, with the same bound.
+    std::string dup = body;
+    dup.insert(dup.rfind("</dict>"), "<key>" + keys[17] + "</key><false/>");
+    uint64_t before = key_comparisons();
+    auto s = error_of(dup, ParseLimits{.max_dict_keys = 10'001});
+    EXPECT_NE(s.message().find("duplicate key"), std::string::npos) << s.message().substr(0, 200);
+    EXPECT_LT(key_comparisons() - before, uint64_t{6} * 10'001 * (3 * 14 + 2));
+}
+
+TEST(PlistWork, FirstDuplicateIsTheFirstRepeatInDocumentOrder) {
+    std::vector<std::string_view> keys{"b", "a", "c", "a", "b", "d"};
+    EXPECT_EQ(first_duplicate(keys), 3u);  // "a" again; the "b" at 4 comes later
+    EXPECT_EQ(first_duplicate({"x", "y", "z"}), 3u);
+    EXPECT_EQ(first_duplicate({}), 0u);
+    auto s =
+        error_of(wrap("<dict><key>b</key><true/><key>a</key><true/><key>a</key><true/>"
+                      "<key>b</key><true/></dict>"));
+    EXPECT_NE(s.message().find("duplicate key 'a'"), std::string::npos) << s.message();
 }
 
 }  // namespace
