@@ -11,15 +11,20 @@
 // After GOAWAY or a dropped connection the next push opens a new one; pushes
 // the server refused unprocessed (GOAWAY's REFUSED_STREAM) are sent again on
 // it, once. At most one connection's streams are in flight per connection; the
-// rest wait in order. Every push has one deadline (HttpPusherOptions::timeout)
-// covering connect, TLS and the answer.
+// rest wait in order. Every push has a deadline (HttpPusherOptions::timeout
+// from push()) covering connect, TLS and the answer; a push that moves off a
+// dead connection gets one fresh deadline (timeout from the move).
 //
 // Liveness: a connection with pushes waiting that has received nothing for
-// ping_interval gets an HTTP/2 PING; when nothing arrives within ping_timeout
-// after it, the connection is dead (a half-open socket, a peer that stopped
-// reading): it is closed and every push still waiting on it, answered or not
-// sent, moves to a new connection once. TCP keep-alive (and TCP_USER_TIMEOUT
-// for unacknowledged data) backs this up below HTTP/2.
+// ping_interval gets an HTTP/2 PING — at once when a push goes onto a
+// connection already silent that long, else at the next deadline scan; when
+// nothing arrives within ping_timeout after it, the connection is dead (a
+// half-open socket, a peer that stopped reading): it is closed and every push
+// still waiting on it, unanswered or not sent, moves to a new connection once.
+// So a dead connection is given up within ping_interval + ping_timeout of its
+// last byte while pushes wait (4 s with the defaults), well inside a push's
+// 10 s deadline. TCP keep-alive (and TCP_USER_TIMEOUT for unacknowledged data)
+// backs this up below HTTP/2.
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <fcntl.h>
@@ -183,6 +188,12 @@ class H2Pusher final : public Pusher {
         } else {
             config_error_ = target.status().message();
         }
+        if (opts_.ping_interval + opts_.ping_timeout >= opts_.timeout)
+            spdlog::warn(
+                "apns: ping interval {} ms + ping timeout {} ms is not under the push timeout {} "
+                "ms: pushes on a connection that stopped answering time out before they can "
+                "move to a new one",
+                opts_.ping_interval.count(), opts_.ping_timeout.count(), opts_.timeout.count());
         wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         nghttp2_session_callbacks_new(&callbacks_);
         nghttp2_session_callbacks_set_on_header_callback(callbacks_, on_header);
@@ -620,6 +631,15 @@ class H2Pusher final : public Pusher {
         }
         c.last_active = Clock::now();
         c.streams.emplace(id, std::move(st));
+        // On a connection silent for ping_interval (a long-lived idle one,
+        // perhaps dead for a while), the PING leaves with the push.
+        start_ping(c, c.last_active);
+    }
+
+    // Sends a PING when none is outstanding and nothing came for ping_interval.
+    void start_ping(Connection& c, Clock::time_point now) {
+        if (c.ping_sent || now - c.last_read < opts_.ping_interval) return;
+        if (nghttp2_submit_ping(c.session, NGHTTP2_FLAG_NONE, nullptr) == 0) c.ping_sent = now;
     }
 
     void flush(Connection& c) {
@@ -744,14 +764,15 @@ class H2Pusher final : public Pusher {
         if (c.state == Connection::State::kClosed) return;
         bool worked = c.ever_ready;
         c.state = Connection::State::kClosed;
-        c.closed_at = Clock::now();
+        auto now = Clock::now();
+        c.closed_at = now;
         c.closed_reason = why;
         auto streams = std::move(c.streams);
         c.streams.clear();
         for (auto& [id, st] : streams) {
             if (!st->sub.done) continue;
             if (dead && st->result.http_status == 0 && !st->sub.moved) {
-                st->sub.moved = true;
+                move_off_dead(st->sub, now);
                 c.backlog.push_back(std::move(st->sub));
                 continue;
             }
@@ -781,7 +802,19 @@ class H2Pusher final : public Pusher {
             for (auto& s : waiting) complete(std::move(s.done), PushResult{0, {}, why, {}});
             return;
         }
-        for (auto& s : waiting) enqueue(c.creds, std::move(s));
+        for (auto& s : waiting) {
+            if (dead && !s.moved) move_off_dead(s, now);
+            enqueue(c.creds, std::move(s));
+        }
+    }
+
+    // A push leaving a dead connection starts over on the next one: its
+    // deadline is timeout from now (once; so its callback runs within
+    // ping_interval + ping_timeout + timeout of push(), under twice the
+    // timeout with sane options).
+    void move_off_dead(Submission& s, Clock::time_point now) const {
+        s.moved = true;
+        s.deadline = now + opts_.timeout;
     }
 
     void expire(Clock::time_point now) {
@@ -811,8 +844,7 @@ class H2Pusher final : public Pusher {
     void check_alive(Connection& c, Clock::time_point now) {
         if (c.streams.empty()) return;
         if (!c.ping_sent) {
-            if (now - c.last_read < opts_.ping_interval) return;
-            if (nghttp2_submit_ping(c.session, NGHTTP2_FLAG_NONE, nullptr) == 0) c.ping_sent = now;
+            start_ping(c, now);
             return;
         }
         if (now - *c.ping_sent < opts_.ping_timeout) return;

@@ -198,7 +198,7 @@ void PushService::push_impl(const std::string& id, Done done, std::optional<SysT
     req.expiration = expiry;
     req.credentials = std::move(*creds);
     pusher_.push(std::move(req),
-                 [this, id, cert_id, attempts, sent_at = clock_.now()](PushResult r) {
+                 [this, id, cert_id, attempts, sent_at = clock_.now_ms()](PushResult r) {
                      post_answer(Answer{id, cert_id, attempts, sent_at, std::move(r)});
                  });
 }
@@ -263,9 +263,14 @@ void PushService::handle_answers(std::vector<Answer>& batch) {
         rec.repush_at = next_repush(next);
         rec.attempts = ans.attempts;
         if (r.http_status == 200 && !r.apns_id.empty()) {
-            // Pending until the device comes or the schedule's first step.
+            // Pending until the device comes or the schedule's first step
+            // (1 min ± 10 %) comes due — never past repush_at, so the re-push
+            // never fires while the push still counts as pending. After a
+            // first push the two are the same instant.
             rec.sent_at = ans.sent_at;
-            rec.pending_until = clock_.now() + repush_interval(1);
+            rec.pending_until = next == repush_interval(1)
+                                    ? rec.repush_at
+                                    : std::min(rec.repush_at, next_repush(repush_interval(1)));
         }
         records.push_back(std::move(rec));
         outcomes.push_back(std::move(out));

@@ -108,7 +108,7 @@ class PushService {
         std::string id;
         int64_t cert_id = 0;
         int attempts = 0;
-        SysTime sent_at{};
+        SysTimeMs sent_at{};
         PushResult result;
     };
     void post_answer(Answer a);

@@ -54,20 +54,26 @@ class Pusher {
 
 struct HttpPusherOptions {
     std::string base_url = "https://api.push.apple.com";
-    std::string ca_file;                       // empty: system trust store
-    std::string proxy;                         // http://host:port (CONNECT) or socks5://host:port
-    std::chrono::milliseconds timeout{10000};  // whole push, connect included
+    std::string ca_file;  // empty: system trust store
+    std::string proxy;    // http://host:port (CONNECT) or socks5://host:port
+    // Whole push, connect included, from push(). A push that moves off a
+    // connection found dead (below) gets one fresh timeout from the move.
+    std::chrono::milliseconds timeout{10000};
     bool verify_peer = true;
     // Streams curl opens on one connection before it opens another (the
     // server's SETTINGS_MAX_CONCURRENT_STREAMS is honoured below this).
     long max_streams_per_connection = 1000;
     // Liveness (SPEC "APNs connections", nghttp2 sender only): while pushes
     // wait on a connection that has sent nothing for ping_interval, it gets
-    // an HTTP/2 PING; if nothing at all arrives within ping_timeout after
-    // it, the connection is dead: it is closed and the pushes waiting on it
-    // move to a new one. Defaults notice a dead connection within 15 s.
-    std::chrono::milliseconds ping_interval{5000};
-    std::chrono::milliseconds ping_timeout{10000};
+    // an HTTP/2 PING (at once when a push goes onto a connection already
+    // that silent); if nothing at all arrives within ping_timeout after it,
+    // the connection is dead: it is closed and the pushes waiting on it move
+    // to a new one. ping_interval + ping_timeout must stay well under
+    // timeout, or the pushes time out before they can move: the defaults
+    // give up a dead connection within 4 s (3 s for a push onto an idle one),
+    // inside the 10 s push timeout and SPEC's 15 s.
+    std::chrono::milliseconds ping_interval{1000};
+    std::chrono::milliseconds ping_timeout{3000};
 };
 
 // libcurl multi interface, HTTP/2, one long-lived multiplexed connection per

@@ -11,6 +11,11 @@ SysTime SystemClock::now() const {
     return std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
 }
 
+SysTimeMs SystemClock::now_ms() const {
+    return std::chrono::time_point_cast<std::chrono::milliseconds>(
+        std::chrono::system_clock::now());
+}
+
 SystemClock& SystemClock::instance() {
     static SystemClock clock;
     return clock;

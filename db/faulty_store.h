@@ -66,7 +66,7 @@ class FaultyStore final : public Store {
         return inner_->bootstrap_token(id);
     }
     Status set_retired(const std::string& id, bool retired, SysTime now) override;
-    void touch_last_seen(const std::vector<std::string>& ids, SysTime now) override {
+    void touch_last_seen(const std::vector<std::string>& ids, SysTimeMs now) override {
         inner_->touch_last_seen(ids, now);
     }
     Status append_timeline(const std::string& id, const TimelineEvent& e) override;

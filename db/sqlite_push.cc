@@ -160,20 +160,23 @@ Status SqliteStore::mark_token_invalid(const std::string& id, SysTime now) {
 
 Status SqliteStore::record_push_outcomes(const std::vector<PushOutcomeRecord>& batch) {
     if (batch.empty()) return Status::ok();
-    // A device seen after the second its push was sent in (last_seen,
-    // flushed or still in memory) has already come: its push is not left
-    // pending. (Seen within that same second is not told apart from seen
-    // just before the push; see docs/apns.md "Pending push".)
-    std::vector<bool> seen_since(batch.size(), false);
-    {
-        std::lock_guard lk(seen_mu_);
-        for (size_t i = 0; i < batch.size(); ++i) {
-            if (!batch[i].pending_until) continue;
-            auto it = last_seen_.find(batch[i].attempt.enrollment_id);
-            seen_since[i] = it != last_seen_.end() && it->second > to_unix(batch[i].sent_at);
-        }
-    }
     return write([&](Connection& c) {
+        // A device seen after its push was sent has already come: its push
+        // is not left pending. Still in memory, last_seen is to the
+        // millisecond; flushed (or written by another node) it is whole
+        // seconds, and only a later second counts (see docs/apns.md
+        // "Pending push"). Read here, inside the transaction that marks, so a
+        // touch until just before the mark is seen.
+        std::vector<bool> seen_since(batch.size(), false);
+        {
+            std::lock_guard lk(seen_mu_);
+            for (size_t i = 0; i < batch.size(); ++i) {
+                if (!batch[i].pending_until) continue;
+                auto it = last_seen_.find(batch[i].attempt.enrollment_id);
+                seen_since[i] = it != last_seen_.end() &&
+                                it->second > batch[i].sent_at.time_since_epoch().count();
+            }
+        }
         auto mark = c.prepare(
             "UPDATE enrollments SET pending_push_apns_id = ?2, pending_push_until = ?3 "
             "WHERE id = ?1 AND (last_seen IS NULL OR last_seen <= ?4)");
@@ -183,7 +186,7 @@ Status SqliteStore::record_push_outcomes(const std::vector<PushOutcomeRecord>& b
             set_repush(c, r.attempt.enrollment_id, r.repush_at, r.attempts);
             if (r.pending_until && !seen_since[i])
                 mark.bind(r.attempt.enrollment_id, r.attempt.apns_id, to_unix(*r.pending_until),
-                          to_unix(r.sent_at))
+                          to_unix(std::chrono::floor<std::chrono::seconds>(r.sent_at)))
                     .run();
         }
         return Status::ok();

@@ -208,8 +208,8 @@ void SqliteStore::commit_batch(std::vector<WriteJob*>& batch,
                         auto st = c.prepare(
                             "UPDATE enrollments SET last_seen = ?2 WHERE id = ?1 AND "
                             "(last_seen IS NULL OR last_seen < ?2)");
-                        for (const auto& [id, at] : seen) {
-                            st.bind(id, at).run();
+                        for (const auto& [id, at_ms] : seen) {
+                            st.bind(id, at_ms / 1000).run();
                         }
                         auto bu = c.prepare(
                             "UPDATE cert_bindings SET last_used = ?2 WHERE cert_sha256 = ?1 AND "
@@ -345,11 +345,11 @@ Status SqliteStore::ping() {
     return Status::ok();
 }
 
-void SqliteStore::touch_last_seen(const std::vector<std::string>& ids, SysTime now) {
+void SqliteStore::touch_last_seen(const std::vector<std::string>& ids, SysTimeMs now) {
     std::lock_guard lk(seen_mu_);
     for (const auto& id : ids) {
-        int64_t& at = last_seen_[id];
-        at = std::max(at, to_unix(now));
+        int64_t& at_ms = last_seen_[id];
+        at_ms = std::max(at_ms, static_cast<int64_t>(now.time_since_epoch().count()));
     }
 }
 
@@ -357,7 +357,8 @@ void SqliteStore::overlay_last_seen(Enrollment& e) const {
     std::lock_guard lk(seen_mu_);
     auto it = last_seen_.find(e.id);
     if (it == last_seen_.end()) return;
-    if (!e.last_seen || to_unix(*e.last_seen) < it->second) e.last_seen = from_unix(it->second);
+    int64_t at = it->second / 1000;
+    if (!e.last_seen || to_unix(*e.last_seen) < at) e.last_seen = from_unix(at);
 }
 
 }  // namespace courier::db

@@ -96,7 +96,7 @@ class SqliteStore final : public Store {
     Status set_bootstrap_token(const std::string& id, const std::string& token) override;
     Result<std::optional<std::string>> bootstrap_token(const std::string& id) override;
     Status set_retired(const std::string& id, bool retired, SysTime now) override;
-    void touch_last_seen(const std::vector<std::string>& ids, SysTime now) override;
+    void touch_last_seen(const std::vector<std::string>& ids, SysTimeMs now) override;
     Status append_timeline(const std::string& id, const TimelineEvent& e) override;
     Result<std::vector<TimelineEvent>> timeline(const std::string& id, size_t limit) override;
 
@@ -188,6 +188,7 @@ class SqliteStore final : public Store {
     std::thread writer_;
 
     mutable std::mutex seen_mu_;  // guards last_seen_, binding_used_
+    // id → unix time in ms (flushed to the column as seconds).
     std::unordered_map<std::string, int64_t> last_seen_;
     std::unordered_map<std::string, int64_t> binding_used_;  // cert_sha256 → last_used
 

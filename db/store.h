@@ -234,9 +234,10 @@ struct PushOutcomeRecord {
     PushAttempt attempt;
     SysTime repush_at{};
     int attempts = 0;
-    // For a 200: when the push was handed to APNs, and until when it counts
-    // as pending (nullopt: it does not mark a pending push).
-    SysTime sent_at{};
+    // For a 200: when the push was handed to APNs (to the millisecond), and
+    // until when it counts as pending (nullopt: it does not mark a pending
+    // push; PushService sets it no later than repush_at).
+    SysTimeMs sent_at{};
     std::optional<SysTime> pending_until;
 };
 
@@ -291,7 +292,9 @@ class Store {
     virtual Status set_retired(const std::string& id, bool retired, SysTime now) = 0;
     // Records that these enrollments were seen at `now`. May be batched by the
     // implementation: durable within a second, not per call.
-    virtual void touch_last_seen(const std::vector<std::string>& ids, SysTime now) = 0;
+    // `now` to the millisecond: kept so in memory (record_push_outcomes
+    // compares with it); last_seen is stored in whole seconds.
+    virtual void touch_last_seen(const std::vector<std::string>& ids, SysTimeMs now) = 0;
     // The store itself records events for check-ins, bindings, queuing,
     // hand-over, reports, expiry, cancel, retirement and pushes; details
     // never contain secrets.
@@ -436,8 +439,10 @@ class Store {
     // does the whole batch in one transaction, so a fleet-wide wake-up costs
     // a few commits instead of two per device. A record with pending_until
     // (a 200) marks the push pending — pending_push_apns_id/_until — unless
-    // the enrollment was seen (last_seen) in a later second than sent_at: a
-    // device that came between the push and its recorded answer has woken.
+    // the enrollment was seen after sent_at: a device that came between the
+    // push and its recorded answer has woken. SqliteStore tells that to the
+    // millisecond while the touch is still in memory, and by whole seconds
+    // (seen in a later second) once it was flushed or came from another node.
     // The default implementation keeps no pending mark.
     virtual Status record_push_outcomes(const std::vector<PushOutcomeRecord>& batch);
 

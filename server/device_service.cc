@@ -327,7 +327,7 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
             spdlog::error("{} for {}: {}", mdm::message_type_name(msg.type), id, st.to_string());
             return status_response(st, {}, Audience::kDevice);
         }
-        store_.touch_last_seen({id}, now);
+        store_.touch_last_seen({id}, clock_.now_ms());
         answer.log_enrollment = id;
         return answer;
     }
@@ -342,7 +342,7 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
     // Only the command channel's answer is read as a command: an Idle that
     // arrives on the check-in channel gets an empty 200 and hands nothing out.
     if (!command_channel && rep.status == mdm::ReportStatus::kIdle) {
-        store_.touch_last_seen({id}, now);
+        store_.touch_last_seen({id}, clock_.now_ms());
         Response r = Response::empty(200);
         r.log_enrollment = id;
         return r;
@@ -394,7 +394,7 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
         spdlog::error("command channel for {}: {}", id, next.status().to_string());
         return status_response(next.status(), "store", Audience::kDevice);
     }
-    store_.touch_last_seen({id}, now);
+    store_.touch_last_seen({id}, clock_.now_ms());
     if (next->has_value()) metrics_.counter("courier_commands_total", {{"status", "sent"}}).inc();
     Response r = next->has_value() ? command_response(**next) : Response::empty(200);
     r.log_enrollment = id;

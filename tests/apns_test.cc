@@ -355,37 +355,71 @@ TEST_P(ApnsTest, GoawayWithPushesInFlightEndsEveryOneAndTheNextGoOnANewConnectio
 
 // SPEC "APNs connections": a connection that stops answering is noticed
 // (PING with a deadline) and replaced; the pushes waiting on it move over.
+// Once with short PING options, once with the defaults (which must notice
+// it before the pushes' own 10 s timeout: with the former 5 s + 10 s the
+// pushes failed "timed out" and nothing moved).
 TEST_P(ApnsTest, AConnectionThatStopsAnsweringIsReplacedAndItsPushesMove) {
     if (GetParam() == "curl")
         GTEST_SKIP() << "libcurl has no HTTP/2 PING with a deadline (only idle upkeep PINGs whose "
                         "answer it does not await); the nghttp2 sender is the default";
+    HttpPusherOptions fast;
+    fast.timeout = 10s;  // far beyond the liveness deadline below
+    fast.ping_interval = 200ms;
+    fast.ping_timeout = 300ms;
+    HttpPusherOptions defaults;  // timeout, ping_interval and ping_timeout as shipped
+    for (HttpPusherOptions po : {fast, defaults}) {
+        SCOPED_TRACE(testing::Message()
+                     << "ping " << po.ping_interval.count() << " ms + " << po.ping_timeout.count()
+                     << " ms, timeout " << po.timeout.count() << " ms");
+        po.base_url = fake_->base_url();
+        po.ca_file = ca_file_;
+        auto pusher = make_sender(po);
+        size_t before = fake_->requests().size();
+        ASSERT_EQ(push_and_wait(*pusher, request()).http_status, 200);
+        uint64_t frozen_id = fake_->connections_accepted();
+        fake_->freeze_connections();
+
+        constexpr int kPushes = 3;
+        std::vector<std::future<PushResult>> results;
+        for (int i = 0; i < kPushes; ++i) {
+            auto p = std::make_shared<std::promise<PushResult>>();
+            results.push_back(p->get_future());
+            pusher->push(request(), [p](PushResult r) { p->set_value(std::move(r)); });
+        }
+        for (auto& f : results) {
+            ASSERT_EQ(f.wait_for(kWait), std::future_status::ready);
+            auto r = f.get();
+            EXPECT_EQ(r.http_status, 200) << r.reason;
+        }
+        EXPECT_EQ(fake_->connections_accepted(), frozen_id + 1);
+        auto reqs = fake_->requests();
+        ASSERT_EQ(reqs.size(), before + 1 + kPushes);
+        EXPECT_EQ(reqs[before].connection_id, frozen_id);
+        for (size_t i = before + 1; i < reqs.size(); ++i)
+            EXPECT_EQ(reqs[i].connection_id, frozen_id + 1) << i;
+        pusher->shutdown();
+    }
+}
+
+// A push that moves off a dead connection gets a fresh timeout on the new
+// one. Here the move comes at least 1 s (ping_timeout) after push() and the
+// new connection answers after 2.2 s: past the push's first 3 s deadline,
+// inside the fresh one.
+TEST_P(ApnsTest, APushMovedOffADeadConnectionGetsAFreshDeadline) {
+    if (GetParam() == "curl") GTEST_SKIP() << "no PING with a deadline in the libcurl sender";
     HttpPusherOptions po;
     po.base_url = fake_->base_url();
     po.ca_file = ca_file_;
-    po.timeout = 10s;  // far beyond the liveness deadline below
-    po.ping_interval = 200ms;
-    po.ping_timeout = 300ms;
+    po.timeout = 3s;
+    po.ping_interval = 0ms;  // every push onto the connection sends a PING with it
+    po.ping_timeout = 1s;
     auto pusher = make_sender(po);
     ASSERT_EQ(push_and_wait(*pusher, request()).http_status, 200);
-    ASSERT_EQ(fake_->connections_accepted(), 1u);
     fake_->freeze_connections();
-
-    constexpr int kPushes = 3;
-    std::vector<std::future<PushResult>> results;
-    for (int i = 0; i < kPushes; ++i) {
-        auto p = std::make_shared<std::promise<PushResult>>();
-        results.push_back(p->get_future());
-        pusher->push(request(), [p](PushResult r) { p->set_value(std::move(r)); });
-    }
-    for (auto& f : results) {
-        ASSERT_EQ(f.wait_for(kWait), std::future_status::ready);
-        auto r = f.get();
-        EXPECT_EQ(r.http_status, 200) << r.reason;
-    }
+    fake_->set_delay(2200ms);
+    auto r = push_and_wait(*pusher, request());
+    EXPECT_EQ(r.http_status, 200) << r.reason;
     EXPECT_EQ(fake_->connections_accepted(), 2u);
-    auto reqs = fake_->requests();
-    ASSERT_EQ(reqs.size(), 1u + kPushes);
-    for (size_t i = 1; i < reqs.size(); ++i) EXPECT_EQ(reqs[i].connection_id, 2u) << i;
     pusher->shutdown();
 }
 

@@ -1646,6 +1646,37 @@ TEST_F(SqliteStoreTest, LastSeenIsFlushedWithinAboutASecond) {
     EXPECT_EQ(query(db_path(), "SELECT last_seen FROM enrollments WHERE id = 'A'"), want);
 }
 
+// Review #12: "seen since the push was sent" is told to the millisecond
+// while the touch is in memory. A came 300 ms after its push was sent, in
+// the same second: no mark (by whole seconds it got one). B came 100 ms
+// before its push: marked.
+TEST_F(SqliteStoreTest, ADeviceSeenMillisecondsAfterItsPushLeavesNoPendingMark) {
+    SqliteOptions options;
+    options.last_seen_flush = std::chrono::hours(1);  // the touch stays in memory
+    auto opened = SqliteStore::open(db_path().string(), options, clock_);
+    ASSERT_TRUE(opened.is_ok());
+    auto& store = *opened;
+    ASSERT_TRUE(store->apply_token_update(token_input("A", "A"), now()));
+    ASSERT_TRUE(store->apply_token_update(token_input("B", "B"), now()));
+    const SysTimeMs sent = SysTimeMs(kT0) + 400ms;
+    store->touch_last_seen({"A"}, sent + 300ms);
+    store->touch_last_seen({"B"}, sent - 100ms);
+    auto accepted = [&](const std::string& id) {
+        PushOutcomeRecord r;
+        r.attempt = PushAttempt{id, now(), 200, "apns-" + id, ""};
+        r.repush_at = now() + 60s;
+        r.attempts = 1;
+        r.sent_at = sent;
+        r.pending_until = now() + 60s;
+        return r;
+    };
+    ASSERT_TRUE(store->record_push_outcomes({accepted("A"), accepted("B")}));
+    EXPECT_FALSE(store->enrollment("A")->push_pending_at(now()));
+    EXPECT_TRUE(store->enrollment("B")->push_pending_at(now()));
+    // last_seen itself stays whole seconds.
+    EXPECT_EQ(store->enrollment("A")->last_seen, kT0);
+}
+
 TEST_F(SqliteStoreTest, WritesAfterCloseAreUnavailable) {
     auto store = open();
     store->close();
