@@ -32,7 +32,7 @@ void clear_repush_if_idle(Connection& c, const std::string& id);
 std::optional<DeliveredCommand> pick_next_command(Connection& c, const std::string& id,
                                                   bool include_notnow, SysTime now);
 
-// Store::bind_cert inside the caller's transaction.
+// BindingStore::bind_cert inside the caller's transaction.
 Status bind_cert_in(Connection& c, const std::string& cert_sha256, const std::string& device_id,
                     std::optional<SysTime> not_after, SysTime now);
 
