@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "certs/pkcs.h"
-#include "db/sqlite_store.h"
+#include "db/sqlite/sqlite_store.h"
 #include "server/enroll_service.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_certs.h"

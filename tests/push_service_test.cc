@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "common/encoding.h"
-#include "db/sqlite_store.h"
+#include "db/sqlite/sqlite_store.h"
 #include "tests/support/temp_dir.h"
 
 namespace courier {

@@ -5,8 +5,8 @@
 #include <unordered_set>
 
 #include "common/encoding.h"
-#include "db/sqlite_internal.h"
-#include "db/sqlite_store.h"
+#include "db/sqlite/sqlite_internal.h"
+#include "db/sqlite/sqlite_store.h"
 
 namespace courier::db {
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "db/sqlite_statement.h"
+#include "db/sqlite/sqlite_statement.h"
 #include "db/store.h"
 
 namespace courier::db::sqlite {
