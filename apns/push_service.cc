@@ -16,9 +16,16 @@ std::chrono::seconds repush_interval(int attempts) {
     return 21600s;
 }
 
-PushService::PushService(db::Store& store, Pusher& pusher, const Clock& clock, Metrics& metrics,
+PushService::PushService(const Stores& stores, Pusher& pusher, const Clock& clock, Metrics& metrics,
                          PushServiceOptions opts)
-    : store_(store), pusher_(pusher), clock_(clock), metrics_(metrics), opts_(opts) {
+    : pushes_(stores.pushes),
+      push_certs_(stores.push_certs),
+      enrollments_(stores.enrollments),
+      queue_(stores.queue),
+      pusher_(pusher),
+      clock_(clock),
+      metrics_(metrics),
+      opts_(opts) {
     metrics_.help("courier_pushes_total", "counter", "APNs pushes by outcome");
     metrics_.help("courier_pushes_coalesced_total", "counter",
                   "enqueues answered with a pending push instead of a new one");
@@ -101,14 +108,14 @@ void PushService::sweep_loop() {
 }
 
 size_t PushService::sweep_once() {
-    auto due = store_.due_repushes(clock_.now(), opts_.sweep_batch);
+    auto due = pushes_.due_repushes(clock_.now(), opts_.sweep_batch);
     if (!due.is_ok()) {
         spdlog::warn("re-push sweep: {}", due.status().to_string());
         return 0;
     }
     size_t started = 0;
     for (const auto& d : *due) {
-        auto pending = store_.has_pending(d.enrollment_id, clock_.now());
+        auto pending = queue_.has_pending(d.enrollment_id, clock_.now());
         if (!pending.is_ok() || !*pending) continue;
         push_impl(
             d.enrollment_id, [](const PushOutcome&) {}, std::nullopt, d.attempts + 1);
@@ -129,7 +136,7 @@ SysTime PushService::next_repush(std::chrono::seconds base) const {
 }
 
 void PushService::schedule_next(const std::string& id, int attempts, std::chrono::seconds base) {
-    if (auto s = store_.schedule_repush(id, next_repush(base), attempts); !s.is_ok())
+    if (auto s = pushes_.schedule_repush(id, next_repush(base), attempts); !s.is_ok())
         spdlog::warn("re-push schedule for {}: {}", id, s.to_string());
 }
 
@@ -147,7 +154,7 @@ Result<std::shared_ptr<const Credentials>> PushService::credentials(const std::s
             return it->second.second;
         }
     }
-    auto cert = store_.active_push_cert(topic);
+    auto cert = push_certs_.active_push_cert(topic);
     if (!cert.is_ok()) return cert.status();
     if (!cert->has_value()) return not_found("no push certificate for topic " + topic);
     const db::PushCert& pc = **cert;
@@ -176,7 +183,7 @@ void PushService::push_impl(const std::string& id, Done done, std::optional<SysT
         it->second.waiters.push_back(std::move(done));
         if (!fresh) return;  // joins the push already in flight
     }
-    auto e = store_.enrollment(id);
+    auto e = enrollments_.enrollment(id);
     if (!e.is_ok()) return fail_now(id, attempts, e.status().message());
     if (e->state != db::EnrollmentState::kEnrolled)
         return fail_now(id, attempts, std::string("enrollment is ") + db::state_name(e->state));
@@ -206,7 +213,7 @@ void PushService::push_impl(const std::string& id, Done done, std::optional<SysT
 void PushService::fail_now(const std::string& id, int attempts, const std::string& reason) {
     metrics_.counter("courier_pushes_total", {{"status", "not_sent"}}).inc();
     db::PushAttempt a{id, clock_.now(), 0, "", reason};
-    if (auto s = store_.record_push_attempt(a); !s.is_ok())
+    if (auto s = pushes_.record_push_attempt(a); !s.is_ok())
         spdlog::warn("recording push attempt for {}: {}", id, s.to_string());
     spdlog::info("push to {} not sent: {}", id, reason);
     // Commands keep waiting; the schedule tries again (a certificate may be
@@ -240,11 +247,11 @@ void PushService::handle_answers(std::vector<Answer>& batch) {
                     "APNs says the push token of {} is invalid ({}); not pushing until "
                     "its next TokenUpdate",
                     id, r.reason);
-                (void)store_.mark_token_invalid(id, clock_.now());
+                (void)pushes_.mark_token_invalid(id, clock_.now());
             } else if (r.http_status == 403) {
                 spdlog::error("APNs refused push certificate #{} ({}); marked unusable",
                               ans.cert_id, r.reason);
-                (void)store_.mark_push_cert_unusable(ans.cert_id, "APNs 403 " + r.reason);
+                (void)push_certs_.mark_push_cert_unusable(ans.cert_id, "APNs 403 " + r.reason);
                 reload_certificates();
             } else if (r.http_status == 429 || r.http_status >= 500 || r.http_status == 0) {
                 // Retried through the re-push schedule with backoff and jitter:
@@ -277,7 +284,7 @@ void PushService::handle_answers(std::vector<Answer>& batch) {
     }
     // One transaction for the whole batch: a fleet-wide wake-up's answers
     // cost a few commits, not two per device.
-    if (auto s = store_.record_push_outcomes(records); !s.is_ok())
+    if (auto s = pushes_.record_push_outcomes(records); !s.is_ok())
         spdlog::warn("recording {} push answers: {}", records.size(), s.to_string());
     for (size_t i = 0; i < batch.size(); ++i) finish(batch[i].id, outcomes[i]);
 }

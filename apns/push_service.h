@@ -35,7 +35,10 @@
 #include "apns/pusher.h"
 #include "common/clock.h"
 #include "common/metrics.h"
-#include "db/store.h"
+#include "db/command_queue.h"
+#include "db/enrollment_store.h"
+#include "db/push_cert_store.h"
+#include "db/push_store.h"
 
 namespace courier::apns {
 
@@ -60,7 +63,14 @@ std::chrono::seconds repush_interval(int attempts);
 
 class PushService {
   public:
-    PushService(db::Store& store, Pusher& pusher, const Clock& clock, Metrics& metrics,
+    // The storage roles it uses (in the server, all one db::Store: server/app.cc).
+    struct Stores {
+        db::PushStore& pushes;
+        db::PushCertStore& push_certs;
+        db::EnrollmentStore& enrollments;
+        db::CommandQueue& queue;
+    };
+    PushService(const Stores& stores, Pusher& pusher, const Clock& clock, Metrics& metrics,
                 PushServiceOptions opts = {});
     ~PushService();
     PushService(const PushService&) = delete;
@@ -121,7 +131,10 @@ class PushService {
     void worker_loop();
     void sweep_loop();
 
-    db::Store& store_;
+    db::PushStore& pushes_;
+    db::PushCertStore& push_certs_;
+    db::EnrollmentStore& enrollments_;
+    db::CommandQueue& queue_;
     Pusher& pusher_;
     const Clock& clock_;
     Metrics& metrics_;

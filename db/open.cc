@@ -2,7 +2,7 @@
 
 #include <filesystem>
 
-#include "db/sqlite_store.h"
+#include "db/sqlite/sqlite_store.h"
 
 namespace courier::db {
 

@@ -10,9 +10,17 @@
 
 namespace courier::server {
 
-AdminApi::AdminApi(db::Store& store, apns::PushService& push, const Clock& clock, Metrics& metrics,
-                   AdminOptions opts)
-    : store_(store), push_(push), clock_(clock), metrics_(metrics), opts_(std::move(opts)) {}
+AdminApi::AdminApi(const Stores& stores, apns::PushService& push, const Clock& clock,
+                   Metrics& metrics, AdminOptions opts)
+    : enrollments_(stores.enrollments),
+      bindings_(stores.bindings),
+      queue_(stores.queue),
+      push_certs_(stores.push_certs),
+      tokens_(stores.tokens),
+      push_(push),
+      clock_(clock),
+      metrics_(metrics),
+      opts_(std::move(opts)) {}
 
 bool AdminApi::authorized(const Request& req) const {
     const std::string* h = req.header("Authorization");

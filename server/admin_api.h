@@ -9,7 +9,11 @@
 
 #include "common/clock.h"
 #include "common/metrics.h"
-#include "db/store.h"
+#include "db/binding_store.h"
+#include "db/command_queue.h"
+#include "db/enrollment_store.h"
+#include "db/enrollment_token_store.h"
+#include "db/push_cert_store.h"
 #include "server/http.h"
 
 namespace courier::apns {
@@ -28,7 +32,15 @@ struct AdminOptions {
 
 class AdminApi {
   public:
-    AdminApi(db::Store& store, apns::PushService& push, const Clock& clock, Metrics& metrics,
+    // The storage roles it uses (in the server, all one db::Store: server/app.cc).
+    struct Stores {
+        db::EnrollmentStore& enrollments;
+        db::BindingStore& bindings;
+        db::CommandQueue& queue;
+        db::PushCertStore& push_certs;
+        db::EnrollmentTokenStore& tokens;
+    };
+    AdminApi(const Stores& stores, apns::PushService& push, const Clock& clock, Metrics& metrics,
              AdminOptions opts);
 
     void register_routes(Router& router);
@@ -75,7 +87,11 @@ class AdminApi {
     Response delete_token(Request& req);
     Response metrics(Request& req);
 
-    db::Store& store_;
+    db::EnrollmentStore& enrollments_;
+    db::BindingStore& bindings_;
+    db::CommandQueue& queue_;
+    db::PushCertStore& push_certs_;
+    db::EnrollmentTokenStore& tokens_;
     apns::PushService& push_;
     const Clock& clock_;
     Metrics& metrics_;

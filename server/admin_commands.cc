@@ -46,7 +46,7 @@ Response AdminApi::enqueue(Request& req) {
             return Response::error(400, "expires: in the past; nothing was queued");
     }
     auto now = clock_.now();
-    auto res = store_.enqueue(nc, ids, now);
+    auto res = queue_.enqueue(nc, ids, now);
     if (!res.is_ok()) {
         if (res.status().code() == Code::kConflict)
             return Response::error(409,
@@ -132,7 +132,7 @@ Response AdminApi::post_command(Request& req) {
     auto cmd = mdm::command_from_json(command_v->as_object(), false, uuid);
     if (!cmd.is_ok()) return status_response(cmd.status());
 
-    auto existing = store_.existing_enrollments(targets);
+    auto existing = enrollments_.existing_enrollments(targets);
     if (!existing.is_ok()) return status_response(existing.status());
     if (existing->size() != targets.size()) {
         std::set<std::string> known(existing->begin(), existing->end());
@@ -144,7 +144,7 @@ Response AdminApi::post_command(Request& req) {
         return json_response(404, err);
     }
     db::NewCommand nc{cmd->uuid, cmd->request_type, cmd->plist, expires};
-    auto res = store_.enqueue(nc, targets, clock_.now());
+    auto res = queue_.enqueue(nc, targets, clock_.now());
     if (!res.is_ok()) {
         if (res.status().code() == Code::kConflict)
             return Response::error(409, "a command with uuid " + cmd->uuid + " already exists");
@@ -176,14 +176,14 @@ Response AdminApi::post_command(Request& req) {
 }
 
 Response AdminApi::get_command(Request& req) {
-    auto c = store_.command(req.params["uuid"]);
+    auto c = queue_.command(req.params["uuid"]);
     if (!c.is_ok()) return status_response(c.status());
     return json_response(200, command_json(*c, true));
 }
 
 Response AdminApi::delete_command(Request& req) {
     const std::string& uuid = req.params["uuid"];
-    auto canceled = store_.cancel_command(uuid, clock_.now());
+    auto canceled = queue_.cancel_command(uuid, clock_.now());
     if (!canceled.is_ok()) return status_response(canceled.status());
     if (canceled->empty())
         return Response::error(409, "every target already received or finished this command");
@@ -207,7 +207,7 @@ Response AdminApi::list_commands(Request& req) {
     }
     auto page = page_from(req);
     if (!page.is_ok()) return status_response(page.status());
-    auto list = store_.list_commands(f, *page);
+    auto list = queue_.list_commands(f, *page);
     if (!list.is_ok()) return status_response(list.status());
     json::array items;
     for (const auto& c : list->items) items.push_back(command_json(c, false));

@@ -37,7 +37,7 @@ Response AdminApi::list_devices(Request& req) {
     }
     auto page = page_from(req);
     if (!page.is_ok()) return status_response(page.status());
-    auto list = store_.list_enrollments(f, *page);
+    auto list = enrollments_.list_enrollments(f, *page);
     if (!list.is_ok()) return status_response(list.status());
     json::array items;
     for (const auto& e : list->items) items.push_back(device_json(e));
@@ -45,13 +45,13 @@ Response AdminApi::list_devices(Request& req) {
 }
 
 Response AdminApi::get_device(Request& req) {
-    auto e = store_.enrollment(req.params["id"]);
+    auto e = enrollments_.enrollment(req.params["id"]);
     if (!e.is_ok()) return status_response(e.status());
     return json_response(200, device_json(*e));
 }
 
 Response AdminApi::device_commands(Request& req) {
-    auto e = store_.enrollment(req.params["id"]);
+    auto e = enrollments_.enrollment(req.params["id"]);
     if (!e.is_ok()) return status_response(e.status());
     db::CommandFilter f;
     f.enrollment_id = req.params["id"];
@@ -61,7 +61,7 @@ Response AdminApi::device_commands(Request& req) {
     }
     auto page = page_from(req);
     if (!page.is_ok()) return status_response(page.status());
-    auto list = store_.list_commands(f, *page);
+    auto list = queue_.list_commands(f, *page);
     if (!list.is_ok()) return status_response(list.status());
     json::array items;
     for (const auto& c : list->items) items.push_back(command_json(c, true));
@@ -69,11 +69,11 @@ Response AdminApi::device_commands(Request& req) {
 }
 
 Response AdminApi::device_timeline(Request& req) {
-    auto e = store_.enrollment(req.params["id"]);
+    auto e = enrollments_.enrollment(req.params["id"]);
     if (!e.is_ok()) return status_response(e.status());
     auto page = page_from(req);
     if (!page.is_ok()) return status_response(page.status());
-    auto events = store_.timeline(req.params["id"], static_cast<size_t>(page->limit));
+    auto events = enrollments_.timeline(req.params["id"], static_cast<size_t>(page->limit));
     if (!events.is_ok()) return status_response(events.status());
     json::array items;
     for (const auto& ev : *events)
@@ -84,10 +84,10 @@ Response AdminApi::device_timeline(Request& req) {
 
 Response AdminApi::retire(Request& req, bool retired) {
     const std::string& id = req.params["id"];
-    auto s = store_.set_retired(id, retired, clock_.now());
+    auto s = enrollments_.set_retired(id, retired, clock_.now());
     if (!s.is_ok()) return status_response(s);
     spdlog::warn("enrollment {} {} by an administrator", id, retired ? "retired" : "un-retired");
-    auto e = store_.enrollment(id);
+    auto e = enrollments_.enrollment(id);
     if (!e.is_ok()) return status_response(e.status());
     return json_response(200, device_json(*e));
 }
@@ -106,7 +106,7 @@ json::object binding_json(const db::Binding& b) {
 
 // The device id whose bindings /v1/devices/{id}/bindings… names: a user
 // channel "<device>:<user>" shares its device's. 404 when unknown.
-Result<std::string> binding_device(db::Store& store, const std::string& id) {
+Result<std::string> binding_device(db::EnrollmentStore& store, const std::string& id) {
     auto e = store.enrollment(id);
     if (!e.is_ok()) return e.status();
     return e->device_id;
@@ -120,9 +120,9 @@ bool is_sha256_hex(const std::string& s) {
 }  // namespace
 
 Response AdminApi::list_bindings(Request& req) {
-    auto device = binding_device(store_, req.params["id"]);
+    auto device = binding_device(enrollments_, req.params["id"]);
     if (!device.is_ok()) return status_response(device.status());
-    auto list = store_.bindings(*device);
+    auto list = bindings_.bindings(*device);
     if (!list.is_ok()) return status_response(list.status());
     json::array items;
     int active = 0;
@@ -140,17 +140,18 @@ namespace {
 // POST …/approve and DELETE …/bindings/{sha256}: the same checks and answer
 // around one store change; `what` completes the warn line.
 template <class Change>
-Response change_binding(db::Store& store, Request& req, const char* what, Change change) {
+Response change_binding(db::EnrollmentStore& enrollments, db::BindingStore& bindings, Request& req,
+                        const char* what, Change change) {
     const std::string& sha = req.params["sha256"];
     if (!is_sha256_hex(sha))
         return Response::error(400, "sha256: 64 lowercase hex digits (cert_sha256 of a binding)");
-    auto device = binding_device(store, req.params["id"]);
+    auto device = binding_device(enrollments, req.params["id"]);
     if (!device.is_ok()) return status_response(device.status());
     auto s = change(*device, sha);
     if (!s.is_ok()) return status_response(s);
     spdlog::warn("identity sha256:{}… of device {} {} by an administrator", sha.substr(0, 16),
                  *device, what);
-    auto b = store.binding(sha);
+    auto b = bindings.binding(sha);
     if (!b.is_ok()) return status_response(b.status());
     if (!b->has_value())
         return status_response(internal_error("binding vanished after the change"));
@@ -159,16 +160,16 @@ Response change_binding(db::Store& store, Request& req, const char* what, Change
 }  // namespace
 
 Response AdminApi::approve_binding(Request& req) {
-    return change_binding(store_, req, "approved for re-binding",
+    return change_binding(enrollments_, bindings_, req, "approved for re-binding",
                           [&](const std::string& device, const std::string& sha) {
-                              return store_.approve_binding(device, sha, clock_.now());
+                              return bindings_.approve_binding(device, sha, clock_.now());
                           });
 }
 
 Response AdminApi::revoke_binding(Request& req) {
-    return change_binding(store_, req, "revoked",
+    return change_binding(enrollments_, bindings_, req, "revoked",
                           [&](const std::string& device, const std::string& sha) {
-                              return store_.revoke_binding(device, sha, clock_.now());
+                              return bindings_.revoke_binding(device, sha, clock_.now());
                           });
 }
 
@@ -176,7 +177,7 @@ Response AdminApi::push_now(Request& req) {
     if (req.target.size() > 8192) return Response::error(414, "too many ids for a URL");
     auto ids = split_ids(req.params["ids"]);
     if (ids.empty()) return Response::error(400, "no enrollment id in the path");
-    auto known = store_.existing_enrollments(ids);
+    auto known = enrollments_.existing_enrollments(ids);
     if (!known.is_ok()) return status_response(known.status());
     std::set<std::string> known_set(known->begin(), known->end());
     json::object status;
@@ -234,7 +235,7 @@ Response AdminApi::create_token(Request& req) {
     t.id = random_token(8);
     t.token_sha256 = certs::sha256_hex(token);
     t.created_at = clock_.now();
-    if (auto s = store_.put_enrollment_token(t); !s.is_ok()) return status_response(s);
+    if (auto s = tokens_.put_enrollment_token(t); !s.is_ok()) return status_response(s);
     json::object o{{"id", t.id},
                    {"token", token},
                    {"uses_left", t.uses_left},
@@ -245,7 +246,7 @@ Response AdminApi::create_token(Request& req) {
 }
 
 Response AdminApi::list_tokens(Request&) {
-    auto list = store_.enrollment_tokens();
+    auto list = tokens_.enrollment_tokens();
     if (!list.is_ok()) return status_response(list.status());
     json::array items;
     for (const auto& t : *list)
@@ -258,7 +259,7 @@ Response AdminApi::list_tokens(Request&) {
 }
 
 Response AdminApi::delete_token(Request& req) {
-    auto s = store_.delete_enrollment_token(req.params["id"]);
+    auto s = tokens_.delete_enrollment_token(req.params["id"]);
     if (!s.is_ok()) return status_response(s);
     return json_response(200, json::object{{"deleted", req.params["id"]}});
 }

@@ -42,7 +42,7 @@ Response AdminApi::put_pushcert(Request& req) {
     auto parsed = certs::parse_push_cert(req.body, password, now);
     if (!parsed.is_ok()) return status_response(parsed.status());
 
-    auto active = store_.active_push_certs();
+    auto active = push_certs_.active_push_certs();
     if (!active.is_ok()) return status_response(active.status());
     bool renewal = false;
     for (const auto& c : *active) renewal |= c.topic == parsed->topic;
@@ -66,7 +66,7 @@ Response AdminApi::put_pushcert(Request& req) {
     pc.not_after = parsed->not_after;
     pc.uploaded_at = now;
     pc.active = true;
-    auto id = store_.put_push_cert(pc, now);
+    auto id = push_certs_.put_push_cert(pc, now);
     if (!id.is_ok()) return status_response(id.status());
     push_.reload_certificates();
     spdlog::info("push certificate {} for topic {} (valid until {}) {}", pc.thumbprint_sha1,
@@ -85,12 +85,12 @@ Response AdminApi::get_pushcert(Request& req) {
     auto now = clock_.now();
     std::string topic = req.query_or("topic");
     if (!topic.empty()) {
-        auto c = store_.active_push_cert(topic);
+        auto c = push_certs_.active_push_cert(topic);
         if (!c.is_ok()) return status_response(c.status());
         if (!c->has_value()) return Response::error(404, "no push certificate for topic " + topic);
         return json_response(200, cert_json(**c, now, opts_.cert_warn_days));
     }
-    auto certs = store_.active_push_certs();
+    auto certs = push_certs_.active_push_certs();
     if (!certs.is_ok()) return status_response(certs.status());
     json::array arr;
     for (const auto& c : *certs) arr.push_back(cert_json(c, now, opts_.cert_warn_days));
@@ -99,7 +99,7 @@ Response AdminApi::get_pushcert(Request& req) {
 
 Response AdminApi::pushcert_history(Request&) {
     auto now = clock_.now();
-    auto certs = store_.push_cert_history();
+    auto certs = push_certs_.push_cert_history();
     if (!certs.is_ok()) return status_response(certs.status());
     json::array arr;
     for (const auto& c : *certs) {

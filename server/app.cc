@@ -153,13 +153,22 @@ Status App::start() {
     po.ca_file = cfg_.apns_ca;
     po.proxy = cfg_.apns_proxy;
     pusher_ = apns::make_pusher(po);
-    push_ = std::make_unique<apns::PushService>(*store_, *pusher_, clock_, metrics_);
+    // The one store, handed to each component as the roles it uses.
+    db::Store& storage = *store_;
+    push_ = std::make_unique<apns::PushService>(
+        apns::PushService::Stores{
+            .pushes = storage, .push_certs = storage, .enrollments = storage, .queue = storage},
+        *pusher_, clock_, metrics_);
 
     device_auth_ =
         std::make_unique<DeviceAuthenticator>(std::move(trust), cfg_.cert_header, clock_);
     device_auth_->set_enrollment_ca(enrollment_ca_->cert());
-    devices_ =
-        std::make_unique<DeviceService>(*store_, *device_auth_, push_.get(), clock_, metrics_);
+    devices_ = std::make_unique<DeviceService>(DeviceService::Stores{.enrollments = storage,
+                                                                     .bindings = storage,
+                                                                     .queue = storage,
+                                                                     .push_certs = storage,
+                                                                     .read_scopes = storage},
+                                               *device_auth_, push_.get(), clock_, metrics_);
     devices_->set_binding_policy({.enroll_open = cfg_.enroll_open});
 
     public_url_ = cfg_.public_url;
@@ -172,19 +181,25 @@ Status App::start() {
     eo.enroll_open = cfg_.enroll_open;
     eo.sign_message = cfg_.sign_message;
     eo.root_ca_der = root_ca_der;
-    enroll_ =
-        std::make_unique<EnrollService>(*store_, *enrollment_ca_, std::move(signer), eo, clock_);
+    enroll_ = std::make_unique<EnrollService>(
+        EnrollService::Stores{.bindings = storage, .push_certs = storage, .tokens = storage},
+        *enrollment_ca_, std::move(signer), eo, clock_);
 
     AdminOptions ao;
     ao.api_key = api_key_;
     ao.cert_warn_days = cfg_.cert_warn_days;
     ao.metrics_public = cfg_.metrics_public;
     ao.public_url = public_url_;
-    admin_ = std::make_unique<AdminApi>(*store_, *push_, clock_, metrics_, ao);
+    admin_ = std::make_unique<AdminApi>(AdminApi::Stores{.enrollments = storage,
+                                                         .bindings = storage,
+                                                         .queue = storage,
+                                                         .push_certs = storage,
+                                                         .tokens = storage},
+                                        *push_, clock_, metrics_, ao);
 
     router_ = std::make_unique<Router>();
     router_->add("GET", "/healthz", [this](Request&) {
-        // Degraded while the store cannot read or write (Store::ping probes
+        // Degraded while the store cannot read or write (StoreHealth::ping probes
         // writes after one failed), healthy again once they succeed.
         auto s = store_->ping();
         if (!s.is_ok())

@@ -45,7 +45,7 @@ class App {
     App& operator=(const App&) = delete;
 
     // Wraps the store start() opens (before anything uses it): the fault
-    // injection tests put a db::FaultyStore around it.
+    // injection tests put a db::FaultyStore (tests/support/faulty_store.h) around it.
     using StoreWrapper = std::function<std::unique_ptr<db::Store>(std::unique_ptr<db::Store>)>;
     void wrap_store(StoreWrapper w) { wrap_store_ = std::move(w); }
     // Creates the data dir and whatever is missing in it (API key, TLS

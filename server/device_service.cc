@@ -37,9 +37,17 @@ std::string fact(const std::string& s, bool* cut) {
 }
 }  // namespace
 
-DeviceService::DeviceService(db::Store& store, DeviceAuthenticator& auth, apns::PushService* push,
-                             const Clock& clock, Metrics& metrics)
-    : store_(store), auth_(auth), push_(push), clock_(clock), metrics_(metrics) {
+DeviceService::DeviceService(const Stores& stores, DeviceAuthenticator& auth,
+                             apns::PushService* push, const Clock& clock, Metrics& metrics)
+    : enrollments_(stores.enrollments),
+      bindings_(stores.bindings),
+      queue_(stores.queue),
+      push_certs_(stores.push_certs),
+      read_scopes_(stores.read_scopes),
+      auth_(auth),
+      push_(push),
+      clock_(clock),
+      metrics_(metrics) {
     metrics_.help("courier_checkins_total", "counter", "device messages by message type");
     metrics_.help("courier_commands_total", "counter",
                   "command targets by the status they reached (queued, sent, acknowledged, ...)");
@@ -73,7 +81,7 @@ Response DeviceService::superseded_use(const Request& req, const db::Binding& b,
                                   ? "identity certificate was revoked by an administrator"
                                   : "identity certificate was superseded by a later enrollment");
     if (b.alarm_at && now - *b.alarm_at < kAlarmInterval) return refusal;  // alarmed this hour
-    auto noted = store_.note_superseded_use(b.cert_sha256, now);
+    auto noted = bindings_.note_superseded_use(b.cert_sha256, now);
     if (!noted.is_ok() || !*noted) return refusal;
     spdlog::warn(
         "{} identity certificate sha256:{}… of device {} presented again by {} for {}: a "
@@ -90,7 +98,7 @@ std::optional<Response> DeviceService::require_binding(const Request& req, const
                                                        const DeviceCredential& cred,
                                                        bool writes_allowed, bool* defer) {
     *defer = false;
-    auto b = store_.binding(cred.cert_sha256);
+    auto b = bindings_.binding(cred.cert_sha256);
     if (!b.is_ok()) return status_response(b.status(), "store", Audience::kDevice);
     if (!b->has_value())
         return refuse(req, id, "certificate is not bound to this enrollment (Authenticate first)");
@@ -110,7 +118,7 @@ std::optional<Response> DeviceService::require_binding(const Request& req, const
         return refuse(req, id,
                       "certificate is not bound to this enrollment yet: its re-binding awaits an "
                       "administrator's approval, then Authenticate");
-    store_.touch_binding(cred.cert_sha256, now);
+    bindings_.touch_binding(cred.cert_sha256, now);
     return std::nullopt;
 }
 
@@ -118,7 +126,7 @@ std::optional<Response> DeviceService::admit_authenticate(const Request& req, co
                                                           const std::string& device_id,
                                                           const DeviceCredential& cred,
                                                           SysTime now) {
-    auto b = store_.binding(cred.cert_sha256);
+    auto b = bindings_.binding(cred.cert_sha256);
     if (!b.is_ok()) return status_response(b.status(), "store", Audience::kDevice);
     if (b->has_value()) {
         const db::Binding& row = **b;
@@ -132,7 +140,7 @@ std::optional<Response> DeviceService::admit_authenticate(const Request& req, co
     }
     // A binding to make (new certificate, or a pending/approved re-binding).
     if (!policy_.enroll_open && cred.enrollment_ca) {
-        auto token = store_.issued_with_token(cred.cert_sha256);
+        auto token = bindings_.issued_with_token(cred.cert_sha256);
         if (!token.is_ok()) return status_response(token.status(), "store", Audience::kDevice);
         if (!token->has_value())
             return refuse(req, id,
@@ -150,7 +158,7 @@ Response DeviceService::handle(Request& req, bool command_channel) {
 
 std::optional<Response> DeviceService::handle_idle_without_writes(Request& req) {
     if (req.body.size() > kInlineBodyMax) return std::nullopt;  // to a worker
-    auto scope = store_.read_scope();  // its three reads in one transaction
+    auto scope = read_scopes_.read_scope();  // its three reads in one transaction
     return process(req, true, false);
 }
 
@@ -173,7 +181,7 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
     const std::string& device_id = ident.device_id;
     const auto now = clock_.now();
 
-    auto existing = store_.enrollment(id);
+    auto existing = enrollments_.enrollment(id);
     if (!existing.is_ok() && existing.status().code() != Code::kNotFound)
         return status_response(existing.status(), "store", Audience::kDevice);
     if (existing.is_ok() && existing->state == db::EnrollmentState::kRetired) {
@@ -198,7 +206,7 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
         Response answer = Response::empty(200);
         switch (msg.type) {
             case mdm::MessageType::kAuthenticate: {
-                auto before = store_.active_binding(device_id);
+                auto before = bindings_.active_binding(device_id);
                 db::AuthenticateInput in;
                 in.id = id;
                 in.device_id = device_id;
@@ -224,8 +232,8 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
                 in.cert_not_after = cred->not_after;
                 if (policy_.enroll_open && cred->enrollment_ca)
                     in.approval_quiet_period = policy_.quiet_period;
-                st = store_.apply_authenticate(in, now);
-                if (st.is_ok()) store_.touch_binding(cred->cert_sha256, now);
+                st = enrollments_.apply_authenticate(in, now);
+                if (st.is_ok()) bindings_.touch_binding(cred->cert_sha256, now);
                 if (st.is_ok() && before.is_ok() && before->has_value() &&
                     (*before)->cert_sha256 != cred->cert_sha256)
                     spdlog::warn(
@@ -236,7 +244,7 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
                 if (st.code() == Code::kConflict) return refuse(req, id, st.message());
                 if (st.code() == Code::kForbidden) {  // needs an administrator's approval
                     auto s =
-                        store_.request_binding(cred->cert_sha256, device_id, cred->not_after, now);
+                        bindings_.request_binding(cred->cert_sha256, device_id, cred->not_after, now);
                     if (s.code() == Code::kTooLarge) return refuse(req, id, s.message());
                     if (!s.is_ok() && s.code() != Code::kConflict)
                         return status_response(s, "store", Audience::kDevice);
@@ -266,7 +274,7 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
                 in.awaiting_configuration = msg.awaiting_configuration;
                 in.cert_not_after = cred->not_after;
                 if (!msg.topic.empty()) {
-                    auto pc = store_.active_push_cert(msg.topic);
+                    auto pc = push_certs_.active_push_cert(msg.topic);
                     if (pc.is_ok() && !pc->has_value())
                         spdlog::warn(
                             "TokenUpdate from {} names topic {} which has no push "
@@ -275,22 +283,22 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
                 }
                 // Beyond kMaxUserChannels no new user channel (checked in the
                 // store's transaction): 400.
-                st = store_.apply_token_update(in, now);
+                st = enrollments_.apply_token_update(in, now);
                 if (st.code() == Code::kTooLarge) return refuse(req, id, st.message());
                 if (st.is_ok() && push_) {
-                    auto pending = store_.has_pending(id, now);
+                    auto pending = queue_.has_pending(id, now);
                     if (pending.is_ok() && *pending) push_->push(id, [](const auto&) {});
                 }
                 break;
             }
             case mdm::MessageType::kCheckOut:
-                st = store_.apply_checkout(id, now);
+                st = enrollments_.apply_checkout(id, now);
                 break;
             case mdm::MessageType::kSetBootstrapToken:
-                st = store_.set_bootstrap_token(device_id, msg.bootstrap_token.value_or(""));
+                st = enrollments_.set_bootstrap_token(device_id, msg.bootstrap_token.value_or(""));
                 break;
             case mdm::MessageType::kGetBootstrapToken: {
-                auto tok = store_.bootstrap_token(device_id);
+                auto tok = enrollments_.bootstrap_token(device_id);
                 if (!tok.is_ok()) return status_response(tok.status(), "store", Audience::kDevice);
                 if (tok->has_value() && !(*tok)->empty()) {
                     plist::Dict d;
@@ -327,7 +335,7 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
             spdlog::error("{} for {}: {}", mdm::message_type_name(msg.type), id, st.to_string());
             return status_response(st, {}, Audience::kDevice);
         }
-        store_.touch_last_seen({id}, clock_.now_ms());
+        enrollments_.touch_last_seen({id}, clock_.now_ms());
         answer.log_enrollment = id;
         return answer;
     }
@@ -342,7 +350,7 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
     // Only the command channel's answer is read as a command: an Idle that
     // arrives on the check-in channel gets an empty 200 and hands nothing out.
     if (!command_channel && rep.status == mdm::ReportStatus::kIdle) {
-        store_.touch_last_seen({id}, clock_.now_ms());
+        enrollments_.touch_last_seen({id}, clock_.now_ms());
         Response r = Response::empty(200);
         r.log_enrollment = id;
         return r;
@@ -350,14 +358,14 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
 
     Result<std::optional<db::DeliveredCommand>> next = std::optional<db::DeliveredCommand>{};
     if (rep.status == mdm::ReportStatus::kIdle) {
-        auto pending = store_.has_pending(id, now);
+        auto pending = queue_.has_pending(id, now);
         if (!pending.is_ok()) return status_response(pending.status(), "store", Audience::kDevice);
         // A pending push is cleared in the transaction that reads the queue
         // (SPEC "pending push"); only an Idle that finds one set writes.
         bool clear_push = existing->push_pending_at(now);
         if ((*pending || clear_push) && !writes_allowed) return std::nullopt;  // a write
         metrics_.counter("courier_checkins_total", {{"message_type", "Idle"}}).inc();
-        if (*pending || clear_push) next = store_.next_command(id, true, now);
+        if (*pending || clear_push) next = queue_.next_command(id, true, now);
     } else {
         metrics_
             .counter("courier_checkins_total",
@@ -380,21 +388,21 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
             case mdm::ReportStatus::kIdle:
                 break;
         }
-        next = store_.apply_report(id, rep.command_uuid, ts, req.body, now);
+        next = queue_.apply_report(id, rep.command_uuid, ts, req.body, now);
         if (next.is_ok())
             metrics_.counter("courier_commands_total", {{"status", db::target_status_name(ts)}})
                 .inc();
         if (!next.is_ok() && next.status().code() == Code::kNotFound) {
             spdlog::warn("{} reported {} for unknown command {}; answering as Idle", id,
                          mdm::report_status_name(rep.status), rep.command_uuid);
-            next = store_.next_command(id, true, now);
+            next = queue_.next_command(id, true, now);
         }
     }
     if (!next.is_ok()) {
         spdlog::error("command channel for {}: {}", id, next.status().to_string());
         return status_response(next.status(), "store", Audience::kDevice);
     }
-    store_.touch_last_seen({id}, clock_.now_ms());
+    enrollments_.touch_last_seen({id}, clock_.now_ms());
     if (next->has_value()) metrics_.counter("courier_commands_total", {{"status", "sent"}}).inc();
     Response r = next->has_value() ? command_response(**next) : Response::empty(200);
     r.log_enrollment = id;

@@ -22,7 +22,11 @@
 
 #include "common/clock.h"
 #include "common/metrics.h"
-#include "db/store.h"
+#include "db/binding_store.h"
+#include "db/command_queue.h"
+#include "db/enrollment_store.h"
+#include "db/push_cert_store.h"
+#include "db/read_scope.h"
 #include "server/device_auth.h"
 #include "server/http.h"
 
@@ -40,7 +44,15 @@ struct BindingPolicy {
 
 class DeviceService {
   public:
-    DeviceService(db::Store& store, DeviceAuthenticator& auth, apns::PushService* push,
+    // The storage roles it uses (in the server, all one db::Store: server/app.cc).
+    struct Stores {
+        db::EnrollmentStore& enrollments;
+        db::BindingStore& bindings;
+        db::CommandQueue& queue;
+        db::PushCertStore& push_certs;
+        db::ReadScopes& read_scopes;
+    };
+    DeviceService(const Stores& stores, DeviceAuthenticator& auth, apns::PushService* push,
                   const Clock& clock, Metrics& metrics);
 
     // /checkin (command_channel=false) or /mdm (true). Both accept both kinds
@@ -80,7 +92,11 @@ class DeviceService {
     Response superseded_use(const Request& req, const db::Binding& b, const std::string& claimed_id,
                             SysTime now);
 
-    db::Store& store_;
+    db::EnrollmentStore& enrollments_;
+    db::BindingStore& bindings_;
+    db::CommandQueue& queue_;
+    db::PushCertStore& push_certs_;
+    db::ReadScopes& read_scopes_;
     DeviceAuthenticator& auth_;
     apns::PushService* push_;
     const Clock& clock_;

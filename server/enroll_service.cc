@@ -8,9 +8,11 @@
 
 namespace courier::server {
 
-EnrollService::EnrollService(db::Store& store, const certs::CertificateAuthority& ca,
+EnrollService::EnrollService(const Stores& stores, const certs::CertificateAuthority& ca,
                              certs::Identity profile_signer, EnrollOptions opts, const Clock& clock)
-    : store_(store),
+    : bindings_(stores.bindings),
+      push_certs_(stores.push_certs),
+      tokens_(stores.tokens),
       ca_(ca),
       signer_(std::move(profile_signer)),
       opts_(std::move(opts)),
@@ -25,7 +27,7 @@ Response EnrollService::handle(Request& req) {
     // The topic first: a token must not be used up by a request that fails.
     std::string topic = req.query_or("topic");
     if (topic.empty()) {
-        auto certs = store_.active_push_certs();
+        auto certs = push_certs_.active_push_certs();
         if (!certs.is_ok()) return status_response(certs.status());
         const db::PushCert* newest = nullptr;
         for (const auto& c : *certs)
@@ -36,7 +38,7 @@ Response EnrollService::handle(Request& req) {
                                    "`courier pushcert import`) before enrolling devices");
         topic = newest->topic;
     } else {
-        auto c = store_.active_push_cert(topic);
+        auto c = push_certs_.active_push_cert(topic);
         if (!c.is_ok()) return status_response(c.status());
         if (!c->has_value()) return Response::error(404, "no push certificate for topic " + topic);
     }
@@ -57,7 +59,7 @@ Response EnrollService::handle(Request& req) {
     std::string token_sha256;
     if (!token.empty()) {
         token_sha256 = certs::sha256_hex(token);
-        auto s = store_.consume_enrollment_token(token_sha256, clock_.now());
+        auto s = tokens_.consume_enrollment_token(token_sha256, clock_.now());
         if (!s.is_ok()) {
             spdlog::warn("/enroll refused from {}: enrollment token {}", req.remote_address,
                          s.message());
@@ -71,7 +73,7 @@ Response EnrollService::handle(Request& req) {
     auto built = build_profile(topic, token_sha256);
     if (!built.is_ok()) {
         if (!token_sha256.empty()) {
-            if (auto s = store_.release_enrollment_token(token_sha256); !s.is_ok())
+            if (auto s = tokens_.release_enrollment_token(token_sha256); !s.is_ok())
                 spdlog::error("/enroll: could not give back the enrollment token's use: {}",
                               s.to_string());
         }
@@ -101,8 +103,8 @@ Result<std::string> EnrollService::build_profile(const std::string& topic,
     if (!token_sha256.empty()) {
         // Provenance (SPEC "re-binding"): with --enroll-open=false only an
         // identity recorded here may bind, to one device id.
-        auto s = store_.record_issued_identity(certs::cert_sha256_hex(identity->cert.get()),
-                                               token_sha256, clock_.now());
+        auto s = bindings_.record_issued_identity(certs::cert_sha256_hex(identity->cert.get()),
+                                                  token_sha256, clock_.now());
         if (!s.is_ok()) {
             spdlog::error("/enroll: recording the issued identity: {}", s.to_string());
             return s;

@@ -7,7 +7,9 @@
 
 #include "certs/authority.h"
 #include "common/clock.h"
-#include "db/store.h"
+#include "db/binding_store.h"
+#include "db/enrollment_token_store.h"
+#include "db/push_cert_store.h"
 #include "server/http.h"
 
 namespace courier::server {
@@ -22,7 +24,13 @@ struct EnrollOptions {
 
 class EnrollService {
   public:
-    EnrollService(db::Store& store, const certs::CertificateAuthority& ca,
+    // The storage roles it uses (in the server, all one db::Store: server/app.cc).
+    struct Stores {
+        db::BindingStore& bindings;
+        db::PushCertStore& push_certs;
+        db::EnrollmentTokenStore& tokens;
+    };
+    EnrollService(const Stores& stores, const certs::CertificateAuthority& ca,
                   certs::Identity profile_signer, EnrollOptions opts, const Clock& clock);
 
     // 200 signed profile; 403 JSON for a bad/used/missing token (a browser is
@@ -38,7 +46,9 @@ class EnrollService {
     // a message for the client when a step fails (logged here).
     Result<std::string> build_profile(const std::string& topic, const std::string& token_sha256);
 
-    db::Store& store_;
+    db::BindingStore& bindings_;
+    db::PushCertStore& push_certs_;
+    db::EnrollmentTokenStore& tokens_;
     const certs::CertificateAuthority& ca_;
     certs::Identity signer_;
     std::mutex mu_;  // guards opts_.public_url

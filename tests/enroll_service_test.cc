@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "certs/pkcs.h"
-#include "db/sqlite_store.h"
+#include "db/sqlite/sqlite_store.h"
 #include "server/enroll_service.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_certs.h"
@@ -49,7 +49,10 @@ class EnrollTokens : public ::testing::Test {
         server::EnrollOptions o;
         o.public_url = "https://127.0.0.1:1";
         o.enroll_open = false;
-        return std::make_unique<server::EnrollService>(*store_, ca_, std::move(signer), o, clock_);
+        return std::make_unique<server::EnrollService>(
+            server::EnrollService::Stores{
+                .bindings = *store_, .push_certs = *store_, .tokens = *store_},
+            ca_, std::move(signer), o, clock_);
     }
     server::Response enroll(server::EnrollService& s) {
         server::Request req;

@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "common/encoding.h"
-#include "db/sqlite_store.h"
+#include "db/sqlite/sqlite_store.h"
 #include "tests/support/temp_dir.h"
 
 namespace courier {
@@ -109,8 +109,9 @@ class PushServiceTest : public ::testing::Test {
         pc.active = true;
         ASSERT_TRUE(store_->put_push_cert(pc, clock_.now()).is_ok());
         service_ = std::make_unique<apns::PushService>(
-            *store_, pusher_, clock_, metrics_,
-            apns::PushServiceOptions{.background_sweep = false});
+            apns::PushService::Stores{
+                .pushes = *store_, .push_certs = *store_, .enrollments = *store_, .queue = *store_},
+            pusher_, clock_, metrics_, apns::PushServiceOptions{.background_sweep = false});
         service_->start();
     }
     void TearDown() override { service_->stop(); }

@@ -9,7 +9,7 @@
 #include "certs/authority.h"
 #include "certs/pkcs.h"
 #include "common/encoding.h"
-#include "db/sqlite_statement.h"
+#include "db/sqlite/sqlite_statement.h"
 #include "db/store.h"
 #include "tests/support/test_server.h"
 

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "common/encoding.h"
-#include "db/sqlite_store.h"
+#include "db/sqlite/sqlite_store.h"
 
 namespace courier::db {
 namespace {

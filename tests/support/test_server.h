@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "apns/fake_apns.h"
-#include "db/faulty_store.h"
 #include "server/app.h"
 #include "sim/device.h"
+#include "tests/support/faulty_store.h"
 #include "tests/support/http_client.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_certs.h"

@@ -1,4 +1,4 @@
-#include "db/faulty_store.h"
+#include "tests/support/faulty_store.h"
 
 namespace courier::db {
 

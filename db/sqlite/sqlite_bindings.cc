@@ -4,8 +4,8 @@
 
 #include <algorithm>
 
-#include "db/sqlite_internal.h"
-#include "db/sqlite_store.h"
+#include "db/sqlite/sqlite_internal.h"
+#include "db/sqlite/sqlite_store.h"
 
 namespace courier::db {
 

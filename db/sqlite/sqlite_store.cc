@@ -1,7 +1,7 @@
 // SqliteStore: opening, the group-commit writer, the read pool and last-seen
 // batching. The SQL of each area lives in sqlite_enrollments.cc,
 // sqlite_queue.cc and sqlite_push.cc.
-#include "db/sqlite_store.h"
+#include "db/sqlite/sqlite_store.h"
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
@@ -11,8 +11,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "db/migrations.h"
-#include "db/sqlite_statement.h"
+#include "db/sqlite/migrations.h"
+#include "db/sqlite/sqlite_statement.h"
 
 namespace courier::db {
 

@@ -1,7 +1,9 @@
 // FaultyStore: a Store decorator for reliability tests. It forwards every call
 // to the wrapped store, except that it can be told to fail the next N write
 // calls the way a sick database does, or every call (an unreachable
-// database), without calling the wrapped store.
+// database), without calling the wrapped store. Test code: it lives in
+// tests/support and is linked only into the tests (App::wrap_store puts it
+// around a server's store).
 //
 // ping() models SqliteStore::ping: a read round trip (fails while the
 // database is unreachable); and only after a write failed with an injected

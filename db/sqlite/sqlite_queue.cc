@@ -5,8 +5,8 @@
 #include <unordered_set>
 
 #include "common/encoding.h"
-#include "db/sqlite_internal.h"
-#include "db/sqlite_store.h"
+#include "db/sqlite/sqlite_internal.h"
+#include "db/sqlite/sqlite_store.h"
 
 namespace courier::db {
 
@@ -158,7 +158,7 @@ Result<EnqueueResult> SqliteStore::enqueue(const NewCommand& cmd,
         if (seq_of(c, cmd.uuid)) return conflict("command " + cmd.uuid + " already exists");
         std::unordered_set<std::string> seen;
         // The pending push is read here, in the enqueue's own transaction
-        // (see Store::enqueue and docs/apns.md "Pending push").
+        // (see CommandQueue::enqueue and docs/apns.md "Pending push").
         auto exists = c.prepare(
             "SELECT CASE WHEN pending_push_until > ?2 AND state = 'enrolled' AND token_valid = 1 "
             "THEN pending_push_apns_id END FROM enrollments WHERE id = ?1");

@@ -2,8 +2,8 @@
 // enrollment tokens.
 #include <fmt/format.h>
 
-#include "db/sqlite_internal.h"
-#include "db/sqlite_store.h"
+#include "db/sqlite/sqlite_internal.h"
+#include "db/sqlite/sqlite_store.h"
 
 namespace courier::db {
 

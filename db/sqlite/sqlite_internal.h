@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "db/sqlite_statement.h"
+#include "db/sqlite/sqlite_statement.h"
 #include "db/store.h"
 
 namespace courier::db::sqlite {
@@ -44,7 +44,7 @@ struct BindPolicy {
     std::function<int64_t(const std::string&)> last_used;
 };
 
-// Store::bind_cert inside the caller's transaction.
+// BindingStore::bind_cert inside the caller's transaction.
 // With policy.quiet_period set, kForbidden (and nothing changed) when the
 // re-binding needs an administrator's approval.
 Status bind_cert_in(Connection& c, const std::string& cert_sha256, const std::string& device_id,

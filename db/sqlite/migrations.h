@@ -2,7 +2,7 @@
 #pragma once
 
 #include "common/status.h"
-#include "db/sqlite_statement.h"
+#include "db/sqlite/sqlite_statement.h"
 
 namespace courier::db::sqlite {
 

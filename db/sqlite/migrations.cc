@@ -1,4 +1,4 @@
-#include "db/migrations.h"
+#include "db/sqlite/migrations.h"
 
 #include <fmt/format.h>
 
