@@ -16,7 +16,7 @@ using SysTime = std::chrono::sys_seconds;
 using SysTimeMs = std::chrono::sys_time<std::chrono::milliseconds>;
 
 class Clock {
-public:
+  public:
     virtual ~Clock() = default;
     // Wall-clock time, whole seconds (the store's resolution).
     virtual SysTime now() const = 0;
@@ -26,7 +26,7 @@ public:
 
 // The real clock. Thread-safe.
 class SystemClock final : public Clock {
-public:
+  public:
     SysTime now() const override;
     SysTimeMs now_ms() const override;
     static SystemClock& instance();
@@ -34,14 +34,14 @@ public:
 
 // A clock tests move by hand, to the millisecond. Thread-safe.
 class ManualClock final : public Clock {
-public:
+  public:
     explicit ManualClock(SysTime start) { set(start); }
     SysTime now() const override { return std::chrono::floor<std::chrono::seconds>(now_ms()); }
     SysTimeMs now_ms() const override { return SysTimeMs(std::chrono::milliseconds(now_.load())); }
     void advance(std::chrono::milliseconds d) { now_ += d.count(); }
     void set(SysTimeMs t) { now_ = t.time_since_epoch().count(); }
 
-private:
+  private:
     std::atomic<int64_t> now_;  // ms since the epoch
 };
 
@@ -50,7 +50,11 @@ std::string format_rfc3339(SysTime t);
 // Accepts "YYYY-MM-DDTHH:MM:SS" with optional fraction and "Z" or "±HH:MM".
 std::optional<SysTime> parse_rfc3339(std::string_view s);
 
-inline int64_t to_unix(SysTime t) { return t.time_since_epoch().count(); }
-inline SysTime from_unix(int64_t s) { return SysTime(std::chrono::seconds(s)); }
+inline int64_t to_unix(SysTime t) {
+    return t.time_since_epoch().count();
+}
+inline SysTime from_unix(int64_t s) {
+    return SysTime(std::chrono::seconds(s));
+}
 
 }  // namespace courier

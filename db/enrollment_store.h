@@ -5,8 +5,8 @@
 // Follows the storage contract in db/store.h.
 #pragma once
 
-#include <cstdint>
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>

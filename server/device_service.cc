@@ -243,8 +243,8 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
                         (*before)->cert_sha256.substr(0, 16));
                 if (st.code() == Code::kConflict) return refuse(req, id, st.message());
                 if (st.code() == Code::kForbidden) {  // needs an administrator's approval
-                    auto s =
-                        bindings_.request_binding(cred->cert_sha256, device_id, cred->not_after, now);
+                    auto s = bindings_.request_binding(cred->cert_sha256, device_id,
+                                                       cred->not_after, now);
                     if (s.code() == Code::kTooLarge) return refuse(req, id, s.message());
                     if (!s.is_ok() && s.code() != Code::kConflict)
                         return status_response(s, "store", Audience::kDevice);
