@@ -9,17 +9,15 @@
 
 namespace courier {
 
-std::string json_escape(const std::string& s) {
+namespace {
+// Control characters escaped for one of the two log formats: inside a JSON
+// string (quotes and backslashes too, \u00XX) or in a text line (\xXX, DEL
+// included), so nothing a client sent can end a line or a string early.
+std::string escape(std::string_view s, bool json) {
     std::string out;
     out.reserve(s.size() + 8);
     for (unsigned char c : s) {
         switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
             case '\n':
                 out += "\\n";
                 break;
@@ -29,40 +27,30 @@ std::string json_escape(const std::string& s) {
             case '\t':
                 out += "\\t";
                 break;
+            case '"':
+            case '\\':
+                if (json) out += '\\';
+                out += static_cast<char>(c);
+                break;
             default:
-                if (c < 0x20) {
+                if (json && c < 0x20)
                     out += fmt::format("\\u{:04x}", c);
-                } else {
+                else if (!json && (c < 0x20 || c == 0x7f))
+                    out += fmt::format("\\x{:02x}", c);
+                else
                     out += static_cast<char>(c);
-                }
         }
     }
     return out;
 }
+}  // namespace
+
+std::string json_escape(const std::string& s) {
+    return escape(s, true);
+}
 
 std::string log_escape(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (unsigned char c : s) {
-        switch (c) {
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (c < 0x20 || c == 0x7f) {
-                    out += fmt::format("\\x{:02x}", c);
-                } else {
-                    out += static_cast<char>(c);
-                }
-        }
-    }
-    return out;
+    return escape(s, false);
 }
 
 namespace {
