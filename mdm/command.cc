@@ -1,5 +1,6 @@
 #include "mdm/command.h"
 
+#include <fmt/format.h>
 #include <algorithm>
 #include <boost/json.hpp>
 #include <cmath>
@@ -202,6 +203,37 @@ std::string envelope(const std::string& uuid, plist::Dict command) {
     return plist::write_xml(plist::Value(std::move(root)));
 }
 
+// Where the body's XML declaration (`<?xml` then a space or `?>`) starts,
+// looked for in the prolog only (comments, processing instructions, DOCTYPE,
+// text up to the root element), so a value never counts; npos without one.
+// Linear in the body.
+size_t xml_declaration_at(std::string_view body) {
+    auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+    size_t pos = 0;
+    while ((pos = body.find('<', pos)) != std::string_view::npos) {
+        std::string_view rest = body.substr(pos);
+        if (rest.starts_with("<!--")) {
+            size_t end = body.find("-->", pos + 4);
+            if (end == std::string_view::npos) break;
+            pos = end + 3;
+        } else if (rest.starts_with("<?")) {
+            if (rest.size() > 5 && (rest[2] | 0x20) == 'x' && (rest[3] | 0x20) == 'm' &&
+                (rest[4] | 0x20) == 'l' && (space(rest[5]) || rest[5] == '?'))
+                return pos;
+            size_t end = body.find("?>", pos + 2);
+            if (end == std::string_view::npos) break;
+            pos = end + 2;
+        } else if (rest.starts_with("<!")) {
+            size_t end = body.find('>', pos + 2);
+            if (end == std::string_view::npos) break;
+            pos = end + 1;
+        } else {
+            break;  // the root element
+        }
+    }
+    return std::string_view::npos;
+}
+
 }  // namespace
 
 const CommandSpec* find_command_spec(std::string_view request_type) {
@@ -236,6 +268,18 @@ Result<Command> command_from_raw_plist(std::string_view body) {
             "command plist: the body holds invalid UTF-8 or a character XML 1.0 forbids (NUL, a "
             "control character, U+FFFE or U+FFFF) outside the values too (in a comment, "
             "attribute, DOCTYPE or processing instruction); a device would refuse the command");
+    // A device reads the body as the bytes it is: a byte order mark, or an
+    // XML declaration anywhere but at the very start (not well-formed), would
+    // let another encoding name through unchecked.
+    if (body.starts_with("\xEF\xBB\xBF"))
+        return invalid(
+            "command plist: the body starts with a byte order mark (EF BB BF); send UTF-8 "
+            "without one");
+    if (size_t at = xml_declaration_at(body); at != std::string_view::npos && at != 0)
+        return invalid(fmt::format(
+            "command plist: the XML declaration is at offset {}; it must be at the very start of "
+            "the body (nothing before it, not even whitespace)",
+            at));
     if (body.starts_with("<?xml")) {
         std::string_view decl = body.substr(0, body.find("?>"));
         if (size_t e = decl.find("encoding"); e != std::string_view::npos) {

@@ -201,6 +201,10 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
             bool defer = false;
             if (auto refusal = require_binding(req, id, device_id, *cred, true, &defer))
                 return refusal;
+            // Seen before the message's transaction (a TokenUpdate clears the
+            // pending push there), so a push outcome recorded after it finds
+            // the touch (SPEC "pending push"). In memory only.
+            enrollments_.touch_last_seen({id}, clock_.now_ms());
         }
         Status st;
         Response answer = Response::empty(200);
@@ -335,7 +339,8 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
             spdlog::error("{} for {}: {}", mdm::message_type_name(msg.type), id, st.to_string());
             return status_response(st, {}, Audience::kDevice);
         }
-        enrollments_.touch_last_seen({id}, clock_.now_ms());
+        if (msg.type == mdm::MessageType::kAuthenticate)
+            enrollments_.touch_last_seen({id}, clock_.now_ms());
         answer.log_enrollment = id;
         return answer;
     }
@@ -347,10 +352,14 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
         return refusal;
     if (defer) return std::nullopt;
     if (!existing.is_ok()) return refuse(req, id, "no enrollment " + id + " (Authenticate first)");
+    // Seen before the transaction that reads the queue (and clears the
+    // pending push): a push outcome recorded after that transaction, even in
+    // the same write batch, finds the touch and leaves no mark (SPEC "pending
+    // push"). In memory only: the read-only Idle stays free of writes.
+    enrollments_.touch_last_seen({id}, clock_.now_ms());
     // Only the command channel's answer is read as a command: an Idle that
     // arrives on the check-in channel gets an empty 200 and hands nothing out.
     if (!command_channel && rep.status == mdm::ReportStatus::kIdle) {
-        enrollments_.touch_last_seen({id}, clock_.now_ms());
         Response r = Response::empty(200);
         r.log_enrollment = id;
         return r;
@@ -402,7 +411,6 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
         spdlog::error("command channel for {}: {}", id, next.status().to_string());
         return status_response(next.status(), "store", Audience::kDevice);
     }
-    enrollments_.touch_last_seen({id}, clock_.now_ms());
     if (next->has_value()) metrics_.counter("courier_commands_total", {{"status", "sent"}}).inc();
     Response r = next->has_value() ? command_response(**next) : Response::empty(200);
     r.log_enrollment = id;

@@ -310,6 +310,14 @@ TEST(RawCommand, ForbiddenCharactersOutsideValuesAreRefused) {
         with("<dict>\n\t<key>Command", "<dict>\x0b\n\t<key>Command"),  // between elements
         with("encoding=\"UTF-8\"", "encoding=\"ISO-8859-1\""),         // not what is sent
         with("encoding=\"UTF-8\"", "encoding='UTF-16'"),
+        // Review 2 #7: the encoding check is not skipped by a byte order mark
+        // or by anything before the declaration (a declaration not at the
+        // very start is not well-formed).
+        "\xEF\xBB\xBF" + with("encoding=\"UTF-8\"", "encoding=\"UTF-16\""),
+        "\xEF\xBB\xBF" + kCmdr,
+        " \n" + with("encoding=\"UTF-8\"", "encoding=\"ISO-8859-1\""),
+        "\n" + kCmdr,
+        "<!-- c -->" + with("encoding=\"UTF-8\"", "encoding=\"ISO-8859-1\""),
     };
     for (const auto& bad : shapes) {
         auto r = command_from_raw_plist(bad);
@@ -319,10 +327,23 @@ TEST(RawCommand, ForbiddenCharactersOutsideValuesAreRefused) {
     ASSERT_FALSE(r.is_ok());
     EXPECT_NE(r.status().message().find("XML 1.0 forbids"), std::string::npos)
         << r.status().message();
-    // What is allowed stays allowed: text comments, tab/LF/CR, any case of utf-8.
+    auto bom = command_from_raw_plist("\xEF\xBB\xBF" + kCmdr);
+    ASSERT_FALSE(bom.is_ok());
+    EXPECT_NE(bom.status().message().find("byte order mark"), std::string::npos)
+        << bom.status().message();
+    auto late = command_from_raw_plist(" " + kCmdr);
+    ASSERT_FALSE(late.is_ok());
+    EXPECT_NE(late.status().message().find("XML declaration is at offset 1"), std::string::npos)
+        << late.status().message();
+    // What is allowed stays allowed: text comments, tab/LF/CR, any case of
+    // utf-8, no declaration at all (leading whitespace included), a
+    // declaration's text inside the root element (a comment there).
+    const std::string no_decl = kCmdr.substr(kCmdr.find("?>") + 2);
     for (const auto& good :
          {with(plist_tag, plist_tag + "<!-- caf\xc3\xa9\t\r\n -->"),
-          with("encoding=\"UTF-8\"", "encoding='utf-8'"), with(" encoding=\"UTF-8\"", "")}) {
+          with("encoding=\"UTF-8\"", "encoding='utf-8'"), with(" encoding=\"UTF-8\"", ""), no_decl,
+          "\n" + no_decl,
+          with("<dict>", "<!-- <?xml version='1.0' encoding='UTF-16'?> --><dict>")}) {
         auto g = command_from_raw_plist(good);
         EXPECT_TRUE(g.is_ok()) << g.status().to_string() << ": " << good.substr(0, 120);
         if (g.is_ok()) {

@@ -162,19 +162,19 @@ Status SqliteStore::record_push_outcomes(const std::vector<PushOutcomeRecord>& b
     if (batch.empty()) return Status::ok();
     return write([&](Connection& c) {
         // A device seen after its push was sent has already come: its push
-        // is not left pending. Still in memory, last_seen is to the
-        // millisecond; flushed (or written by another node) it is whole
-        // seconds, and only a later second counts (see docs/apns.md
-        // "Pending push"). Read here, inside the transaction that marks, so a
-        // touch until just before the mark is seen.
+        // is not left pending. In this node's memory (unflushed, or flushed
+        // within the last few seconds) last_seen is to the millisecond;
+        // otherwise (or written by another node) it is whole seconds, and
+        // only a later second counts (see docs/apns.md "Pending push"). Read
+        // here, inside the transaction that marks, so a touch until just
+        // before the mark is seen.
         std::vector<bool> seen_since(batch.size(), false);
         {
             std::lock_guard lk(seen_mu_);
             for (size_t i = 0; i < batch.size(); ++i) {
                 if (!batch[i].pending_until) continue;
-                auto it = last_seen_.find(batch[i].attempt.enrollment_id);
-                seen_since[i] = it != last_seen_.end() &&
-                                it->second > batch[i].sent_at.time_since_epoch().count();
+                seen_since[i] = seen_ms_locked(batch[i].attempt.enrollment_id) >
+                                batch[i].sent_at.time_since_epoch().count();
             }
         }
         auto mark = c.prepare(

@@ -151,12 +151,32 @@ void SqliteStore::writer_loop() {
         lk.unlock();
 
         std::unordered_map<std::string, int64_t> seen, used;
+        std::deque<SeenGeneration> expired;  // freed outside seen_mu_
         if (flush_seen) {
+            SeenGeneration flushed;
+            const int64_t now_ms = clock_.now_ms().time_since_epoch().count();
             std::lock_guard seen_lk(seen_mu_);
             seen.swap(last_seen_);
             used.swap(binding_used_);
+            // Kept a few seconds more, so a push outcome recorded right after
+            // this flush still compares to the millisecond (see
+            // record_push_outcomes). Copied before the flush's transaction,
+            // which may hold that outcome.
+            if (!seen.empty()) {
+                flushed.seen = seen;
+                for (const auto& [id, at_ms] : seen)
+                    flushed.newest_ms = std::max(flushed.newest_ms, at_ms);
+                recent_seen_.push_back(std::move(flushed));
+            }
+            while (!recent_seen_.empty() &&
+                   (recent_seen_.size() > kMaxSeenGenerations ||
+                    recent_seen_.front().newest_ms < now_ms - kKeepSeenMs)) {
+                expired.push_back(std::move(recent_seen_.front()));
+                recent_seen_.pop_front();
+            }
             next_flush = Steady::now() + options_.last_seen_flush;
         }
+        expired.clear();
         if (!batch.empty() || !seen.empty() || !used.empty()) commit_batch(batch, seen, used);
 
         lk.lock();
@@ -351,6 +371,15 @@ void SqliteStore::touch_last_seen(const std::vector<std::string>& ids, SysTimeMs
         int64_t& at_ms = last_seen_[id];
         at_ms = std::max(at_ms, static_cast<int64_t>(now.time_since_epoch().count()));
     }
+}
+
+int64_t SqliteStore::seen_ms_locked(const std::string& id) const {
+    int64_t at_ms = 0;
+    if (auto it = last_seen_.find(id); it != last_seen_.end()) at_ms = it->second;
+    for (const auto& gen : recent_seen_) {
+        if (auto it = gen.seen.find(id); it != gen.seen.end()) at_ms = std::max(at_ms, it->second);
+    }
+    return at_ms;
 }
 
 void SqliteStore::overlay_last_seen(Enrollment& e) const {

@@ -15,6 +15,9 @@
 //   writer folds them into a transaction about once a second
 //   (SqliteOptions::last_seen_flush) and at close. enrollment(),
 //   list_enrollments() and the binding reads overlay the unflushed values.
+//   Flushed last-seen times stay in memory a few seconds more (kKeepSeen),
+//   so record_push_outcomes still tells them to the millisecond right after
+//   a flush.
 // - Locks are held only around queue/pool bookkeeping, never around user code
 //   or while waiting for the disk on another caller's behalf.
 // - close() (and the destructor) refuses new writes, lets the writer finish
@@ -167,6 +170,9 @@ class SqliteStore final : public Store {
     void commit_batch(std::vector<WriteJob*>& batch,
                       std::unordered_map<std::string, int64_t>& last_seen,
                       std::unordered_map<std::string, int64_t>& binding_used);
+    // The newest in-memory last-seen time of id in ms (unflushed or flushed
+    // within kKeepSeen), 0 if none. seen_mu_ held.
+    int64_t seen_ms_locked(const std::string& id) const;
     // Applies the unflushed last-seen time to e.
     void overlay_last_seen(Enrollment& e) const;
     // Applies the unflushed last-used time to b.
@@ -191,6 +197,16 @@ class SqliteStore final : public Store {
     // id → unix time in ms (flushed to the column as seconds).
     std::unordered_map<std::string, int64_t> last_seen_;
     std::unordered_map<std::string, int64_t> binding_used_;  // cert_sha256 → last_used
+    // last_seen_ as flushed, one map per flush (a copy: O(flushed entries)),
+    // oldest first; a map is dropped once its newest time is kKeepSeen old
+    // (or beyond kMaxSeenGenerations maps, should the clock stand or go back).
+    struct SeenGeneration {
+        int64_t newest_ms = 0;
+        std::unordered_map<std::string, int64_t> seen;
+    };
+    static constexpr int64_t kKeepSeenMs = 5000;
+    static constexpr size_t kMaxSeenGenerations = 16;
+    std::deque<SeenGeneration> recent_seen_;
 
     std::mutex pool_mu_;
     std::vector<std::unique_ptr<sqlite::Connection>> read_pool_;

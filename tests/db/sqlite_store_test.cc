@@ -379,6 +379,56 @@ TEST_F(SqliteStoreTest, ADeviceSeenMillisecondsAfterItsPushLeavesNoPendingMark) 
     EXPECT_EQ(store->enrollment("A")->last_seen, kT0);
 }
 
+// Review 2 #3: a flush does not take the millisecond away. A came 300 ms
+// after its push was sent, in the same second, and its touch is flushed
+// before the push's outcome is recorded: still no mark (by the flushed whole
+// seconds it got one). B came 100 ms before its push: marked. Once the
+// flushed touch is older than a few seconds it is dropped from memory
+// (bounded) and only the column's whole seconds are left: C, pushed at the
+// same instant as A, is then marked.
+TEST_F(SqliteStoreTest, ADeviceSeenMillisecondsAfterItsPushLeavesNoMarkAfterAFlushToo) {
+    SqliteOptions options;
+    options.last_seen_flush = 20ms;
+    auto opened = SqliteStore::open(db_path().string(), options, clock_);
+    ASSERT_TRUE(opened.is_ok());
+    auto& store = *opened;
+    for (const char* id : {"A", "B", "C", "D"})
+        ASSERT_TRUE(store->apply_token_update(token_input(id, id), now()));
+    auto await_last_seen = [&](const std::string& id, SysTime want) {
+        std::string sql = "SELECT last_seen FROM enrollments WHERE id = '" + id + "'";
+        auto deadline = std::chrono::steady_clock::now() + 5s;
+        while (query(db_path(), sql) != std::to_string(to_unix(want)) &&
+               std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(5ms);
+        }
+        ASSERT_EQ(query(db_path(), sql), std::to_string(to_unix(want))) << id << " flushed";
+    };
+    const SysTimeMs sent = SysTimeMs(kT0) + 400ms;
+    auto accepted = [&](const std::string& id) {
+        PushOutcomeRecord r;
+        r.attempt = PushAttempt{id, now(), 200, "apns-" + id, ""};
+        r.repush_at = now() + 60s;
+        r.attempts = 1;
+        r.sent_at = sent;
+        r.pending_until = now() + 60s;
+        return r;
+    };
+    store->touch_last_seen({"A", "C"}, sent + 300ms);
+    store->touch_last_seen({"B"}, sent - 100ms);
+    await_last_seen("A", kT0);
+    await_last_seen("B", kT0);
+    ASSERT_TRUE(store->record_push_outcomes({accepted("A"), accepted("B")}));
+    EXPECT_FALSE(store->enrollment("A")->push_pending_at(now()));
+    EXPECT_TRUE(store->enrollment("B")->push_pending_at(now()));
+
+    // 6 s on, the next flush (D's touch) drops the old times.
+    clock_.advance(6s);
+    store->touch_last_seen({"D"}, clock_.now_ms());
+    await_last_seen("D", kT0 + 6s);
+    ASSERT_TRUE(store->record_push_outcomes({accepted("C")}));
+    EXPECT_TRUE(store->enrollment("C")->push_pending_at(now()));
+}
+
 TEST_F(SqliteStoreTest, WritesAfterCloseAreUnavailable) {
     auto store = open();
     store->close();
