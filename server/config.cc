@@ -87,8 +87,9 @@ void add_serve_options(CLI::App& app, Config* c) {
         "request bodies held in memory across all connections, in MiB; a body beyond gets 503")
         ->check(CLI::Range(size_t{1}, size_t{1} << 20));
     opt(app, "--max-conns-per-ip", c->max_conns_per_ip,
-        "connections from one address that have not yet completed a request (on --listen; "
-        "served keep-alive connections do not count); more are closed at once")
+        "connections from one address that are not idle (on --listen: new ones until their "
+        "first response, served ones while a next request is in progress; idle keep-alive "
+        "connections do not count); more are closed at once")
         ->check(CLI::Range(size_t{1}, size_t{1000000}));
     opt(app, "--proxy-protocol", c->proxy_protocol,
         "every connection on --listen starts with HAProxy's PROXY v2 header (TCP passthrough), "

@@ -31,7 +31,7 @@ struct Config {
     int io_threads = 0, worker_threads = 0;
     size_t max_connections = 10000;
     size_t max_buffered_mb = 256;    // request bodies held in memory, all connections
-    size_t max_conns_per_ip = 1000;  // connections without a completed request, per address
+    size_t max_conns_per_ip = 1000;  // connections not idle, per address
     bool proxy_protocol = false;     // PROXY v2 header on --listen
 };
 

@@ -54,9 +54,11 @@ class IdleLink {
     IdleLink* prev = nullptr;
     IdleLink* next = nullptr;
     bool linked = false;
-    // Set once the listener chose this connection to close; it is never idle
-    // again (a request that was already arriving is answered, then closed).
+    // Set once the listener chose this connection to close; it never reads
+    // another request (one whose first bytes raced the eviction is dropped).
     std::atomic<bool> evicted{false};
+    // Counted in HttpServer::Impl::evicting until the connection is gone.
+    bool eviction_counted = false;
     // Called under idle_mu: hands the eviction to the connection's strand;
     // false when the connection is already being destroyed.
     virtual bool post_evict() = 0;
@@ -84,7 +86,8 @@ struct HttpServer::Impl {
     std::condition_variable idle_cv;
     std::optional<ssl::context> tls;
     std::optional<net::thread_pool> workers;
-    // Per source address: connections that have not completed a request.
+    // Per source address: connections that are not served keep-alive ones
+    // waiting idle (see Session::count_ip_again).
     std::mutex ip_mu;
     std::unordered_map<std::string, size_t> pending_by_ip;
     // Served keep-alive connections waiting for their next request, oldest
@@ -93,6 +96,12 @@ struct HttpServer::Impl {
     IdleLink* idle_head = nullptr;
     IdleLink* idle_tail = nullptr;
     std::atomic<size_t> idle_count{0};
+    // Evicted connections not yet gone (each still in `connections`), at most
+    // opts.max_evictions_in_flight; and the most connections open at once.
+    // Both guarded by idle_mu, as is every change to `connections`, so
+    // connections <= max_connections + evicting always holds.
+    size_t evicting = 0;
+    std::atomic<size_t> peak{0};
     // Refusals are logged as counts, at most once a second.
     std::mutex refuse_mu;
     size_t refused_at_total = 0, refused_per_ip = 0, refused_no_proxy = 0, evicted_idle = 0;
@@ -124,7 +133,7 @@ struct HttpServer::Impl {
         }
     }
 
-    // Counts `ip` as one more connection without a completed request; false
+    // Counts `ip` as one more connection that is not idle; false
     // (and nothing counted) when it already has max_conns_per_ip.
     bool acquire_ip(const std::string& ip) {
         std::lock_guard lock(ip_mu);
@@ -160,6 +169,14 @@ struct HttpServer::Impl {
         std::lock_guard lock(idle_mu);
         unlink_idle(l);
     }
+    // From a connection's destructor: it no longer counts (nor, if it was
+    // evicted, its eviction).
+    void forget(IdleLink* l) {
+        std::lock_guard lock(idle_mu);
+        unlink_idle(l);
+        connections.fetch_sub(1);
+        if (std::exchange(l->eviction_counted, false)) --evicting;
+    }
     void unlink_idle(IdleLink* l) {  // under idle_mu
         if (!l->linked) return;
         (l->prev ? l->prev->next : idle_head) = l->next;
@@ -168,15 +185,32 @@ struct HttpServer::Impl {
         l->linked = false;
         idle_count.fetch_sub(1);
     }
-    // At the connection limit: closes the connection idle the longest (on its
-    // strand, with close_notify) so a new one can be served. False when no
-    // connection is idle.
-    bool evict_oldest_idle() {
+    // A new connection: counted, or refused at max_connections. At the limit
+    // the connection idle the longest is closed (on its strand: close_notify,
+    // then closed after opts.evict_close_timeout) to make room, unless
+    // max_evictions_in_flight evicted ones are still closing. So the total
+    // stays <= max_connections + max_evictions_in_flight, each of the extra
+    // ones closing within about evict_close_timeout.
+    enum class Admission { kAdmitted, kAfterEviction, kRefused };
+    Admission admit() {
         std::lock_guard lock(idle_mu);
+        Admission a = Admission::kAdmitted;
+        if (connections.load() >= opts.max_connections) {
+            if (evicting >= opts.max_evictions_in_flight || !evict_oldest_idle())
+                return Admission::kRefused;
+            a = Admission::kAfterEviction;
+        }
+        size_t now = connections.fetch_add(1) + 1;
+        if (now > peak.load()) peak.store(now);
+        return a;
+    }
+    bool evict_oldest_idle() {  // under idle_mu
         while (IdleLink* l = idle_head) {
             unlink_idle(l);
             l->evicted.store(true);
             if (l->post_evict()) {
+                l->eviction_counted = true;
+                ++evicting;
                 evicted_total.fetch_add(1);
                 return true;
             }
@@ -298,12 +332,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Idl
           deadline_(stream_.get_executor()),
           remote_(std::move(remote)),
           ip_key_(std::move(ip_key)),
+          ip_counted_(!ip_key_.empty()),
           proxy_header_(proxy_header) {}
     ~Session() {
-        impl_.leave_idle(this);
         release_ip();
         impl_.release_body(charged_);
-        impl_.connections.fetch_sub(1);
+        impl_.forget(this);
     }
 
     void run() {
@@ -393,6 +427,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Idl
                 return close_now();
             }
             ip_key_ = h->address;
+            ip_counted_ = true;
         }
         start();
     }
@@ -436,7 +471,13 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Idl
         parser_.emplace();
         parser_->body_limit(impl_.opts.body_limit);
         parser_->header_limit(kHeaderLimit);
-        if (buffer_.size() > 0) return read_header();  // pipelined
+        if (buffer_.size() > 0) {  // pipelined
+            if (!first_ && !count_ip_again()) {
+                short_close_ = true;
+                return close_gracefully();
+            }
+            return read_header();
+        }
         buffer_.shrink_to_fit();  // a large header's buffer is not kept while idle
         if (!first_) {
             // Served: idle until the next request starts, and the first to
@@ -448,12 +489,43 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Idl
         first_ = false;
         stream_.async_read_some(buffer_.prepare(4096),
                                 [self = this->shared_from_this()](error_code ec, size_t n) {
-                                    if (std::exchange(self->idle_reading_, false))
-                                        self->impl_.leave_idle(self.get());
                                     self->buffer_.commit(n);
+                                    if (std::exchange(self->idle_reading_, false))
+                                        return self->on_idle_read(ec);
                                     if (ec) return self->on_read_error(ec);
                                     self->read_header();
                                 });
+    }
+
+    // A served connection's wait for its next request ended: its first bytes
+    // came, the client closed, the idle timeout expired, or it was evicted.
+    // A new request counts against the address again (before leaving the idle
+    // list, so whoever sees it leave sees it counted): one address holds at
+    // most max_conns_per_ip connections that are not idle, however slowly
+    // their requests arrive; beyond, the connection is closed. A connection
+    // closed from idle waits only evict_close_timeout for the client's
+    // close_notify: it was doing nothing, and an evicted one must make room.
+    void on_idle_read(error_code ec) {
+        bool refused = !ec && !evicted.load() && !count_ip_again();
+        impl_.leave_idle(this);
+        short_close_ = true;
+        if (ec) return on_read_error(ec);
+        if (refused || evicted.load()) return close_gracefully();
+        short_close_ = false;
+        read_header();
+    }
+
+    // A served connection starts a new request: counted against its address
+    // until the response is written (or, without keep-alive, until it is
+    // gone). False, with the refusal noted, at max_conns_per_ip.
+    bool count_ip_again() {
+        if (ip_key_.empty() || ip_counted_) return true;
+        if (!impl_.acquire_ip(ip_key_)) {
+            impl_.note_refused(HttpServer::Impl::Refusal::kPerIp, ip_key_);
+            return false;
+        }
+        ip_counted_ = true;
+        return true;
     }
 
     void read_header() {
@@ -654,8 +726,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Idl
             impl_.request_done();
         }
         if (ec) return close_now();
-        release_ip();  // a request completed: no longer counted against its address
-        if (!keep) return close_gracefully();
+        if (!keep) return close_gracefully();  // counted against its address until gone
+        release_ip();  // served and kept alive: idle, no longer counted against its address
         wait_request();
     }
 
@@ -667,7 +739,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Idl
         closing_ = true;
         parser_.reset();
         impl_.release_body(std::exchange(charged_, 0));
-        arm(impl_.opts.close_timeout, Phase::kClosing);
+        arm(short_close_ ? impl_.opts.evict_close_timeout : impl_.opts.close_timeout,
+            Phase::kClosing);
         if constexpr (kTls) {
             if (!handshake_done_ || tls_broken_) return close_now();
             stream_.async_shutdown(
@@ -695,10 +768,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Idl
         lowest().close();
     }
 
-    // Chosen to make room at the connection limit. Still waiting for a
-    // request: the read is cancelled and the connection closed like an idle
-    // timeout (close_notify). A request already arriving is answered first,
-    // with `Connection: close`.
+    // Chosen to make room at the connection limit: the idle read is cancelled
+    // and on_idle_read closes (close_notify, short wait). Not reading any
+    // more: on_idle_read saw `evicted` and is closing already.
     void on_evicted() {
         if (!idle_reading_) return;
         error_code ignored;
@@ -706,16 +778,17 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Idl
     }
 
     void release_ip() {
-        if (ip_key_.empty()) return;
+        if (!ip_counted_) return;
         impl_.release_ip(ip_key_);
-        ip_key_.clear();
+        ip_counted_ = false;
     }
 
     HttpServer::Impl& impl_;
     Stream stream_;
     net::steady_timer deadline_;
     std::string remote_;
-    std::string ip_key_;  // counted in pending_by_ip until a request completes
+    std::string ip_key_;  // the address limited by max_conns_per_ip; empty: none
+    bool ip_counted_;     // counted in pending_by_ip now (not idle)
     bool proxy_header_;
     std::string proxy_buf_;
     beast::flat_buffer buffer_;
@@ -739,6 +812,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Idl
     bool tls_broken_ = false;
     bool timed_out_ = false;
     bool closing_ = false;
+    bool short_close_ = false;   // closing from idle: wait evict_close_timeout only
     bool idle_reading_ = false;  // waiting for the next request, in the idle list
 };
 
@@ -839,19 +913,18 @@ void HttpServer::Impl::accept(tcp::acceptor& acceptor, bool use_tls) {
         // plain HTTP is for a proxy in front, whose address is everyone's.
         bool proxy = use_tls && opts.proxy_protocol;
         std::string ip_key = use_tls && !proxy ? ip : std::string();
-        bool evicted_one = false;
+        Admission admission = Admission::kRefused;
         if (!ip_key.empty() && !acquire_ip(ip_key)) {
             note_refused(Refusal::kPerIp, ip);
             socket.close(ignored);
-        } else if (connections.load() >= opts.max_connections &&
-                   !(evicted_one = evict_oldest_idle())) {
-            // At the limit and every connection busy: none idle to close instead.
+        } else if ((admission = admit()) == Admission::kRefused) {
+            // At the limit and every connection busy (none idle to close
+            // instead), or enough evicted ones still closing.
             if (!ip_key.empty()) release_ip(ip_key);
             note_refused(Refusal::kTotal, ip);
             socket.close(ignored);
         } else {
-            if (evicted_one) note_evicted();
-            connections.fetch_add(1);
+            if (admission == Admission::kAfterEviction) note_evicted();
             socket.set_option(tcp::no_delay(true), ignored);
             if (use_tls) {
                 std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
@@ -949,6 +1022,9 @@ uint16_t HttpServer::http_port() const {
 }
 size_t HttpServer::open_connections() const {
     return impl_->connections.load();
+}
+size_t HttpServer::peak_connections() const {
+    return impl_->peak.load();
 }
 size_t HttpServer::buffered_body_bytes() const {
     return impl_->buffered.load();

@@ -44,9 +44,12 @@ struct ListenerOptions {
     // Request bodies held in memory across all connections; a body that would
     // go beyond gets 503 and its connection is closed.
     size_t max_buffered_bytes = size_t{256} * 1024 * 1024;
-    // On `listen` only: connections from one source address that have not yet
-    // completed a request (served keep-alive connections do not count); more
-    // are closed at once. 0: no limit.
+    // On `listen` only: connections from one source address that are not
+    // served keep-alive connections waiting idle (those are reclaimed by
+    // eviction at max_connections instead). A new connection beyond is closed
+    // at once; so is a served one whose next request starts beyond it. A
+    // served connection counts again from its next request's first byte until
+    // that response is written. 0: no limit.
     size_t max_conns_per_ip = 1000;
     // On `listen` only: every connection starts with HAProxy's PROXY v2 header,
     // whose source address is the client's; a connection without one is closed.
@@ -73,6 +76,12 @@ struct ListenerOptions {
     // request) is closed to make room; when none is idle, the new connection
     // is accepted and closed at once.
     size_t max_connections = 10000;
+    // Evicted connections still closing, at most (beyond, newcomers at the
+    // limit are refused): the total stays <= max_connections + this. 0: no
+    // eviction. An evicted (or otherwise idle) connection gets close_notify
+    // and is closed after evict_close_timeout, answered or not.
+    size_t max_evictions_in_flight = 32;
+    std::chrono::milliseconds evict_close_timeout{100};
     InlineHandler inline_handler;   // optional
     BeforeBodyHandler before_body;  // optional
 };
@@ -93,6 +102,8 @@ class HttpServer {
     uint16_t https_port() const;
     uint16_t http_port() const;
     size_t open_connections() const;
+    // The most open at once since start.
+    size_t peak_connections() const;
     // Of those, served keep-alive connections waiting for their next request.
     size_t idle_connections() const;
     // Bytes of request bodies held in memory now (at most max_buffered_bytes).

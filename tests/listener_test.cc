@@ -465,11 +465,13 @@ TEST_F(ListenerTest, BodiesBeyondTheBufferedCapAre503AndTheMemoryIsReleased) {
 TEST_F(ListenerTest, PerAddressLimitSparesOtherAddressesServedConnectionsAndPlainHttp) {
     opts_.max_conns_per_ip = 3;
     start(echo);
-    // A served keep-alive connection does not count against its address.
+    // A served keep-alive connection waiting idle does not count against its
+    // address.
     test::TlsConn served(server_->https_port());
     ASSERT_TRUE(served.ok()) << served.error();
     ASSERT_TRUE(served.send("GET /first HTTP/1.1\r\nHost: x\r\n\r\n"));
     ASSERT_NE(served.read_until("body:").find("200 OK"), std::string::npos);
+    ASSERT_TRUE(eventually([&] { return server_->idle_connections() == 1; }));
     // Three silent connections from 127.0.0.1 take its three slots...
     std::vector<std::unique_ptr<RawConn>> silent;
     for (int i = 0; i < 3; ++i) {
@@ -484,20 +486,27 @@ TEST_F(ListenerTest, PerAddressLimitSparesOtherAddressesServedConnectionsAndPlai
         EXPECT_TRUE(extra.closed());
     }
     EXPECT_EQ(server_->refused_connections(), 5u);
-    // ...while another address, the served connection and plain HTTP are served.
+    // ...while another address and plain HTTP are served.
     test::TlsConn other(server_->https_port(), tls_from("127.0.0.2"));
     ASSERT_TRUE(other.ok()) << other.error();
     ASSERT_TRUE(other.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
     EXPECT_NE(other.read_until("body:").find("200 OK"), std::string::npos);
+    EXPECT_EQ(test::http_request("GET", http("/plain")).status, 200);
+    // A silent connection that goes away frees its slot: the served
+    // connection's next request takes it while it lasts (a served connection
+    // with a request in progress counts again; see
+    // ServedConnectionsTricklingTheirNextRequestCountAgainstTheirAddress)...
+    silent.pop_back();
+    ASSERT_TRUE(eventually([&] { return server_->open_connections() == 4; }));
     served.clear();
     ASSERT_TRUE(served.send("GET /again HTTP/1.1\r\nHost: x\r\n\r\n"));
     EXPECT_NE(served.read_until("body:").find("200 OK"), std::string::npos);
-    EXPECT_EQ(test::http_request("GET", http("/plain")).status, 200);
-    // A silent connection that goes away frees its slot.
-    silent.pop_back();
-    ASSERT_TRUE(eventually([&] { return server_->open_connections() == 4; }));
+    // ...and gives it back once answered and idle.
+    ASSERT_TRUE(eventually([&] { return server_->idle_connections() == 2; }));  // and `other`
     test::TlsConn again(server_->https_port());
     ASSERT_TRUE(again.ok()) << again.error();
+    ASSERT_TRUE(again.send("GET /new HTTP/1.1\r\nHost: x\r\n\r\n"));
+    EXPECT_NE(again.read_until("body:").find("200 OK"), std::string::npos);
 }
 
 // Collects what the listener logs.
@@ -775,6 +784,109 @@ TEST_F(ListenerTest, AtTheConnectionLimitWithNothingIdleTheNewcomerIsRefused) {
     EXPECT_EQ(server_->evicted_connections(), 0u);
     ASSERT_TRUE(busy.send("0123456789"));
     EXPECT_NE(busy.read_until("body:").find("200 OK"), std::string::npos);
+}
+
+// Review 2, finding 1: a served connection is neither idle (evictable) nor,
+// before the fix, counted against its address once it starts its next
+// request, so one address could hold every slot by trickling next requests.
+// Now such a connection counts again: the (K+1)-th from one address is closed.
+TEST_F(ListenerTest, ServedConnectionsTricklingTheirNextRequestCountAgainstTheirAddress) {
+    constexpr size_t kLimit = 6, kPerIp = 2;
+    opts_.max_connections = kLimit;
+    opts_.max_conns_per_ip = kPerIp;
+    start(echo);
+    // kLimit served keep-alive connections from 127.0.0.1 (each done before
+    // the next opens, so the per-address limit does not refuse them).
+    std::vector<std::unique_ptr<test::TlsConn>> conns;
+    for (size_t i = 0; i < kLimit; ++i) {
+        conns.push_back(std::make_unique<test::TlsConn>(server_->https_port()));
+        auto& c = *conns.back();
+        ASSERT_TRUE(c.ok()) << i << ": " << c.error();
+        ASSERT_TRUE(c.send("GET /first HTTP/1.1\r\nHost: x\r\n\r\n"));
+        ASSERT_NE(c.read_until("body:").find("200 OK"), std::string::npos) << i;
+        ASSERT_TRUE(eventually([&] { return server_->idle_connections() == i + 1; }));
+    }
+    ASSERT_EQ(server_->open_connections(), kLimit);
+    // Each starts its next request and trickles the header: the first kPerIp
+    // are counted (and kept)...
+    for (size_t i = 0; i < kLimit; ++i) {
+        auto& c = *conns[i];
+        c.clear();
+        ASSERT_TRUE(c.send("GET /slow HTTP/1.1\r\n"));
+        if (i < kPerIp) {
+            ASSERT_TRUE(eventually([&] { return server_->idle_connections() == kLimit - i - 1; }));
+            ASSERT_TRUE(c.send("Host: x\r\n"));  // still arriving
+            continue;
+        }
+        // ...the rest are over the address's limit and closed (close_notify).
+        c.read_until("never-sent");
+        EXPECT_TRUE(c.closed()) << i;
+        EXPECT_TRUE(c.got_close_notify()) << i;
+    }
+    EXPECT_EQ(server_->refused_connections(), kLimit - kPerIp);
+    ASSERT_TRUE(eventually([&] { return server_->open_connections() == kPerIp; }));
+    // Another address is answered.
+    test::TlsConn other(server_->https_port(), tls_from("127.0.0.2"));
+    ASSERT_TRUE(other.ok()) << other.error();
+    ASSERT_TRUE(other.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+    EXPECT_NE(other.read_until("body:").find("200 OK"), std::string::npos);
+    // The counted ones finish their requests and are idle (uncounted) again,
+    // so the address may open a new connection.
+    for (size_t i = 0; i < kPerIp; ++i) {
+        ASSERT_TRUE(conns[i]->send("\r\n"));
+        EXPECT_NE(conns[i]->read_until("body:").find("GET /slow"), std::string::npos) << i;
+    }
+    ASSERT_TRUE(
+        eventually([&] { return server_->idle_connections() == kPerIp + 1; }));  // and `other`
+    test::TlsConn fresh(server_->https_port());
+    ASSERT_TRUE(fresh.ok()) << fresh.error();
+    ASSERT_TRUE(fresh.send("GET /fresh HTTP/1.1\r\nHost: x\r\n\r\n"));
+    EXPECT_NE(fresh.read_until("body:").find("200 OK"), std::string::npos);
+}
+
+// Review 2, finding 4: an evicted connection stayed counted through its
+// close_notify exchange (2 s when the client never answers) while each
+// newcomer was counted at once, so a burst went far beyond the limit. Now at
+// most max_evictions_in_flight are closing at once (newcomers beyond are
+// refused) and each closes after evict_close_timeout.
+TEST_F(ListenerTest, ABurstAtTheConnectionLimitStaysWithinTheEvictionBound) {
+    constexpr size_t kLimit = 10, kInFlight = 2, kBurst = 30;
+    opts_.max_connections = kLimit;
+    opts_.max_evictions_in_flight = kInFlight;
+    start(echo);
+    // Served idle connections that never answer close_notify (never read).
+    std::vector<std::unique_ptr<test::TlsConn>> idle;
+    for (size_t i = 0; i < kLimit; ++i) {
+        idle.push_back(std::make_unique<test::TlsConn>(server_->https_port()));
+        auto& c = *idle.back();
+        ASSERT_TRUE(c.ok()) << i << ": " << c.error();
+        ASSERT_TRUE(c.send("GET /idle HTTP/1.1\r\nHost: x\r\n\r\n"));
+        ASSERT_NE(c.read_until("body:").find("200 OK"), std::string::npos) << i;
+        ASSERT_TRUE(eventually([&] { return server_->idle_connections() == i + 1; }));
+    }
+    // A burst of silent newcomers from another address.
+    std::vector<std::unique_ptr<RawConn>> burst;
+    for (size_t i = 0; i < kBurst; ++i) {
+        burst.push_back(std::make_unique<RawConn>(server_->https_port(), "127.0.0.2"));
+        ASSERT_TRUE(burst.back()->connected()) << i;
+    }
+    // Every newcomer was either admitted (evicting an idle one) or refused.
+    ASSERT_TRUE(eventually([&] {
+        return server_->evicted_connections() + server_->refused_connections() == kBurst;
+    })) << server_->evicted_connections()
+        << " evicted, " << server_->refused_connections() << " refused";
+    EXPECT_GE(server_->evicted_connections(), kInFlight);
+    EXPECT_GT(server_->refused_connections(), 0u);
+    EXPECT_LE(server_->peak_connections(), kLimit + kInFlight);
+    // The evicted ones are gone though they never answered close_notify (it
+    // was sent), and the total is back at the limit.
+    ASSERT_TRUE(eventually([&] { return server_->open_connections() == kLimit; }));
+    size_t evicted = server_->evicted_connections();
+    for (size_t i = 0; i < evicted; ++i) {
+        idle[i]->read_until("never-sent");
+        EXPECT_TRUE(idle[i]->closed()) << i;
+        EXPECT_TRUE(idle[i]->got_close_notify()) << i;
+    }
 }
 
 TEST(SplitHostPort, AcceptsHostPortAndBracketedIpv6) {
