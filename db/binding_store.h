@@ -53,12 +53,15 @@ class BindingStore {
     virtual Result<std::optional<Binding>> active_binding(const std::string& device_id) = 0;
     // Binds the certificate to the device as its active binding, and
     // supersedes (superseded_at = now) every other active binding of the
-    // device. When one was superseded, the bootstrap, unlock and push tokens
-    // of every enrollment of the device (device and user channels) are
-    // cleared and its re-push schedule dropped: they belonged to the old
-    // identity. Ok and nothing changed when the certificate is already the
-    // device's active binding; a pending or approved row becomes active
-    // (whether a re-binding needed approval is the caller's policy).
+    // device. When the device had any earlier binding (active, superseded or
+    // revoked), the bootstrap, unlock and push tokens and push magic of every
+    // enrollment of the device (device and user channels) are cleared, its
+    // re-push schedule and pending push dropped and its open commands
+    // (queued, sent, notnow) canceled: they belonged to an earlier identity.
+    // The very first binding of a device clears nothing. Ok and nothing
+    // changed when the certificate is already the device's active binding;
+    // a pending or approved row becomes active (whether a re-binding needed
+    // approval is the caller's policy).
     // kConflict, and nothing changed, when the certificate has a row for
     // another device, or a superseded or revoked row for this one. Records a
     // timeline event.
@@ -68,7 +71,10 @@ class BindingStore {
     // timeline event the first time). Ok when it is already pending or
     // approved for this device; kConflict, and nothing changed, when the
     // certificate has a row in any other state or for another device. A
-    // device keeps at most 16 pending rows: the oldest goes first.
+    // device keeps at most 16 pending rows: with 16 pending, a new one is
+    // refused with kTooLarge and nothing changed (none is evicted, so
+    // requests from an attacker cannot push the real device's out; an
+    // administrator revokes rows to make room).
     virtual Status request_binding(const std::string& cert_sha256, const std::string& device_id,
                                    std::optional<SysTime> not_after, SysTime now) = 0;
     // Pending → approved (a timeline event). kNotFound when the device has no
@@ -77,8 +83,12 @@ class BindingStore {
     virtual Status approve_binding(const std::string& device_id, const std::string& cert_sha256,
                                    SysTime now) = 0;
     // Any state → revoked (superseded_at = now unless already set, a timeline
-    // event). kNotFound when the device has no row for the certificate;
-    // revoking a revoked row is ok and changes nothing.
+    // event). Revoking the active binding also clears, in the same
+    // transaction, the device's bootstrap, unlock and push tokens and push
+    // magic (device and user channels), drops its re-push schedule and
+    // pending push and cancels its open commands, as a supersede does: no
+    // push reaches the revoked holder. kNotFound when the device has no row
+    // for the certificate; revoking a revoked row is ok and changes nothing.
     virtual Status revoke_binding(const std::string& device_id, const std::string& cert_sha256,
                                   SysTime now) = 0;
     // Records that a superseded or revoked certificate was presented, at most

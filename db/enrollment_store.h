@@ -78,6 +78,11 @@ struct TokenUpdateInput {
     std::optional<std::string> unlock_token;  // nullopt: keep the stored one
     bool awaiting_configuration = false;
     std::optional<SysTime> cert_not_after;  // expiry of the identity it came with
+    // The identity certificate the TokenUpdate was presented with (hex). When
+    // set, the write lands only while it is the active binding of device_id
+    // (see apply_token_update). Empty: unchecked, for writers that are not a
+    // device request (seeding, tests); the device service always sets it.
+    std::string cert_sha256;
 };
 
 struct TimelineEvent {
@@ -115,6 +120,11 @@ class EnrollmentStore {
     // Authenticate makes. Resets the re-push backoff: attempts 0, due now if
     // anything is undelivered. A retired enrollment stays retired. Clears the
     // pending push (it went to the old token).
+    // When in.cert_sha256 is set and is not the active binding of
+    // in.device_id (revoked or superseded since the caller checked it),
+    // fails with kConflict and changes nothing: checked in the write's
+    // transaction, so a revoke or re-binding that commits first wins and the
+    // old holder's push token is not restored (SPEC "re-binding").
     virtual Status apply_token_update(const TokenUpdateInput& in, SysTime now) = 0;
     // Unenrolled; pending commands canceled.
     virtual Status apply_checkout(const std::string& id, SysTime now) = 0;
@@ -128,7 +138,14 @@ class EnrollmentStore {
     // How many user-channel enrollments (user_id not empty) device_id has.
     virtual Result<int64_t> user_channel_count(const std::string& device_id) = 0;
     virtual Result<std::optional<std::string>> unlock_token(const std::string& id) = 0;
-    virtual Status set_bootstrap_token(const std::string& id, const std::string& token) = 0;
+    // Stores the bootstrap token of enrollment `id` (kNotFound when there is
+    // none). When cert_sha256 (hex) is set and is not the active binding of
+    // the enrollment's device id (revoked or superseded since the caller
+    // checked it), fails with kConflict and changes nothing: checked in the
+    // write's transaction, so the old holder's token never lands after a
+    // re-binding cleared the secrets. Empty: unchecked (not a device request).
+    virtual Status set_bootstrap_token(const std::string& id, const std::string& token,
+                                       const std::string& cert_sha256) = 0;
     virtual Result<std::optional<std::string>> bootstrap_token(const std::string& id) = 0;
     // Retire: state retired, queue canceled. Unretire: back to pending.
     virtual Status set_retired(const std::string& id, bool retired, SysTime now) = 0;

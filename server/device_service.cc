@@ -277,6 +277,9 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
                 in.unlock_token = msg.unlock_token;
                 in.awaiting_configuration = msg.awaiting_configuration;
                 in.cert_not_after = cred->not_after;
+                // Re-checked in the write's transaction: a revoke or re-binding
+                // since require_binding wins (kConflict, nothing changed).
+                in.cert_sha256 = cred->cert_sha256;
                 if (!msg.topic.empty()) {
                     auto pc = push_certs_.active_push_cert(msg.topic);
                     if (pc.is_ok() && !pc->has_value())
@@ -288,7 +291,8 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
                 // Beyond kMaxUserChannels no new user channel (checked in the
                 // store's transaction): 400.
                 st = enrollments_.apply_token_update(in, now);
-                if (st.code() == Code::kTooLarge) return refuse(req, id, st.message());
+                if (st.code() == Code::kTooLarge || st.code() == Code::kConflict)
+                    return refuse(req, id, st.message());
                 if (st.is_ok() && push_) {
                     auto pending = queue_.has_pending(id, now);
                     if (pending.is_ok() && *pending) push_->push(id, [](const auto&) {});
@@ -299,7 +303,9 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
                 st = enrollments_.apply_checkout(id, now);
                 break;
             case mdm::MessageType::kSetBootstrapToken:
-                st = enrollments_.set_bootstrap_token(device_id, msg.bootstrap_token.value_or(""));
+                st = enrollments_.set_bootstrap_token(device_id, msg.bootstrap_token.value_or(""),
+                                                      cred->cert_sha256);
+                if (st.code() == Code::kConflict) return refuse(req, id, st.message());
                 break;
             case mdm::MessageType::kGetBootstrapToken: {
                 auto tok = enrollments_.bootstrap_token(device_id);

@@ -259,7 +259,12 @@ TEST_F(Rebinding, ARevokedActiveBindingGetsNoPush) {
     auto push = json::parse(q.body).at("targets").at("UDID-P").at("push").as_object();
     EXPECT_EQ(push.at("status").as_string(), "error") << q.body;
     EXPECT_EQ(server_->apns().request_count(), pushes) << "nothing reached APNs";
-    auto p = server_->api("POST", "/v1/push/UDID-P");
+    // An explicit push (GET, the route's one method) is refused: no token.
+    auto p = server_->api("GET", "/v1/push/UDID-P");
+    EXPECT_EQ(p.status, 502) << p.body;  // every id enrolled, none pushed
+    auto answer = json::parse(p.body).as_object();
+    const auto& err = answer.at("status").at("UDID-P").as_object().at("push_error");
+    EXPECT_NE(std::string(err.as_string()).find("no push token"), std::string::npos) << p.body;
     EXPECT_EQ(server_->apns().request_count(), pushes) << p.body;
 }
 

@@ -146,11 +146,33 @@ Status SqliteStore::apply_authenticate(const AuthenticateInput& in, SysTime now)
     });
 }
 
+namespace {
+
+// SPEC "re-binding": a device request's write lands only while the
+// certificate it presented is still the device's active binding, checked in
+// the write's own transaction: a revoke or supersede that committed after the
+// caller's check wins, and the write changes nothing.
+Status require_active_binding(Connection& c, const std::string& cert_sha256,
+                              const std::string& device_id) {
+    if (cert_sha256.empty()) return Status::ok();  // not a device request
+    auto st = c.prepare(
+        "SELECT 1 FROM cert_bindings WHERE cert_sha256 = ?1 AND device_id = ?2 AND "
+        "state = 'active'");
+    st.bind(cert_sha256, device_id);
+    if (st.step()) return Status::ok();
+    return conflict("identity certificate is no longer the active binding of " + device_id +
+                    " (revoked or superseded)");
+}
+
+}  // namespace
+
 Status SqliteStore::apply_token_update(const TokenUpdateInput& in, SysTime now) {
     if (in.id.empty() || in.device_id.empty()) return invalid("enrollment id missing");
     std::optional<Blob> unlock;
     if (in.unlock_token) unlock = Blob{*in.unlock_token};
     return write([&](Connection& c) {
+        if (Status b = require_active_binding(c, in.cert_sha256, in.device_id); !b.is_ok())
+            return b;
         if (!in.user_id.empty()) {  // SPEC "input limits": at most kMaxUserChannels
             auto known = c.prepare("SELECT 1 FROM enrollments WHERE id = ?1");
             known.bind(in.id);
@@ -308,8 +330,15 @@ Result<std::optional<std::string>> SqliteStore::unlock_token(const std::string& 
     return out;
 }
 
-Status SqliteStore::set_bootstrap_token(const std::string& id, const std::string& token) {
+Status SqliteStore::set_bootstrap_token(const std::string& id, const std::string& token,
+                                        const std::string& cert_sha256) {
     return write([&](Connection& c) {
+        if (!cert_sha256.empty()) {
+            auto dev = c.prepare("SELECT device_id FROM enrollments WHERE id = ?1");
+            dev.bind(id);
+            if (!dev.step()) return not_found("no enrollment " + id);
+            if (Status b = require_active_binding(c, cert_sha256, dev.str(0)); !b.is_ok()) return b;
+        }
         c.prepare("UPDATE enrollments SET bootstrap_token = ?2, updated_at = ?3 WHERE id = ?1")
             .bind(id, Blob{token}, to_unix(clock_.now()))
             .run();

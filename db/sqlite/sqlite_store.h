@@ -96,7 +96,8 @@ class SqliteStore final : public Store {
     Result<std::vector<std::string>> existing_enrollments(
         const std::vector<std::string>& ids) override;
     Result<std::optional<std::string>> unlock_token(const std::string& id) override;
-    Status set_bootstrap_token(const std::string& id, const std::string& token) override;
+    Status set_bootstrap_token(const std::string& id, const std::string& token,
+                               const std::string& cert_sha256) override;
     Result<std::optional<std::string>> bootstrap_token(const std::string& id) override;
     Status set_retired(const std::string& id, bool retired, SysTime now) override;
     void touch_last_seen(const std::vector<std::string>& ids, SysTimeMs now) override;

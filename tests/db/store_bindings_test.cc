@@ -62,12 +62,12 @@ TEST_P(StoreTest, ABindingSupersedesTheOldOneAndClearsTheDevicesSecrets) {
     auto tu = token_input("UDID-1", "UDID-1");
     tu.unlock_token = "UNLOCK";
     ASSERT_TRUE(store_->apply_token_update(tu, now()));
-    ASSERT_TRUE(store_->set_bootstrap_token("UDID-1", "BOOTSTRAP"));
+    ASSERT_TRUE(store_->set_bootstrap_token("UDID-1", "BOOTSTRAP", ""));
     auto user = token_input("UDID-1:USER-1", "UDID-1");
     user.user_id = "USER-1";
     ASSERT_TRUE(store_->apply_token_update(user, now()));
     ASSERT_TRUE(store_->apply_token_update(token_input("UDID-2", "UDID-2"), now()));
-    ASSERT_TRUE(store_->set_bootstrap_token("UDID-2", "OTHER-BOOTSTRAP"));
+    ASSERT_TRUE(store_->set_bootstrap_token("UDID-2", "OTHER-BOOTSTRAP", ""));
 
     clock_.advance(60s);
     ASSERT_TRUE(store_->bind_cert(new_cert, "UDID-1", kT0 + std::chrono::days(9), now()));
@@ -107,7 +107,7 @@ TEST_P(StoreTest, BindingTheActiveCertificateAgainKeepsTheSecrets) {
     auto in = auth_input("UDID-1");
     in.cert_sha256 = std::string(64, 'a');
     ASSERT_TRUE(store_->apply_authenticate(in, now()));
-    ASSERT_TRUE(store_->set_bootstrap_token("UDID-1", "BOOTSTRAP"));
+    ASSERT_TRUE(store_->set_bootstrap_token("UDID-1", "BOOTSTRAP", ""));
     ASSERT_TRUE(store_->apply_authenticate(in, now()));
     ASSERT_TRUE(store_->bind_cert(std::string(64, 'a'), "UDID-1", std::nullopt, now()));
     EXPECT_EQ(store_->bootstrap_token("UDID-1")->value_or(""), "BOOTSTRAP");
@@ -118,7 +118,7 @@ TEST_P(StoreTest, PendingBindingIsListedApprovedAndThenBinds) {
     const std::string old_cert(64, 'a'), new_cert(64, 'b');
     ASSERT_TRUE(store_->apply_authenticate(auth_input("UDID-1"), now()));
     ASSERT_TRUE(store_->bind_cert(old_cert, "UDID-1", std::nullopt, now()));
-    ASSERT_TRUE(store_->set_bootstrap_token("UDID-1", "BOOTSTRAP"));
+    ASSERT_TRUE(store_->set_bootstrap_token("UDID-1", "BOOTSTRAP", ""));
     clock_.advance(1s);
     ASSERT_TRUE(store_->request_binding(new_cert, "UDID-1", std::nullopt, now()));
     ASSERT_TRUE(store_->request_binding(new_cert, "UDID-1", std::nullopt, now()));
@@ -206,7 +206,7 @@ TEST_P(StoreTest, RevokingTheActiveBindingClearsTheDevicesSecrets) {
     auto tu = token_input("UDID-1", "UDID-1");
     tu.unlock_token = "UNLOCK";
     ASSERT_TRUE(store_->apply_token_update(tu, now()));
-    ASSERT_TRUE(store_->set_bootstrap_token("UDID-1", "BOOTSTRAP"));
+    ASSERT_TRUE(store_->set_bootstrap_token("UDID-1", "BOOTSTRAP", ""));
     auto user = token_input("UDID-1:USER-1", "UDID-1");
     user.user_id = "USER-1";
     ASSERT_TRUE(store_->apply_token_update(user, now()));
@@ -232,6 +232,73 @@ TEST_P(StoreTest, RevokingTheActiveBindingClearsTheDevicesSecrets) {
               std::string::npos);
 }
 
+// Review 2 #2: TokenUpdate and SetBootstrapToken carry the certificate the
+// device service checked; the store re-checks it in the write's transaction,
+// so a request that passed the check before a revoke or supersede committed
+// changes nothing after it (kConflict): the old holder's push token is not
+// restored, its bootstrap token not handed to the new holder.
+TEST_P(StoreTest, DeviceWritesWithARevokedOrSupersededCertificateChangeNothing) {
+    const std::string old_cert(64, 'a'), new_cert(64, 'b'), revoked(64, 'c');
+    for (const char* udid : {"UDID-1", "UDID-2"}) {
+        auto in = auth_input(udid);
+        in.cert_sha256 = udid == std::string("UDID-1") ? old_cert : revoked;
+        ASSERT_TRUE(store_->apply_authenticate(in, now()));
+    }
+    // While active, the writes land (a user channel uses its device's binding).
+    auto tu = token_input("UDID-1", "UDID-1");
+    tu.cert_sha256 = old_cert;
+    ASSERT_TRUE(store_->apply_token_update(tu, now()));
+    ASSERT_TRUE(store_->set_bootstrap_token("UDID-1", "OLD-BOOTSTRAP", old_cert));
+    auto user = token_input("UDID-1:USER-1", "UDID-1");
+    user.user_id = "USER-1";
+    user.cert_sha256 = old_cert;
+    ASSERT_TRUE(store_->apply_token_update(user, now()));
+    // Another device's active certificate is not this device's binding.
+    auto other = token_input("UDID-1", "UDID-1");
+    other.cert_sha256 = revoked;
+    EXPECT_EQ(store_->apply_token_update(other, now()).code(), Code::kConflict);
+    EXPECT_EQ(store_->set_bootstrap_token("UDID-1", "X", revoked).code(), Code::kConflict);
+    EXPECT_EQ(store_->bootstrap_token("UDID-1")->value_or(""), "OLD-BOOTSTRAP");
+
+    clock_.advance(60s);
+    ASSERT_TRUE(store_->bind_cert(new_cert, "UDID-1", std::nullopt, now()));  // supersedes
+    ASSERT_TRUE(store_->revoke_binding("UDID-2", revoked, now()));
+    auto events_before = store_->timeline("UDID-1", 1000)->size();
+    clock_.advance(1s);
+    // The superseded holder's in-flight writes.
+    EXPECT_EQ(store_->apply_token_update(tu, now()).code(), Code::kConflict);
+    EXPECT_EQ(store_->apply_token_update(user, now()).code(), Code::kConflict);
+    auto new_user = token_input("UDID-1:USER-2", "UDID-1");
+    new_user.user_id = "USER-2";
+    new_user.cert_sha256 = old_cert;
+    EXPECT_EQ(store_->apply_token_update(new_user, now()).code(), Code::kConflict);
+    EXPECT_EQ(store_->set_bootstrap_token("UDID-1", "OLD-BOOTSTRAP", old_cert).code(),
+              Code::kConflict);
+    for (const char* id : {"UDID-1", "UDID-1:USER-1"}) {
+        auto e = store_->enrollment(id);
+        ASSERT_TRUE(e.is_ok());
+        EXPECT_TRUE(e->push_token.empty()) << id;
+        EXPECT_TRUE(e->push_magic.empty()) << id;
+        EXPECT_FALSE(e->token_valid) << id;
+    }
+    EXPECT_EQ(store_->enrollment("UDID-1:USER-2").status().code(), Code::kNotFound);
+    EXPECT_FALSE(store_->bootstrap_token("UDID-1")->has_value());
+    EXPECT_EQ(store_->timeline("UDID-1", 1000)->size(), events_before);
+    // The revoked holder's in-flight writes.
+    auto tu2 = token_input("UDID-2", "UDID-2");
+    tu2.cert_sha256 = revoked;
+    EXPECT_EQ(store_->apply_token_update(tu2, now()).code(), Code::kConflict);
+    EXPECT_EQ(store_->set_bootstrap_token("UDID-2", "B", revoked).code(), Code::kConflict);
+    EXPECT_FALSE(store_->enrollment("UDID-2")->token_valid);
+    EXPECT_FALSE(store_->bootstrap_token("UDID-2")->has_value());
+    // The new holder's land.
+    tu.cert_sha256 = new_cert;
+    EXPECT_TRUE(store_->apply_token_update(tu, now()));
+    EXPECT_TRUE(store_->set_bootstrap_token("UDID-1", "NEW-BOOTSTRAP", new_cert));
+    EXPECT_TRUE(store_->enrollment("UDID-1")->token_valid);
+    EXPECT_EQ(store_->bootstrap_token("UDID-1")->value_or(""), "NEW-BOOTSTRAP");
+}
+
 // Review #1: a certificate binding after an earlier identity that was revoked
 // (no active binding left) still gets none of the secrets stored meanwhile.
 TEST_P(StoreTest, ABindingAfterARevokedOneGetsNoneOfTheSecrets) {
@@ -240,14 +307,14 @@ TEST_P(StoreTest, ABindingAfterARevokedOneGetsNoneOfTheSecrets) {
     ASSERT_TRUE(store_->revoke_binding("UDID-1", std::string(64, 'a'), now()));
     // Secrets stored while no identity is active (e.g. a database that
     // revoked before revoking cleared them).
-    ASSERT_TRUE(store_->set_bootstrap_token("UDID-1", "BOOTSTRAP"));
+    ASSERT_TRUE(store_->set_bootstrap_token("UDID-1", "BOOTSTRAP", ""));
     ASSERT_TRUE(store_->apply_token_update(token_input("UDID-1", "UDID-1"), now()));
     ASSERT_TRUE(store_->bind_cert(std::string(64, 'b'), "UDID-1", std::nullopt, now()));
     EXPECT_FALSE(store_->bootstrap_token("UDID-1")->has_value());
     EXPECT_FALSE(store_->enrollment("UDID-1")->token_valid);
     // The very first binding of a device clears nothing.
     ASSERT_TRUE(store_->apply_authenticate(auth_input("UDID-2"), now()));
-    ASSERT_TRUE(store_->set_bootstrap_token("UDID-2", "FIRST"));
+    ASSERT_TRUE(store_->set_bootstrap_token("UDID-2", "FIRST", ""));
     ASSERT_TRUE(store_->bind_cert(std::string(64, 'c'), "UDID-2", std::nullopt, now()));
     EXPECT_EQ(store_->bootstrap_token("UDID-2")->value_or(""), "FIRST");
 }
@@ -274,7 +341,7 @@ TEST_P(StoreTest, AuthenticateWithAQuietPeriodBindsOnlyAQuietDevice) {
     in.approval_quiet_period = std::chrono::hours(24 * 7);
     in.cert_sha256 = std::string(64, 'a');
     ASSERT_TRUE(store_->apply_authenticate(in, now()));  // first: binds
-    ASSERT_TRUE(store_->set_bootstrap_token("UDID-1", "BOOTSTRAP"));
+    ASSERT_TRUE(store_->set_bootstrap_token("UDID-1", "BOOTSTRAP", ""));
     clock_.advance(1h);
     in.cert_sha256 = std::string(64, 'b');  // a second one, one after the other
     EXPECT_EQ(store_->apply_authenticate(in, now()).code(), Code::kForbidden);

@@ -152,9 +152,9 @@ TEST_P(StoreTest, RetireOfUnknownIdIsNotFound) {
 TEST_P(StoreTest, BootstrapTokenRoundTrips) {
     enroll("UDID-1");
     EXPECT_FALSE(store_->bootstrap_token("UDID-1")->has_value());
-    ASSERT_TRUE(store_->set_bootstrap_token("UDID-1", "boot\0strap"));
+    ASSERT_TRUE(store_->set_bootstrap_token("UDID-1", "boot\0strap", ""));
     EXPECT_EQ(store_->bootstrap_token("UDID-1")->value_or(""), "boot\0strap");
-    EXPECT_EQ(store_->set_bootstrap_token("nope", "x").code(), Code::kNotFound);
+    EXPECT_EQ(store_->set_bootstrap_token("nope", "x", "").code(), Code::kNotFound);
     EXPECT_EQ(store_->bootstrap_token("nope").status().code(), Code::kNotFound);
     EXPECT_EQ(store_->unlock_token("nope").status().code(), Code::kNotFound);
 }

@@ -72,8 +72,9 @@ Status FaultyStore::apply_token_update(const TokenUpdateInput& in, SysTime now) 
 Status FaultyStore::apply_checkout(const std::string& id, SysTime now) {
     COURIER_FAULTY_WRITE(apply_checkout(id, now));
 }
-Status FaultyStore::set_bootstrap_token(const std::string& id, const std::string& token) {
-    COURIER_FAULTY_WRITE(set_bootstrap_token(id, token));
+Status FaultyStore::set_bootstrap_token(const std::string& id, const std::string& token,
+                                        const std::string& cert_sha256) {
+    COURIER_FAULTY_WRITE(set_bootstrap_token(id, token, cert_sha256));
 }
 Status FaultyStore::set_retired(const std::string& id, bool retired, SysTime now) {
     COURIER_FAULTY_WRITE(set_retired(id, retired, now));

@@ -62,7 +62,8 @@ class FaultyStore final : public Store {
         if (Status f = read_fault(); !f.is_ok()) return f;
         return inner_->unlock_token(id);
     }
-    Status set_bootstrap_token(const std::string& id, const std::string& token) override;
+    Status set_bootstrap_token(const std::string& id, const std::string& token,
+                               const std::string& cert_sha256) override;
     Result<std::optional<std::string>> bootstrap_token(const std::string& id) override {
         if (Status f = read_fault(); !f.is_ok()) return f;
         return inner_->bootstrap_token(id);
