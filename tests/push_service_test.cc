@@ -114,7 +114,12 @@ class PushServiceTest : public ::testing::Test {
             pusher_, clock_, metrics_, apns::PushServiceOptions{.background_sweep = false});
         service_->start();
     }
-    void TearDown() override { service_->stop(); }
+    // As App::stop does: the service stops, then the pusher's thread is
+    // joined, so no answer reaches the service after it is destroyed.
+    void TearDown() override {
+        service_->stop();
+        pusher_.shutdown();
+    }
 
     void enroll(const std::string& id) {
         db::AuthenticateInput a;
