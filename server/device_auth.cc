@@ -9,7 +9,8 @@
 namespace courier::server {
 
 namespace {
-constexpr size_t kCacheLimit = 20000;
+constexpr size_t kCacheLimit = 20000;      // per-message entries (sig, tls, hdr)
+constexpr size_t kCertCacheLimit = 50000;  // certificates (crt): one per active device
 constexpr std::chrono::seconds kCacheTtl{300};
 
 std::string digest(std::string_view a, std::string_view b) {
@@ -67,11 +68,12 @@ DeviceAuthenticator::DeviceAuthenticator(certs::TrustStore trust, std::string ce
 
 std::optional<DeviceAuthenticator::Verified> DeviceAuthenticator::cached(const std::string& key) {
     std::lock_guard lock(mu_);
-    auto it = cache_.find(key);
-    if (it == cache_.end()) return std::nullopt;
+    auto& cache = key.starts_with("crt") ? cert_cache_ : cache_;
+    auto it = cache.find(key);
+    if (it == cache.end()) return std::nullopt;
     auto now = clock_.now();
     if (now - it->second.checked_at > kCacheTtl || it->second.cred.not_after <= now) {
-        cache_.erase(it);
+        cache.erase(it);
         return std::nullopt;
     }
     return it->second;
@@ -79,8 +81,12 @@ std::optional<DeviceAuthenticator::Verified> DeviceAuthenticator::cached(const s
 
 void DeviceAuthenticator::remember(const std::string& key, const DeviceCredential& cred) {
     std::lock_guard lock(mu_);
-    if (cache_.size() >= kCacheLimit) cache_.clear();  // crude, bounded, rare
-    cache_[key] = Verified{cred, clock_.now()};
+    // Freshly signed messages add an entry each to cache_; certificates have
+    // their own map, so that churn does not evict them.
+    auto& cache = key.starts_with("crt") ? cert_cache_ : cache_;
+    if (cache.size() >= (&cache == &cache_ ? kCacheLimit : kCertCacheLimit))
+        cache.clear();  // crude, bounded, rare
+    cache[key] = Verified{cred, clock_.now()};
 }
 
 void DeviceAuthenticator::set_enrollment_ca(X509* ca) {
@@ -90,14 +96,23 @@ void DeviceAuthenticator::set_enrollment_ca(X509* ca) {
 Result<DeviceCredential> DeviceAuthenticator::trusted(
     certs::X509Ptr cert, const std::vector<certs::X509Ptr>& intermediates,
     const std::string& source) {
+    // A certificate that chained to a trusted CA still does within the
+    // cache's lifetime (the CA set is fixed at start; expiry is re-checked on
+    // every hit): each device's identity is path-validated once, not on every
+    // freshly signed message.
+    const std::string sha256 = certs::cert_sha256_hex(cert.get());
+    const std::string key = "crt" + sha256;
+    if (auto hit = cached(key)) return hit->cred;
+    chain_verifications_.fetch_add(1, std::memory_order_relaxed);
     if (auto s = trust_.verify(cert.get(), intermediates, clock_.now()); !s.is_ok())
         return refuse(source + ": " + s.message());
-    DeviceCredential cred{certs::cert_sha256_hex(cert.get()), certs::not_after(cert.get()), source};
+    DeviceCredential cred{sha256, certs::not_after(cert.get()), source};
     // Path validation succeeded; signed directly by the enrollment CA's key
     // means /enroll issued it (a --device-ca chain is gated by its own CA).
     cred.enrollment_ca =
         enrollment_ca_key_ && X509_verify(cert.get(), enrollment_ca_key_.get()) == 1;
     ERR_clear_error();  // a failed X509_verify leaves its reason queued
+    remember(key, cred);
     return cred;
 }
 
@@ -142,12 +157,20 @@ Result<DeviceCredential> DeviceAuthenticator::authenticate(const Request& req) {
     }
     if (!cert_header_.empty() && !req.tls) {
         if (const std::string* value = req.header(cert_header_)) {
-            auto cert = cert_from_header_value(*value);
-            if (!cert.is_ok()) return cert.status();
-            auto cred = trusted(std::move(*cert), {}, "certificate header");
-            if (!cred.is_ok()) return cred.status();
-            cred->source = "cert-header";
-            if (auto s = agree(*cred); !s.is_ok()) return s;
+            // The proxy sends the same value on every request of a device:
+            // decoded and verified once (as the TLS certificate is).
+            std::string key = "hdr" + digest(*value, "");
+            if (auto hit = cached(key)) {
+                if (auto s = agree(hit->cred); !s.is_ok()) return s;
+            } else {
+                auto cert = cert_from_header_value(*value);
+                if (!cert.is_ok()) return cert.status();
+                auto cred = trusted(std::move(*cert), {}, "certificate header");
+                if (!cred.is_ok()) return cred.status();
+                cred->source = "cert-header";
+                remember(key, *cred);
+                if (auto s = agree(*cred); !s.is_ok()) return s;
+            }
         }
     }
     if (!found)

@@ -8,6 +8,7 @@
 // reason; the caller answers 400 (never 401: that unenrolls the device).
 #pragma once
 
+#include <atomic>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -37,6 +38,9 @@ class DeviceAuthenticator {
     // The built-in enrollment CA, to tell its identities (enrollment_ca)
     // from --device-ca ones. Set once during setup, before requests.
     void set_enrollment_ca(X509* ca);
+    // How many certificates were path-validated (each certificate once per
+    // cache lifetime, however many messages it signs): for tests.
+    size_t chain_verifications() const { return chain_verifications_.load(); }
 
   private:
     struct Verified {
@@ -53,11 +57,16 @@ class DeviceAuthenticator {
     certs::PkeyPtr enrollment_ca_key_;
     std::string cert_header_;
     const Clock& clock_;
+    std::atomic<size_t> chain_verifications_{0};
     std::mutex mu_;
-    // Verification results by digest of (signature, body) or of the TLS
-    // certificate: devices send the same Idle body with the same signature
-    // again and again, and CMS verification is the dearest step.
+    // Verification results by digest of (signature, body), of the TLS
+    // certificate or of the certificate header's value ("sig", "tls", "hdr"),
+    // and path validation by certificate ("crt"): devices send the same Idle
+    // body with the same signature again and again, and a freshly signed
+    // message needs only its CMS signature checked. Every entry lives at most
+    // kCacheTtl and never past the certificate's notAfter.
     std::unordered_map<std::string, Verified> cache_;
+    std::unordered_map<std::string, Verified> cert_cache_;  // "crt" keys
 };
 
 // Decodes a --cert-header value: RFC 9440 ":base64-DER:" or URL-escaped PEM.
