@@ -16,11 +16,13 @@
 #include "db/open.h"
 #include "db/store.h"
 #include "server/admin_api.h"
+#include "server/admin_console.h"
 #include "server/device_auth.h"
 #include "server/device_service.h"
 #include "server/enroll_service.h"
 #include "server/http.h"
 #include "server/listener.h"
+#include "server/ui_session.h"
 
 namespace courier::server {
 
@@ -194,7 +196,8 @@ Status App::start() {
                                                          .bindings = storage,
                                                          .queue = storage,
                                                          .push_certs = storage,
-                                                         .tokens = storage},
+                                                         .tokens = storage,
+                                                         .console = &storage},
                                         *push_, clock_, metrics_, ao);
 
     router_ = std::make_unique<Router>();
@@ -211,6 +214,14 @@ Status App::start() {
     router_->add("GET", "/enroll", [this](Request& r) { return enroll_->handle(r); });
     router_->add("PUT", "/mdm", [this](Request& r) { return devices_->handle(r, true); });
     router_->add("PUT", "/checkin", [this](Request& r) { return devices_->handle(r, false); });
+    if (cfg_.ui) {  // the web console (server/ui_session.h, server/admin_console.h)
+        ui_sessions_ =
+            std::make_unique<UiSessions>(storage, clock_, UiSessionOptions{.api_key = api_key_});
+        admin_->set_ui_sessions(ui_sessions_.get());
+        ui_sessions_->register_routes(*router_,
+                                      [this](const Request& r) { return admin_->cross_site(r); });
+        register_console_files(*router_);
+    }
     admin_->register_routes(*router_);
 
     metrics_.help("courier_http_request_seconds", "histogram", "HTTP request latency by route");

@@ -91,6 +91,9 @@ void add_serve_options(CLI::App& app, Config* c) {
         "first response, served ones while a next request is in progress; idle keep-alive "
         "connections do not count); more are closed at once")
         ->check(CLI::Range(size_t{1}, size_t{1000000}));
+    app.add_flag("--ui,!--no-ui", c->ui,
+                 "serve the web console under /ui/ (default on; --no-ui, COURIER_UI=false: off)")
+        ->envname("COURIER_UI");
     opt(app, "--proxy-protocol", c->proxy_protocol,
         "every connection on --listen starts with HAProxy's PROXY v2 header (TCP passthrough), "
         "whose address is the client's; connections without one are refused (true/false)");

@@ -33,6 +33,7 @@ struct Config {
     size_t max_buffered_mb = 256;    // request bodies held in memory, all connections
     size_t max_conns_per_ip = 1000;  // connections not idle, per address
     bool proxy_protocol = false;     // PROXY v2 header on --listen
+    bool ui = true;                  // the web console under /ui/
 };
 
 }  // namespace courier::server
