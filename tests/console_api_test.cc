@@ -280,5 +280,23 @@ TEST_F(ConsoleApi, ConsoleFilesComeWithAStrictPolicy) {
               404);
 }
 
+TEST(ConsoleOff, NoUiServesNeitherTheFilesNorSessions) {
+    std::string err;
+    test::TestServerOptions o;
+    o.ui = false;
+    auto server = TestServer::start(o, &err);
+    ASSERT_TRUE(server) << err;
+    test::HttpOptions h;
+    h.ca_file = server->ca_file();
+    EXPECT_EQ(test::http_request("GET", server->https_url() + "/ui/", "", {}, h).status, 404);
+    EXPECT_EQ(test::http_request("GET", server->https_url() + "/", "", {}, h).status, 404);
+    EXPECT_EQ(test::http_request("POST", server->https_url() + "/ui/session",
+                                 R"({"api_key":")" + server->app().api_key() + R"("})", {}, h)
+                  .status,
+              404);
+    // The API still answers its key.
+    EXPECT_EQ(server->api("GET", "/v1/overview").status, 200);
+}
+
 }  // namespace
 }  // namespace courier

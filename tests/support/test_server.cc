@@ -55,6 +55,7 @@ std::unique_ptr<TestServer> TestServer::start(const TestServerOptions& opts, std
     cfg.enroll_open = opts.enroll_open;
     cfg.cert_header = opts.cert_header;
     cfg.body_limit = opts.body_limit;
+    cfg.ui = opts.ui;
     cfg.log_level = "warn";
     cfg.io_threads = 1;
     cfg.worker_threads = 4;
