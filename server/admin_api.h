@@ -31,6 +31,9 @@ struct AdminOptions {
     bool metrics_public = false;
     std::string public_url;  // for enroll_url in token answers
     std::chrono::milliseconds push_wait{5000};
+    // --vendor-cert/--vendor-key (PEM text; both or neither): CSRs also come
+    // out vendor-signed (admin_console_api.cc).
+    std::string vendor_cert_pem, vendor_key_pem;
 };
 
 class AdminApi {

@@ -64,9 +64,18 @@ Response AdminApi::pushcert_csr(Request& req) {
     auto id = console_->put_pending_push_key(csr->key_pem, clock_.now());
     if (!id.is_ok()) return status_response(id.status());
     spdlog::info("push certificate CSR made (key {} kept until its certificate is uploaded)", *id);
-    return json_response(
-        201, json::object{
-                 {"csr_pem", csr->csr_pem}, {"key_kept", true}, {"filename", "courier-push.csr"}});
+    json::object out{{"csr_pem", csr->csr_pem},
+                     {"key_kept", true},
+                     {"filename", "courier-push.csr"},
+                     {"vendor_request", nullptr}};
+    if (!opts_.vendor_cert_pem.empty()) {
+        auto signed_req = certs::make_vendor_signed_request(csr->csr_pem, opts_.vendor_cert_pem,
+                                                            opts_.vendor_key_pem);
+        if (!signed_req.is_ok()) return status_response(signed_req.status(), "vendor signing");
+        out["vendor_request"] = *signed_req;
+        out["vendor_filename"] = "courier-push-request.txt";
+    }
+    return json_response(201, out);
 }
 
 std::optional<std::string> AdminApi::with_pending_key(const std::string& body, int64_t* key_id) {

@@ -12,6 +12,7 @@
 #include "apns/pusher.h"
 #include "certs/authority.h"
 #include "certs/pkcs.h"
+#include "certs/x509.h"
 #include "common/encoding.h"
 #include "db/open.h"
 #include "db/store.h"
@@ -192,6 +193,21 @@ Status App::start() {
     ao.cert_warn_days = cfg_.cert_warn_days;
     ao.metrics_public = cfg_.metrics_public;
     ao.public_url = public_url_;
+    if (cfg_.vendor_cert.empty() != cfg_.vendor_key.empty())
+        return invalid("--vendor-cert and --vendor-key go together");
+    if (!cfg_.vendor_cert.empty()) {
+        auto vc = read_file(cfg_.vendor_cert);
+        auto vk = read_file(cfg_.vendor_key);
+        if (!vc || !vk) return invalid("cannot read --vendor-cert or --vendor-key");
+        auto certs = certs::certs_from_pem(*vc);
+        if (!certs.is_ok() || certs->empty())
+            return invalid("--vendor-cert " + cfg_.vendor_cert + " holds no certificate");
+        auto key = certs::key_from_pem(*vk);
+        if (!key.is_ok() || EVP_PKEY_eq(X509_get0_pubkey(certs->front().get()), key->get()) != 1)
+            return invalid("--vendor-key does not hold the key of --vendor-cert");
+        ao.vendor_cert_pem = std::move(*vc);
+        ao.vendor_key_pem = std::move(*vk);
+    }
     admin_ = std::make_unique<AdminApi>(AdminApi::Stores{.enrollments = storage,
                                                          .bindings = storage,
                                                          .queue = storage,

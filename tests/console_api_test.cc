@@ -7,10 +7,12 @@
 #include <openssl/x509.h>
 
 #include <boost/json.hpp>
+#include <fstream>
 #include <regex>
 
 #include "certs/push_cert.h"
 #include "certs/x509.h"
+#include "common/encoding.h"
 #include "tests/support/test_server.h"
 
 namespace courier {
@@ -278,6 +280,37 @@ TEST_F(ConsoleApi, ConsoleFilesComeWithAStrictPolicy) {
     EXPECT_EQ(again.status, 304);
     EXPECT_EQ(test::http_request("GET", server_->https_url() + "/ui/nothing.js", "", {}, o).status,
               404);
+}
+
+TEST(ConsoleVendor, CsrComesOutVendorSignedWithVendorCert) {
+    TempDir dir;
+    auto vendor = certs::make_self_signed_push_identity("", -std::chrono::hours(1),
+                                                        std::chrono::hours(24 * 365));
+    ASSERT_TRUE(vendor.is_ok());
+    test::TestServerOptions o;
+    o.vendor_cert = (dir.path() / "vendor.crt").string();
+    o.vendor_key = (dir.path() / "vendor.key").string();
+    std::ofstream(o.vendor_cert) << certs::cert_to_pem(vendor->cert.get());
+    std::ofstream(o.vendor_key) << certs::key_to_pem(vendor->key.get());
+    std::string err;
+    auto server = TestServer::start(o, &err);
+    ASSERT_TRUE(server) << err;
+    auto r = server->api("POST", "/v1/pushcert/csr");
+    ASSERT_EQ(r.status, 201) << r.body;
+    auto body = object_of(r.body);
+    ASSERT_TRUE(body["vendor_request"].is_string()) << r.body;
+    auto plist = base64_decode(std::string(body["vendor_request"].as_string()));
+    ASSERT_TRUE(plist);
+    for (const char* key : {"PushCertRequestCSR", "PushCertCertificateChain", "PushCertSignature"})
+        EXPECT_NE(plist->find(key), std::string::npos) << key;
+
+    // Without a vendor identity there is no vendor request; a key that does
+    // not match the certificate is refused at start.
+    auto other =
+        certs::make_self_signed_push_identity("", -std::chrono::hours(1), std::chrono::hours(24));
+    std::ofstream(o.vendor_key, std::ios::trunc) << certs::key_to_pem(other->key.get());
+    EXPECT_FALSE(TestServer::start(o, &err));
+    EXPECT_NE(err.find("--vendor-key"), std::string::npos) << err;
 }
 
 TEST(ConsoleOff, NoUiServesNeitherTheFilesNorSessions) {

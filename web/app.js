@@ -525,12 +525,17 @@ function pushcertPage(main) {
   async function csr() {
     try {
       const r = await api('POST', '/v1/pushcert/csr', {});
-      const url = URL.createObjectURL(new Blob([r.data.csr_pem], { type: 'application/pkcs10' }));
-      const a = h('a', { href: url, download: r.data.filename || 'courier-push.csr' });
+      // With --vendor-cert the server also signs it as Apple's portal wants it.
+      const vendor = typeof r.data.vendor_request === 'string';
+      const content = vendor ? r.data.vendor_request : r.data.csr_pem;
+      const name = vendor ? r.data.vendor_filename : (r.data.filename || 'courier-push.csr');
+      const url = URL.createObjectURL(new Blob([content], { type: vendor ? 'text/plain' : 'application/pkcs10' }));
+      const a = h('a', { href: url, download: name });
       document.body.append(a); a.click(); a.remove();
       setTimeout(() => URL.revokeObjectURL(url), 10000);
       csrOut.className = 'result-ok';
-      csrOut.textContent = 'CSR downloaded. Upload it at Apple\'s push certificates portal, then upload the certificate above.';
+      csrOut.textContent = (vendor ? 'Vendor-signed request downloaded (' + name + ').' : 'CSR downloaded (' + name + ').') +
+        ' Upload it at Apple\'s push certificates portal, then upload the certificate Apple issues above, without a key.';
     } catch (e) { csrOut.className = 'error'; csrOut.textContent = 'CSR failed: ' + e.message; }
   }
   async function load() {

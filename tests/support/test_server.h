@@ -27,6 +27,8 @@ struct TestServerOptions {
     bool ui = true;                // the web console (--ui)
     bool faulty_store = false;     // the App's store inside a db::FaultyStore (faulty())
     const Clock* clock = nullptr;  // the App's clock (outlives the server); system when null
+    // --vendor-cert/--vendor-key files
+    std::string vendor_cert{}, vendor_key{};
 };
 
 class TestServer {
