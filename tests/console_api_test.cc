@@ -282,6 +282,32 @@ TEST_F(ConsoleApi, ConsoleFilesComeWithAStrictPolicy) {
               404);
 }
 
+// A session ends 12 h after sign-in on the server's clock, whatever the
+// browser does with the cookie.
+TEST(ConsoleClock, SessionExpiresAfterTwelveHours) {
+    ManualClock clock{SystemClock::instance().now()};
+    test::TestServerOptions o;
+    o.clock = &clock;
+    std::string err;
+    auto server = TestServer::start(o, &err);
+    ASSERT_TRUE(server) << err;
+    test::HttpOptions h;
+    h.ca_file = server->ca_file();
+    auto in = test::http_request("POST", server->https_url() + "/ui/session",
+                                 R"({"api_key":")" + server->app().api_key() + R"("})", {}, h);
+    ASSERT_EQ(in.status, 201) << in.body;
+    std::string set_cookie = in.headers["set-cookie"];
+    std::string cookie = "Cookie: " + set_cookie.substr(0, set_cookie.find(';'));
+    clock.advance(std::chrono::hours(12) - std::chrono::seconds(2));
+    EXPECT_EQ(
+        test::http_request("GET", server->https_url() + "/v1/devices", "", {cookie}, h).status,
+        200);
+    clock.advance(std::chrono::seconds(2));
+    auto late = test::http_request("GET", server->https_url() + "/v1/devices", "", {cookie}, h);
+    EXPECT_EQ(late.status, 401);
+    EXPECT_EQ(late.headers["www-authenticate"], "Bearer realm=\"courier\"");
+}
+
 TEST(ConsoleVendor, CsrComesOutVendorSignedWithVendorCert) {
     TempDir dir;
     auto vendor = certs::make_self_signed_push_identity("", -std::chrono::hours(1),
