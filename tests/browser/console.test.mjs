@@ -288,6 +288,69 @@ test('a renewal with another topic is refused in plain words and changes nothing
   await shot('pushcert-refused');
 });
 
+test('a CSR made by the server is completed by the certificate alone, and the banner goes', async () => {
+  const downloads = path.join(dir, 'downloads');
+  fs.mkdirSync(downloads);
+  const cdp = await browser.target().createCDPSession();
+  await cdp.send('Browser.setDownloadBehavior', { behavior: 'allow', downloadPath: downloads, eventsEnabled: true });
+  await page.locator(aria('Download CSR', 'button')).click();
+  const csr = path.join(downloads, 'courier-push.csr');
+  await waitFor('the CSR download', () => fs.existsSync(csr) && fs.readFileSync(csr, 'utf8').includes('END CERTIFICATE REQUEST'));
+  // Apple's part, played by openssl: a certificate for that CSR with the current topic.
+  const ca = pushCert('portal-ca', 'com.apple.mgmt.portal', 2);
+  const issued = path.join(dir, 'issued.pem');
+  openssl('x509', '-req', '-in', csr, '-CA', ca.crt, '-CAkey', ca.key, '-days', '365',
+    '-subj', `/UID=${TOPIC}/CN=APSP:renewed/C=US`, '-out', issued);
+  await (await labelled('Certificate file')).uploadFile(issued);
+  await page.evaluate(() => { const k = [...document.querySelectorAll('label')].find((l) => l.textContent === 'Key file').control; k.value = ''; });
+  await page.locator(aria('Renew', 'button')).click();
+  await page.waitForFunction(() => /Renewed: /.test(document.querySelector('main [role="status"]').textContent));
+  await page.waitForFunction(() => !document.querySelector('#banner [role="alert"]'));
+  const certs = (await api('GET', '/v1/pushcert')).body.certs;
+  assert.equal(certs.length, 1);
+  assert.equal(certs[0].topic, TOPIC);
+  assert.ok(certs[0].days_left >= 364);
+  await shot('pushcert-renewed');
+});
+
+test('the Commands page filters by status and opens a command with its results', async () => {
+  await page.locator(aria('Commands', 'link')).click();
+  await page.waitForSelector('::-p-aria([name="Commands"][role="heading"])');
+  await page.select('main select', 'acknowledged');
+  await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('main tbody tr')];
+    return rows.length >= 2 && rows.every((tr) => tr.querySelector('.status.acknowledged'));
+  });
+  await shot('commands');
+  const lock = (await api('GET', '/v1/commands?request_type=DeviceLock')).body.items[0].command_uuid;
+  await page.locator(aria(lock, 'link')).click();
+  await page.waitForSelector('::-p-aria([name="Cancel"][role="button"])');
+  await page.waitForFunction(() => document.querySelector('main tbody .status.acknowledged'));
+  await page.locator(aria('Cancel', 'button')).click();  // nothing left to cancel: refused, shown
+  await page.waitForFunction(() => /Cancel refused/.test(document.querySelector('main [role="status"]').textContent));
+  await shot('command');
+});
+
+test('enrollment tokens are created, shown once and revoked', async () => {
+  await page.locator(aria('Enrollment', 'link')).click();
+  await page.waitForSelector('::-p-aria([name="Enrollment"][role="heading"])');
+  assert.ok(await page.$(`main a[href="${origin}/enroll"]`), 'the enrollment link');
+  await page.locator(aria('Uses', 'spinbutton')).fill('2');
+  await page.locator(aria('Note', 'textbox')).fill('loaner iPads');
+  await page.locator(aria('Create token', 'button')).click();
+  const link = await page.waitForSelector('main [role="status"] a');
+  const url = await link.evaluate((a) => a.textContent);
+  assert.ok(url.startsWith(origin + '/enroll?token='), url);
+  const tokens = (await api('GET', '/v1/enrollment-tokens')).body.items;
+  assert.equal(tokens.length, 1);
+  assert.equal(tokens[0].note, 'loaner iPads');
+  await page.waitForFunction(() => /loaner iPads/.test(document.querySelector('main tbody').textContent));
+  await shot('enrollment');
+  await page.locator(aria('Revoke ' + tokens[0].id, 'button')).click();
+  await page.waitForFunction(() => !/loaner iPads/.test(document.querySelector('main tbody').textContent));
+  assert.equal((await api('GET', '/v1/enrollment-tokens')).body.items.length, 0);
+});
+
 test('a change without the CSRF token is refused, even from the console\'s own page', async () => {
   const id = (await api('GET', '/v1/devices?state=enrolled')).body.items[2].id;
   const statuses = await page.evaluate(async (target) => {
