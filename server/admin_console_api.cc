@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "certs/push_cert.h"
+#include "mdm/json_plist.h"
 #include "server/admin_api.h"
 #include "server/admin_json.h"
 
@@ -45,10 +46,10 @@ Response AdminApi::overview(Request&) {
 Response AdminApi::pushcert_csr(Request& req) {
     std::string cn = "Courier Push", email;
     if (!req.body.empty()) {
-        boost::system::error_code ec;
-        auto v = json::parse(req.body, ec);
-        if (ec || !v.is_object()) return Response::error(400, "body: a JSON object or nothing");
-        auto& o = v.as_object();
+        auto v = mdm::parse_admin_json(req.body);
+        if (!v.is_ok()) return status_response(v.status(), "body");
+        if (!v->is_object()) return Response::error(400, "body: a JSON object or nothing");
+        auto& o = v->as_object();
         for (const auto& [k, val] : o) {
             if (k != "common_name" && k != "email")
                 return Response::error(400, "unknown key " + std::string(k));

@@ -7,6 +7,7 @@
 
 #include "certs/x509.h"
 #include "common/encoding.h"
+#include "mdm/json_plist.h"
 #include "server/admin_json.h"
 
 namespace courier::server {
@@ -154,11 +155,10 @@ void UiSessions::register_routes(Router& router, CrossSite cross_site) {
 
 Response UiSessions::sign_in(Request& req) {
     if (req.body.size() > 4096) return Response::error(413, "sign-in body: at most 4096 bytes");
-    boost::system::error_code ec;
-    auto v = json::parse(req.body, ec);
+    auto v = mdm::parse_admin_json(req.body);
     const json::string* key = nullptr;
-    if (!ec && v.is_object())
-        if (auto* k = v.as_object().if_contains("api_key"); k && k->is_string())
+    if (v.is_ok() && v->is_object())
+        if (auto* k = v->as_object().if_contains("api_key"); k && k->is_string())
             key = &k->as_string();
     if (!key) return Response::error(400, "body must be {\"api_key\": \"…\"}");
     if (opts_.api_key.empty() ||

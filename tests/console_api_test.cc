@@ -92,6 +92,11 @@ TEST_F(ConsoleApi, WrongKeyIsRefusedWithoutACookieOrABasicChallenge) {
     EXPECT_EQ(r.headers["www-authenticate"], "Bearer realm=\"courier\"");
     EXPECT_EQ(browser("POST", "/ui/session", "{}").status, 400);
     EXPECT_EQ(browser("POST", "/ui/session", "not json").status, 400);
+    // Duplicate keys are 400, as everywhere in the API (the second must not win).
+    EXPECT_EQ(browser("POST", "/ui/session",
+                      R"({"api_key":"x","api_key":")" + server_->app().api_key() + R"("})")
+                  .status,
+              400);
 }
 
 TEST_F(ConsoleApi, SignInFromAnotherOriginIsRefused) {
