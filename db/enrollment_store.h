@@ -95,6 +95,9 @@ struct EnrollmentFilter {
     std::optional<EnrollmentState> state;
     std::string topic, serial_number;
     std::optional<SysTime> seen_since;
+    // Case-insensitive substring of the id, UDID, serial number or device
+    // name (the console's search); empty: no condition.
+    std::string query;
 };
 
 class EnrollmentStore {

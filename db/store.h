@@ -16,6 +16,8 @@
 //   EnrollmentTokenStore  db/enrollment_token_store.h  /enroll tokens
 //   StoreHealth           db/store_health.h          ping
 //   ReadScopes            db/read_scope.h            one read transaction per request
+//   SessionStore          db/session_store.h         web console sessions
+//   ConsoleStore          db/console_store.h         console overview, CSR keys
 // The roles share one database: a transaction of one role sees what another
 // role committed, and a read scope covers the reads of every role of the
 // same Store object.
@@ -27,12 +29,14 @@
 
 #include "db/binding_store.h"
 #include "db/command_queue.h"
+#include "db/console_store.h"
 #include "db/enrollment_store.h"
 #include "db/enrollment_token_store.h"
 #include "db/page.h"
 #include "db/push_cert_store.h"
 #include "db/push_store.h"
 #include "db/read_scope.h"
+#include "db/session_store.h"
 #include "db/store_health.h"
 
 namespace courier::db {
@@ -44,7 +48,9 @@ class Store : public StoreHealth,
               public CommandQueue,
               public PushCertStore,
               public PushStore,
-              public EnrollmentTokenStore {
+              public EnrollmentTokenStore,
+              public SessionStore,
+              public ConsoleStore {
   public:
     ~Store() override = default;
 };

@@ -7,6 +7,7 @@
 #include "apns/push_service.h"
 #include "common/encoding.h"
 #include "server/admin_json.h"
+#include "server/ui_session.h"
 
 namespace courier::server {
 
@@ -17,6 +18,7 @@ AdminApi::AdminApi(const Stores& stores, apns::PushService& push, const Clock& c
       queue_(stores.queue),
       push_certs_(stores.push_certs),
       tokens_(stores.tokens),
+      console_(stores.console),
       push_(push),
       clock_(clock),
       metrics_(metrics),
@@ -99,14 +101,23 @@ std::optional<Response> AdminApi::refusal(const Request& req, bool need_key) con
     if (auto why = cross_site(req))
         return Response::error(403, "cross-site request refused (" + *why +
                                         "): the admin API answers its own origin only");
-    if (need_key && !authorized(req))
+    if (need_key && !authorized(req)) {
+        // The console's session cookie stands in for the key when no
+        // Authorization header is sent (with one, cookies are ignored).
+        if (ui_ && !req.header("Authorization") && ui_->has_cookie(req))
+            return ui_->header_refusal(req);
         return unauthorized("missing or wrong API key (HTTP Basic password or Bearer token)");
+    }
     return std::nullopt;
 }
 
 Handler AdminApi::guarded(Handler h) const {
     return [this, h = std::move(h)](Request& req) {
         if (auto r = refusal(req, true)) return std::move(*r);
+        // A session cookie passed from the header alone; that it has not
+        // been ended (sign-out) is read from the store, here on a worker.
+        if (ui_ && !authorized(req))
+            if (auto r = ui_->ended(req)) return std::move(*r);
         return h(req);
     };
 }
@@ -124,6 +135,10 @@ void AdminApi::register_routes(Router& router) {
     add("PUT", "/v1/pushcert", bind(&AdminApi::put_pushcert));
     add("GET", "/v1/pushcert", bind(&AdminApi::get_pushcert));
     add("GET", "/v1/pushcert/history", bind(&AdminApi::pushcert_history));
+    if (console_) {
+        add("POST", "/v1/pushcert/csr", bind(&AdminApi::pushcert_csr));
+        add("GET", "/v1/overview", bind(&AdminApi::overview));
+    }
     add("PUT", "/v1/enqueue/{ids}", bind(&AdminApi::enqueue));
     add("POST", "/v1/commands", bind(&AdminApi::post_command));
     add("GET", "/v1/commands", bind(&AdminApi::list_commands));

@@ -11,6 +11,7 @@
 #include "common/metrics.h"
 #include "db/binding_store.h"
 #include "db/command_queue.h"
+#include "db/console_store.h"
 #include "db/enrollment_store.h"
 #include "db/enrollment_token_store.h"
 #include "db/push_cert_store.h"
@@ -22,12 +23,17 @@ class PushService;
 
 namespace courier::server {
 
+class UiSessions;
+
 struct AdminOptions {
     std::string api_key;
     int cert_warn_days = 10;
     bool metrics_public = false;
     std::string public_url;  // for enroll_url in token answers
     std::chrono::milliseconds push_wait{5000};
+    // --vendor-cert/--vendor-key (PEM text; both or neither): CSRs also come
+    // out vendor-signed (admin_console_api.cc).
+    std::string vendor_cert_pem, vendor_key_pem;
 };
 
 class AdminApi {
@@ -39,11 +45,15 @@ class AdminApi {
         db::CommandQueue& queue;
         db::PushCertStore& push_certs;
         db::EnrollmentTokenStore& tokens;
+        db::ConsoleStore* console = nullptr;  // overview, CSR keys (admin_console_api.cc)
     };
     AdminApi(const Stores& stores, apns::PushService& push, const Clock& clock, Metrics& metrics,
              AdminOptions opts);
 
     void register_routes(Router& router);
+    // The console's sessions: with them set, a session cookie (and its CSRF
+    // token where SPEC asks for one) stands in for the key. Before routes run.
+    void set_ui_sessions(const UiSessions* ui) { ui_ = ui; }
 
     // true when the request carries the API key (Basic password or Bearer).
     bool authorized(const Request& req) const;
@@ -86,12 +96,20 @@ class AdminApi {
     Response list_tokens(Request& req);
     Response delete_token(Request& req);
     Response metrics(Request& req);
+    // the console's additions (admin_console_api.cc)
+    Response overview(Request& req);
+    Response pushcert_csr(Request& req);
+    // A PEM certificate uploaded without its key: completed with a key kept
+    // from POST /v1/pushcert/csr, or nullopt. *key_id: the key used.
+    std::optional<std::string> with_pending_key(const std::string& body, int64_t* key_id);
 
     db::EnrollmentStore& enrollments_;
     db::BindingStore& bindings_;
     db::CommandQueue& queue_;
     db::PushCertStore& push_certs_;
     db::EnrollmentTokenStore& tokens_;
+    db::ConsoleStore* console_;
+    const UiSessions* ui_ = nullptr;
     apns::PushService& push_;
     const Clock& clock_;
     Metrics& metrics_;

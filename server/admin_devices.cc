@@ -31,6 +31,8 @@ Response AdminApi::list_devices(Request& req) {
     }
     f.topic = req.query_or("topic");
     f.serial_number = req.query_or("serial_number");
+    f.query = req.query_or("q");
+    if (f.query.size() > 256) return Response::error(400, "q: at most 256 characters");
     if (std::string s = req.query_or("seen_since"); !s.empty()) {
         f.seen_since = parse_rfc3339(s);
         if (!f.seen_since) return Response::error(400, "seen_since: not an RFC 3339 time");

@@ -40,6 +40,11 @@ Response AdminApi::put_pushcert(Request& req) {
     if (const std::string* h = req.header("X-Pkcs12-Password")) password = *h;
     auto now = clock_.now();
     auto parsed = certs::parse_push_cert(req.body, password, now);
+    // The certificate alone, for a CSR the server made: its kept key completes it.
+    int64_t pending_key = 0;
+    if (!parsed.is_ok())
+        if (auto completed = with_pending_key(req.body, &pending_key))
+            parsed = certs::parse_push_cert(*completed, password, now);
     if (!parsed.is_ok()) return status_response(parsed.status());
 
     auto active = push_certs_.active_push_certs();
@@ -69,6 +74,7 @@ Response AdminApi::put_pushcert(Request& req) {
     auto id = push_certs_.put_push_cert(pc, now);
     if (!id.is_ok()) return status_response(id.status());
     push_.reload_certificates();
+    if (pending_key != 0 && console_) (void)console_->delete_pending_push_key(pending_key);
     spdlog::info("push certificate {} for topic {} (valid until {}) {}", pc.thumbprint_sha1,
                  pc.topic, format_rfc3339(pc.not_after), renewal ? "renewed" : "imported");
     json::object o;

@@ -12,15 +12,18 @@
 #include "apns/pusher.h"
 #include "certs/authority.h"
 #include "certs/pkcs.h"
+#include "certs/x509.h"
 #include "common/encoding.h"
 #include "db/open.h"
 #include "db/store.h"
 #include "server/admin_api.h"
+#include "server/admin_console.h"
 #include "server/device_auth.h"
 #include "server/device_service.h"
 #include "server/enroll_service.h"
 #include "server/http.h"
 #include "server/listener.h"
+#include "server/ui_session.h"
 
 namespace courier::server {
 
@@ -190,11 +193,27 @@ Status App::start() {
     ao.cert_warn_days = cfg_.cert_warn_days;
     ao.metrics_public = cfg_.metrics_public;
     ao.public_url = public_url_;
+    if (cfg_.vendor_cert.empty() != cfg_.vendor_key.empty())
+        return invalid("--vendor-cert and --vendor-key go together");
+    if (!cfg_.vendor_cert.empty()) {
+        auto vc = read_file(cfg_.vendor_cert);
+        auto vk = read_file(cfg_.vendor_key);
+        if (!vc || !vk) return invalid("cannot read --vendor-cert or --vendor-key");
+        auto certs = certs::certs_from_pem(*vc);
+        if (!certs.is_ok() || certs->empty())
+            return invalid("--vendor-cert " + cfg_.vendor_cert + " holds no certificate");
+        auto key = certs::key_from_pem(*vk);
+        if (!key.is_ok() || EVP_PKEY_eq(X509_get0_pubkey(certs->front().get()), key->get()) != 1)
+            return invalid("--vendor-key does not hold the key of --vendor-cert");
+        ao.vendor_cert_pem = std::move(*vc);
+        ao.vendor_key_pem = std::move(*vk);
+    }
     admin_ = std::make_unique<AdminApi>(AdminApi::Stores{.enrollments = storage,
                                                          .bindings = storage,
                                                          .queue = storage,
                                                          .push_certs = storage,
-                                                         .tokens = storage},
+                                                         .tokens = storage,
+                                                         .console = &storage},
                                         *push_, clock_, metrics_, ao);
 
     router_ = std::make_unique<Router>();
@@ -211,6 +230,14 @@ Status App::start() {
     router_->add("GET", "/enroll", [this](Request& r) { return enroll_->handle(r); });
     router_->add("PUT", "/mdm", [this](Request& r) { return devices_->handle(r, true); });
     router_->add("PUT", "/checkin", [this](Request& r) { return devices_->handle(r, false); });
+    if (cfg_.ui) {  // the web console (server/ui_session.h, server/admin_console.h)
+        ui_sessions_ =
+            std::make_unique<UiSessions>(storage, clock_, UiSessionOptions{.api_key = api_key_});
+        admin_->set_ui_sessions(ui_sessions_.get());
+        ui_sessions_->register_routes(*router_,
+                                      [this](const Request& r) { return admin_->cross_site(r); });
+        register_console_files(*router_);
+    }
     admin_->register_routes(*router_);
 
     metrics_.help("courier_http_request_seconds", "histogram", "HTTP request latency by route");

@@ -36,6 +36,7 @@ class DeviceAuthenticator;
 class DeviceService;
 class EnrollService;
 class AdminApi;
+class UiSessions;
 
 class App {
   public:
@@ -91,6 +92,7 @@ class App {
     std::unique_ptr<DeviceService> devices_;
     std::unique_ptr<EnrollService> enroll_;
     std::unique_ptr<AdminApi> admin_;
+    std::unique_ptr<UiSessions> ui_sessions_;
     std::unique_ptr<Router> router_;
     std::unique_ptr<HttpServer> http_;
 

@@ -91,6 +91,15 @@ void add_serve_options(CLI::App& app, Config* c) {
         "first response, served ones while a next request is in progress; idle keep-alive "
         "connections do not count); more are closed at once")
         ->check(CLI::Range(size_t{1}, size_t{1000000}));
+    opt(app, "--vendor-cert", c->vendor_cert,
+        "MDM vendor certificate (PEM): CSRs made by POST /v1/pushcert/csr and the console also "
+        "come out as the vendor-signed request Apple's push certificates portal takes")
+        ->check(CLI::ExistingFile);
+    opt(app, "--vendor-key", c->vendor_key, "the MDM vendor certificate's private key (PEM)")
+        ->check(CLI::ExistingFile);
+    app.add_flag("--ui,!--no-ui", c->ui,
+                 "serve the web console under /ui/ (default on; --no-ui, COURIER_UI=false: off)")
+        ->envname("COURIER_UI");
     opt(app, "--proxy-protocol", c->proxy_protocol,
         "every connection on --listen starts with HAProxy's PROXY v2 header (TCP passthrough), "
         "whose address is the client's; connections without one are refused (true/false)");

@@ -33,6 +33,9 @@ struct Config {
     size_t max_buffered_mb = 256;    // request bodies held in memory, all connections
     size_t max_conns_per_ip = 1000;  // connections not idle, per address
     bool proxy_protocol = false;     // PROXY v2 header on --listen
+    bool ui = true;                  // the web console under /ui/
+    // MDM vendor identity (PEM files): CSRs also come out vendor-signed.
+    std::string vendor_cert, vendor_key;
 };
 
 }  // namespace courier::server

@@ -12,7 +12,10 @@ packages=(
   libspdlog-dev libfmt-dev libcurl4-openssl-dev libnghttp2-dev
   libgtest-dev libgmock-dev
   clang-16 libclang-rt-16-dev
+  chromium nodejs  # the web console's browser suite (tests/browser/)
 )
+# npm: Debian's package, unless a Node.js build that bundles npm is installed.
+command -v npm >/dev/null || packages+=(npm)
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(wrk nghttp2-client nginx-light hyperfine python3)
 fi

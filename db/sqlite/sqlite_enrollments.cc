@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 
 #include "common/encoding.h"
 #include "db/sqlite/sqlite_internal.h"
@@ -264,7 +265,9 @@ Result<PageOf<Enrollment>> SqliteStore::list_enrollments(const EnrollmentFilter&
     std::string sql = fmt::format(
         "SELECT {} FROM enrollments e WHERE id > ?1 AND (?2 IS NULL OR state = ?2) AND "
         "(?3 IS NULL OR topic = ?3) AND (?4 IS NULL OR serial_number = ?4) AND "
-        "(?5 IS NULL OR last_seen >= ?5) ORDER BY id LIMIT ?6",
+        "(?5 IS NULL OR last_seen >= ?5) AND (?7 IS NULL OR instr(lower(id), ?7) > 0 OR "
+        "instr(lower(udid), ?7) > 0 OR instr(lower(serial_number), ?7) > 0 OR "
+        "instr(lower(device_name), ?7) > 0) ORDER BY id LIMIT ?6",
         kEnrollmentColumns);
     auto opt_str = [](const std::string& v) {
         return v.empty() ? std::nullopt : std::optional<std::string>(v);
@@ -274,8 +277,10 @@ Result<PageOf<Enrollment>> SqliteStore::list_enrollments(const EnrollmentFilter&
     PageOf<Enrollment> out;
     Status s = read([&](Connection& c) {
         auto st = c.prepare(sql);
+        std::string q = f.query;
+        for (char& ch : q) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
         st.bind(after, state, opt_str(f.topic), opt_str(f.serial_number), opt_unix(f.seen_since),
-                limit + 1);
+                limit + 1, opt_str(q));
         while (st.step()) out.items.push_back(enrollment_from_row(st));
         return Status::ok();
     });

@@ -154,6 +154,15 @@ class SqliteStore final : public Store {
     Status consume_enrollment_token(const std::string& token_sha256, SysTime now) override;
     Status release_enrollment_token(const std::string& token_sha256) override;
 
+    Status put_session(const ConsoleSession& s) override;
+    Result<std::optional<ConsoleSession>> session(const std::string& id_sha256,
+                                                  SysTime now) override;
+    Status delete_session(const std::string& id_sha256) override;
+    Result<Overview> overview(SysTime since) override;
+    Result<int64_t> put_pending_push_key(const std::string& key_pem, SysTime now) override;
+    Result<std::vector<PendingPushKey>> pending_push_keys() override;
+    Status delete_pending_push_key(int64_t id) override;
+
   private:
     struct WriteJob;
     using Work = std::function<Status(sqlite::Connection&)>;

@@ -156,6 +156,22 @@ Status FaultyStore::release_enrollment_token(const std::string& token_sha256) {
     COURIER_FAULTY_WRITE(release_enrollment_token(token_sha256));
 }
 
+Status FaultyStore::put_session(const ConsoleSession& s) {
+    COURIER_FAULTY_WRITE(put_session(s));
+}
+
+Status FaultyStore::delete_session(const std::string& id_sha256) {
+    COURIER_FAULTY_WRITE(delete_session(id_sha256));
+}
+
+Result<int64_t> FaultyStore::put_pending_push_key(const std::string& key_pem, SysTime now) {
+    COURIER_FAULTY_WRITE(put_pending_push_key(key_pem, now));
+}
+
+Status FaultyStore::delete_pending_push_key(int64_t id) {
+    COURIER_FAULTY_WRITE(delete_pending_push_key(id));
+}
+
 #undef COURIER_FAULTY_WRITE
 
 }  // namespace courier::db

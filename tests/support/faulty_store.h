@@ -163,6 +163,23 @@ class FaultyStore final : public Store {
     Status delete_enrollment_token(const std::string& id) override;
     Status consume_enrollment_token(const std::string& token_sha256, SysTime now) override;
     Status release_enrollment_token(const std::string& token_sha256) override;
+    Status put_session(const ConsoleSession& s) override;
+    Result<std::optional<ConsoleSession>> session(const std::string& id_sha256,
+                                                  SysTime now) override {
+        if (Status f = read_fault(); !f.is_ok()) return f;
+        return inner_->session(id_sha256, now);
+    }
+    Status delete_session(const std::string& id_sha256) override;
+    Result<Overview> overview(SysTime since) override {
+        if (Status f = read_fault(); !f.is_ok()) return f;
+        return inner_->overview(since);
+    }
+    Result<int64_t> put_pending_push_key(const std::string& key_pem, SysTime now) override;
+    Result<std::vector<PendingPushKey>> pending_push_keys() override {
+        if (Status f = read_fault(); !f.is_ok()) return f;
+        return inner_->pending_push_keys();
+    }
+    Status delete_pending_push_key(int64_t id) override;
 
   private:
     // The injected failure for this write call, or ok to forward it.

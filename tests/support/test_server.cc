@@ -55,6 +55,9 @@ std::unique_ptr<TestServer> TestServer::start(const TestServerOptions& opts, std
     cfg.enroll_open = opts.enroll_open;
     cfg.cert_header = opts.cert_header;
     cfg.body_limit = opts.body_limit;
+    cfg.ui = opts.ui;
+    cfg.vendor_cert = opts.vendor_cert;
+    cfg.vendor_key = opts.vendor_key;
     cfg.log_level = "warn";
     cfg.io_threads = 1;
     cfg.worker_threads = 4;

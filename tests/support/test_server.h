@@ -24,8 +24,11 @@ struct TestServerOptions {
     bool import_push_cert = true;  // upload a push certificate for `topic`
     std::string topic = "com.apple.mgmt.External.e0bd1eac-1f17-4c8e-8a63-dd17d3dd35d9";
     size_t body_limit = 1 << 20;
+    bool ui = true;                // the web console (--ui)
     bool faulty_store = false;     // the App's store inside a db::FaultyStore (faulty())
     const Clock* clock = nullptr;  // the App's clock (outlives the server); system when null
+    // --vendor-cert/--vendor-key files
+    std::string vendor_cert{}, vendor_key{};
 };
 
 class TestServer {
