@@ -1,7 +1,7 @@
 // FakeApns: nghttp2's server session fed from an Asio TLS stream. One io
 // thread runs everything; the public methods post to it or read shared state
 // under the lock.
-#include "apns/fake_apns.h"
+#include "apns/fake/fake_apns.h"
 
 #include <nghttp2/nghttp2.h>
 #include <openssl/ssl.h>

@@ -8,20 +8,13 @@
 #include <iostream>
 #include <sstream>
 
-#include "apns/fake_apns.h"
+#include "apns/fake/fake_apns.h"
 #include "certs/authority.h"
 #include "common/encoding.h"
+#include "common/file_io.h"
 
 namespace courier::apns {
 namespace {
-
-Result<std::string> read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return invalid("cannot read " + path);
-    std::ostringstream out;
-    out << in.rdbuf();
-    return out.str();
-}
 
 // TOKEN=STATUS:REASON, e.g. 0a1b=410:Unregistered.
 Result<std::pair<std::string, FakeApnsResponse>> parse_fail(const std::string& spec) {

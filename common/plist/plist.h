@@ -120,7 +120,7 @@ struct ParseLimits {
     size_t max_bytes = 16 * 1024 * 1024;
     size_t max_depth = 64;            // nested arrays/dicts
     size_t max_elements = 2'000'000;  // values in the whole document
-    size_t max_dict_keys = 10'000;    // keys in one <dict> (SPEC "input limits")
+    size_t max_dict_keys = 10'000;    // keys in one <dict> (docs/security.md "Input limits")
 };
 
 // True when `s` is valid UTF-8 holding only characters XML 1.0 allows: no
@@ -133,7 +133,7 @@ bool is_xml_text(std::string_view s);
 // one, or keys.size() when all are distinct. Sorts indices and compares
 // neighbours: O(n log n) comparisons whatever the keys are, so no set of
 // keys can degrade it the way colliding keys degrade a hash set with a
-// known hash (SPEC "input limits": parsing is linear in the input).
+// known hash (docs/security.md "Input limits": parsing is linear in the input).
 size_t first_duplicate(const std::vector<std::string_view>& keys);
 
 // Test hook: key comparisons made on this thread so far by first_duplicate()

@@ -1,4 +1,4 @@
-#include "server/admin_api.h"
+#include "server/admin/admin_api.h"
 
 #include <spdlog/spdlog.h>
 
@@ -6,7 +6,7 @@
 
 #include "apns/push_service.h"
 #include "common/encoding.h"
-#include "server/admin_json.h"
+#include "server/admin/admin_json.h"
 
 namespace courier::server {
 
@@ -113,7 +113,7 @@ Handler AdminApi::guarded(Handler h) const {
 
 void AdminApi::register_routes(Router& router) {
     // Every admin route checks origin and key twice: from the header, before
-    // its body is read (SPEC "resource limits"), and again in its handler.
+    // its body is read (docs/security.md, "Unauthenticated bodies"), and again in its handler.
     HeaderCheck key_check = [this](const Request& req) { return refusal(req, true); };
     auto add = [&](const char* method, const char* pattern, Handler h) {
         router.add(method, pattern, guarded(std::move(h)), key_check);

@@ -1,4 +1,4 @@
-// The administrators' and helpdesk's REST API (SPEC "Admin REST API").
+// The administrators' and helpdesk's REST API (docs/api.md).
 // Handlers translate HTTP ↔ JSON and call the store and the push service;
 // they hold no state of their own.
 #pragma once
@@ -14,7 +14,7 @@
 #include "db/enrollment_store.h"
 #include "db/enrollment_token_store.h"
 #include "db/push_cert_store.h"
-#include "server/http.h"
+#include "server/http/http.h"
 
 namespace courier::apns {
 class PushService;
@@ -32,7 +32,7 @@ struct AdminOptions {
 
 class AdminApi {
   public:
-    // The storage roles it uses (in the server, all one db::Store: server/app.cc).
+    // The storage roles it uses (in the server, all one db::Store: server/app/app.cc).
     struct Stores {
         db::EnrollmentStore& enrollments;
         db::BindingStore& bindings;
@@ -50,8 +50,8 @@ class AdminApi {
 
     // Why a request comes from another site, or nullopt: an Origin other
     // than --public-url's or the listener's own (Host), "Origin: null", or
-    // a Sec-Fetch-Site other than same-origin/none (SPEC "logs and
-    // browsers"). Clients that send neither header (curl) pass.
+    // a Sec-Fetch-Site other than same-origin/none (docs/security.md). Clients that send neither
+    // header (curl) pass.
     std::optional<std::string> cross_site(const Request& req) const;
 
   private:

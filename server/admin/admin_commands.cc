@@ -6,8 +6,8 @@
 #include "apns/push_service.h"
 #include "mdm/command.h"
 #include "mdm/json_plist.h"
-#include "server/admin_api.h"
-#include "server/admin_json.h"
+#include "server/admin/admin_api.h"
+#include "server/admin/admin_json.h"
 
 namespace courier::server {
 

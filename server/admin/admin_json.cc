@@ -1,11 +1,11 @@
-#include "server/admin_json.h"
+#include "server/admin/admin_json.h"
 
 #include <algorithm>
 #include <charconv>
 #include <set>
 
+#include "common/plist/plist.h"
 #include "mdm/json_plist.h"
-#include "mdm/plist.h"
 
 namespace courier::server {
 

@@ -8,7 +8,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "db/store.h"
-#include "server/http.h"
+#include "server/http/http.h"
 
 namespace courier::server {
 

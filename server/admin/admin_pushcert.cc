@@ -3,8 +3,8 @@
 
 #include "apns/push_service.h"
 #include "certs/push_cert.h"
-#include "server/admin_api.h"
-#include "server/admin_json.h"
+#include "server/admin/admin_api.h"
+#include "server/admin/admin_json.h"
 
 namespace courier::server {
 

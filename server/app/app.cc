@@ -1,4 +1,4 @@
-#include "server/app.h"
+#include "server/app/app.h"
 
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -13,28 +13,21 @@
 #include "certs/authority.h"
 #include "certs/pkcs.h"
 #include "common/encoding.h"
+#include "common/file_io.h"
 #include "db/open.h"
 #include "db/store.h"
-#include "server/admin_api.h"
-#include "server/device_auth.h"
-#include "server/device_service.h"
-#include "server/enroll_service.h"
-#include "server/http.h"
-#include "server/listener.h"
+#include "server/admin/admin_api.h"
+#include "server/device/device_auth.h"
+#include "server/device/device_service.h"
+#include "server/device/enroll_service.h"
+#include "server/http/http.h"
+#include "server/http/listener.h"
 
 namespace courier::server {
 
 namespace fs = std::filesystem;
 
 namespace {
-std::optional<std::string> read_file(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    if (!in) return std::nullopt;
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 std::string host_name() {
     char buf[256] = {0};
     if (gethostname(buf, sizeof buf - 1) != 0 || !buf[0]) return "localhost";
@@ -86,7 +79,7 @@ Status App::load_api_key() {
         return Status::ok();
     }
     api_key_ = random_token(32);
-    if (auto s = certs::write_private_file(path, api_key_ + "\n"); !s.is_ok()) return s;
+    if (auto s = write_private_file(path, api_key_ + "\n"); !s.is_ok()) return s;
     spdlog::info("API key: generated into {} (mode 0600)", path.string());
     return Status::ok();
 }

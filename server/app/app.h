@@ -15,7 +15,7 @@
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "common/status.h"
-#include "server/config.h"
+#include "server/app/config.h"
 
 namespace courier::db {
 class Store;

@@ -1,6 +1,6 @@
 #include <CLI/CLI.hpp>
 
-#include "server/serve_flags.h"
+#include "server/app/serve_flags.h"
 
 namespace courier::server {
 

@@ -1,5 +1,5 @@
-// `courier serve` configuration: SPEC.md's flags, each also COURIER_<FLAG>
-// from the environment (a flag wins over the environment).
+// `courier serve` configuration: the flags (README.md, `courier serve --help`), each also
+// COURIER_<FLAG> from the environment (a flag wins over the environment).
 #pragma once
 
 #include <chrono>

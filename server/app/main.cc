@@ -9,11 +9,11 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
-#include "apns/fake_apns.h"
+#include "apns/fake/fake_apns.h"
 #include "common/log.h"
-#include "server/app.h"
-#include "server/cli_client.h"
-#include "server/serve_flags.h"
+#include "server/app/app.h"
+#include "server/app/serve_flags.h"
+#include "server/client/cli_client.h"
 #include "sim/fleet.h"
 
 namespace {
@@ -31,7 +31,7 @@ int run_serve(const courier::server::Config& cfg) {
     // the threshold with each large free; such blocks then stay in per-thread
     // arenas whose free tops malloc_trim does not give back (measured after a
     // burst against a 32 MiB cap: 33 MiB kept, 1 MiB with this;
-    // tests/resource_limits_test.cc).
+    // tests/http/resource_limits_test.cc).
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 #endif
     // Signals are taken synchronously by this thread; every thread the server
@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
         "Courier: Apple MDM command-wakeup server.\n"
         "Run `courier serve` to start it; every other command talks to a running server."};
     app.require_subcommand(1);
-    app.set_version_flag("--version", "courier 0.1.0");
+    app.set_version_flag("--version", "courier " COURIER_VERSION);
 
     courier::server::Config cfg;
     int exit_code = 0;
@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
                        "`courier simulate --help` for its flags")
         ->allow_extras();
 
-    courier::server::register_client_commands(app, &exit_code);
+    courier::client::register_client_commands(app, &exit_code);
 
     try {
         app.parse(argc, argv);

@@ -1,8 +1,8 @@
-// `courier serve` flags (SPEC.md, "Command line and configuration"), each
+// `courier serve` flags (README.md; `courier serve --help`), each
 // also read from COURIER_<FLAG>; a flag on the command line wins.
 #pragma once
 
-#include "server/config.h"
+#include "server/app/config.h"
 
 namespace CLI {
 class App;

@@ -1,4 +1,4 @@
-#include "server/device_auth.h"
+#include "server/device/device_auth.h"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>

@@ -1,5 +1,5 @@
 // Who is this device? Finds the identity certificate of a device request and
-// checks that it chains to a trusted CA (SPEC "Device endpoints").
+// checks that it chains to a trusted CA (docs/device-endpoints.md).
 //
 // Sources: the TLS client certificate, the Mdm-Signature header (detached CMS
 // over the exact body), and — on the plain-HTTP listener only — the
@@ -16,7 +16,7 @@
 #include "certs/pkcs.h"
 #include "certs/x509.h"
 #include "common/clock.h"
-#include "server/http.h"
+#include "server/http/http.h"
 
 namespace courier::server {
 

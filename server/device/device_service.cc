@@ -1,4 +1,4 @@
-#include "server/device_service.h"
+#include "server/device/device_service.h"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -88,7 +88,7 @@ Response DeviceService::superseded_use(const Request& req, const db::Binding& b,
         "takeover, or the device's old holder (refused; alarmed at most once an hour)",
         db::binding_state_name(b.state), b.cert_sha256.substr(0, 16), b.device_id,
         req.remote_address, claimed_id);
-    // Hook: the courier.identity.superseded webhook event (SPEC "re-binding")
+    // Hook: the courier.identity.superseded webhook event (docs/security.md "Re-binding")
     // goes here, on the same once-an-hour schedule as this log line.
     return refusal;
 }
@@ -203,7 +203,7 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
                 return refusal;
             // Seen before the message's transaction (a TokenUpdate clears the
             // pending push there), so a push outcome recorded after it finds
-            // the touch (SPEC "pending push"). In memory only.
+            // the touch (docs/apns.md "Pending push"). In memory only.
             enrollments_.touch_last_seen({id}, clock_.now_ms());
         }
         Status st;
@@ -221,7 +221,7 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
                     ident.type == mdm::EnrollmentType::kUser ||
                     ident.type == mdm::EnrollmentType::kSharedIPad)
                     in.udid = device_id;
-                bool& cut = in.facts_truncated;  // SPEC "input limits": 1 KiB each
+                bool& cut = in.facts_truncated;  // docs/security.md "Input limits": 1 KiB each
                 in.serial_number = fact(msg.facts.serial_number, &cut);
                 in.model = fact(msg.facts.model, &cut);
                 in.model_name = fact(msg.facts.model_name, &cut);
@@ -360,8 +360,8 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
     if (!existing.is_ok()) return refuse(req, id, "no enrollment " + id + " (Authenticate first)");
     // Seen before the transaction that reads the queue (and clears the
     // pending push): a push outcome recorded after that transaction, even in
-    // the same write batch, finds the touch and leaves no mark (SPEC "pending
-    // push"). In memory only: the read-only Idle stays free of writes.
+    // the same write batch, finds the touch and leaves no mark (docs/apns.md
+    // "Pending push"). In memory only: the read-only Idle stays free of writes.
     enrollments_.touch_last_seen({id}, clock_.now_ms());
     // Only the command channel's answer is read as a command: an Idle that
     // arrives on the check-in channel gets an empty 200 and hands nothing out.
@@ -376,7 +376,7 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
         auto pending = queue_.has_pending(id, now);
         if (!pending.is_ok()) return status_response(pending.status(), "store", Audience::kDevice);
         // A pending push is cleared in the transaction that reads the queue
-        // (SPEC "pending push"); only an Idle that finds one set writes.
+        // (docs/apns.md "Pending push"); only an Idle that finds one set writes.
         bool clear_push = existing->push_pending_at(now);
         if ((*pending || clear_push) && !writes_allowed) return std::nullopt;  // a write
         metrics_.counter("courier_checkins_total", {{"message_type", "Idle"}}).inc();

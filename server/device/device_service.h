@@ -5,7 +5,7 @@
 // answer 400 (never 401) and write nothing; a retired device gets 403 with
 // the com.apple.unrecognized.device body.
 //
-// Binding rule (SPEC "re-binding", docs/security.md): the identity
+// Binding rule (docs/security.md "Re-binding", docs/security.md): the identity
 // certificate's SHA-256 is bound to the device id. Only Authenticate binds,
 // a trusted certificate no other device holds; every other message must
 // carry the device's active binding (the user channel shares its device's).
@@ -27,8 +27,8 @@
 #include "db/enrollment_store.h"
 #include "db/push_cert_store.h"
 #include "db/read_scope.h"
-#include "server/device_auth.h"
-#include "server/http.h"
+#include "server/device/device_auth.h"
+#include "server/http/http.h"
 
 namespace courier::apns {
 class PushService;
@@ -44,7 +44,7 @@ struct BindingPolicy {
 
 class DeviceService {
   public:
-    // The storage roles it uses (in the server, all one db::Store: server/app.cc).
+    // The storage roles it uses (in the server, all one db::Store: server/app/app.cc).
     struct Stores {
         db::EnrollmentStore& enrollments;
         db::BindingStore& bindings;
@@ -65,7 +65,7 @@ class DeviceService {
     // the writer) and the signature cache's CPU.
     // Bodies over kInlineBodyMax are never parsed here (nullopt): an Idle is a
     // few hundred bytes, and parsing must not hold an I/O thread for more
-    // than about a millisecond (SPEC "input limits").
+    // than about a millisecond (docs/security.md "Input limits").
     std::optional<Response> handle_idle_without_writes(Request& req);
     // Set once during setup, before requests.
     void set_binding_policy(const BindingPolicy& p) { policy_ = p; }

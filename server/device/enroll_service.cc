@@ -1,4 +1,4 @@
-#include "server/enroll_service.h"
+#include "server/device/enroll_service.h"
 
 #include <spdlog/spdlog.h>
 
@@ -43,7 +43,7 @@ Response EnrollService::handle(Request& req) {
         if (!c->has_value()) return Response::error(404, "no push certificate for topic " + topic);
     }
 
-    // HEAD never touches the token (SPEC "input limits"): mail scanners and
+    // HEAD never touches the token (docs/security.md "Input limits"): mail scanners and
     // link previews probe URLs, and must not use up a single-use token.
     if (req.method == "HEAD") {
         Response head;
@@ -54,7 +54,7 @@ Response EnrollService::handle(Request& req) {
 
     // The token is claimed (atomically: of two concurrent uses of its last
     // use, one gets 403) before the profile is built, and given back when
-    // building fails, so a failure does not burn it (SPEC "errors of the store").
+    // building fails, so a failure does not burn it (docs/reliability.md "Guarantees").
     std::string token = req.query_or("token");
     std::string token_sha256;
     if (!token.empty()) {
@@ -101,7 +101,7 @@ Result<std::string> EnrollService::build_profile(const std::string& topic,
         return internal_error("could not issue a device identity");
     }
     if (!token_sha256.empty()) {
-        // Provenance (SPEC "re-binding"): with --enroll-open=false only an
+        // Provenance (docs/security.md "Re-binding"): with --enroll-open=false only an
         // identity recorded here may bind, to one device id.
         auto s = bindings_.record_issued_identity(certs::cert_sha256_hex(identity->cert.get()),
                                                   token_sha256, clock_.now());

@@ -10,7 +10,7 @@
 #include "db/binding_store.h"
 #include "db/enrollment_token_store.h"
 #include "db/push_cert_store.h"
-#include "server/http.h"
+#include "server/http/http.h"
 
 namespace courier::server {
 
@@ -24,7 +24,7 @@ struct EnrollOptions {
 
 class EnrollService {
   public:
-    // The storage roles it uses (in the server, all one db::Store: server/app.cc).
+    // The storage roles it uses (in the server, all one db::Store: server/app/app.cc).
     struct Stores {
         db::BindingStore& bindings;
         db::PushCertStore& push_certs;

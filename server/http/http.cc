@@ -1,4 +1,4 @@
-#include "server/http.h"
+#include "server/http/http.h"
 
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>

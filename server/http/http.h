@@ -50,8 +50,8 @@ struct Response {
     static Response plist(std::string body);
 };
 
-// Who gets the answer: devices act on 401 by unenrolling (SPEC "Device
-// endpoints"), so on the device endpoints an identity failure is a 400.
+// Who gets the answer: devices act on 401 by unenrolling (docs/device-endpoints.md,
+// "Refusals never say 401"), so on the device endpoints an identity failure is a 400.
 enum class Audience { kAdmin, kDevice };
 
 // The one mapping from Status to HTTP, used by every handler:
@@ -78,7 +78,7 @@ using HeaderCheck = std::function<std::optional<Response>(const Request&)>;
 class Router {
   public:
     // `check`, when given, runs in check_header() before the body is read
-    // (the admin API's key check: SPEC "resource limits").
+    // (the admin API's key check: docs/security.md, "Unauthenticated bodies").
     void add(std::string method, std::string pattern, Handler h, HeaderCheck check = {});
     Response dispatch(Request& req) const;
     // Called once the header is parsed, before a body is read or `100

@@ -1,5 +1,5 @@
 // The HTTP(S) front door: Beast over Asio. Only this component and the fake
-// APNs see Asio types; handlers get server::Request (server/http.h).
+// APNs see Asio types; handlers get server::Request (server/http/http.h).
 //
 // Threads: `io_threads` run the sockets (TLS, parsing, writing) and never
 // block; each complete request is handed to a pool of `worker_threads` that
@@ -16,7 +16,7 @@
 #include <string_view>
 
 #include "common/status.h"
-#include "server/http.h"
+#include "server/http/http.h"
 
 namespace courier::server {
 

@@ -328,7 +328,7 @@ TEST_F(PushServiceTest, DeliveredQueueStopsRepushes) {
     EXPECT_EQ(pusher_.count(), 1u);
 }
 
-// ---- Pending push (SPEC "pending push") ----------------------------------
+// ---- Pending push (docs/apns.md "Pending push") ----------------------------------
 
 TEST_F(PushServiceTest, FiveCommandsInABurstCauseOnePush) {
     enroll("dev1");

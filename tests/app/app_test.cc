@@ -7,7 +7,7 @@
 #include <fstream>
 #include <regex>
 
-#include "server/app.h"
+#include "server/app/app.h"
 #include "tests/support/http_client.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"

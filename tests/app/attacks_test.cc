@@ -4,8 +4,8 @@
 // enrollment token sent for another user's device, and commands built to
 // wedge a device's queue. Each attack is checked for what the attacker gets
 // and for what the server has stored afterwards (admin API, fake APNs, the
-// victim's own view). The in-process versions are tests/rebinding_test.cc and
-// tests/input_limits_test.cc (InputLimitsApi).
+// victim's own view). The in-process versions are tests/device/rebinding_test.cc and
+// tests/http/input_limits_test.cc (InputLimitsApi).
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
@@ -13,6 +13,7 @@
 #include "certs/pkcs.h"
 #include "certs/x509.h"
 #include "common/encoding.h"
+#include "tests/support/checkin_messages.h"
 #include "tests/support/child_server.h"
 #include "tests/support/temp_dir.h"
 
@@ -21,6 +22,9 @@ namespace {
 
 namespace json = boost::json;
 using namespace std::chrono_literals;
+
+using test::bootstrap_of;
+using test::checkin;
 
 constexpr char kBootstrap[] = "VICTIM-BOOTSTRAP-SECRET";
 
@@ -34,27 +38,12 @@ class Attacks : public ::testing::Test {
         ASSERT_TRUE(server_->import_push_cert(&err)) << err;
     }
 
-    // A check-in message of `type` for the device's UDID.
-    static sim::HttpReply checkin(sim::SimDevice& d, const std::string& type,
-                                  const std::optional<std::string>& bootstrap = std::nullopt) {
-        plist::Dict m;
-        m.set("MessageType", type);
-        m.set("UDID", d.config().udid);
-        if (bootstrap) m.set("BootstrapToken", plist::Data{*bootstrap});
-        return d.put("/checkin", plist::write_xml(plist::Value(std::move(m))),
-                     "application/x-apple-aspen-mdm-checkin");
-    }
     // Whether an answer carries the victim's bootstrap token in any form.
     static bool leaks_bootstrap(const sim::HttpReply& r) {
         if (r.body.find(kBootstrap) != std::string::npos) return true;
         if (r.body.find(base64_encode(kBootstrap)) != std::string::npos) return true;
         auto d = plist::parse_dict(r.body);
         return d.is_ok() && d->find_data("BootstrapToken") != nullptr;
-    }
-    static std::string bootstrap_of(const sim::HttpReply& r) {
-        auto d = plist::parse_dict(r.body);
-        if (!d.is_ok() || !d->find_data("BootstrapToken")) return "";
-        return d->find_data("BootstrapToken")->bytes;
     }
     static std::string sha256_of(const sim::SimDevice& d) {
         auto c = certs::cert_from_pem(d.config().identity_cert_pem);

@@ -14,6 +14,8 @@
 #include "certs/pkcs.h"
 #include "certs/x509.h"
 #include "common/encoding.h"
+#include "common/file_io.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/test_certs.h"
 
 namespace courier::certs {
@@ -34,24 +36,9 @@ unsigned mode_of(const fs::path& p) {
 }
 
 std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+    auto r = read_file(p);
+    return r ? *r : std::string();
 }
-
-class TempDir {
-  public:
-    TempDir() : path_(test::write_temp_file("", "unused").parent_path()) {}
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    const fs::path& path() const { return path_; }
-
-  private:
-    fs::path path_;
-};
 
 bool has_eku(X509* cert, uint32_t xku) {
     return (X509_get_extension_flags(cert) & EXFLAG_XKUSAGE) &&

@@ -1,6 +1,6 @@
 // The plist codec: real captures parse, round trips hold, hostile input is
 // refused with a precise error and never crashes.
-#include "mdm/plist.h"
+#include "common/plist/plist.h"
 
 #include <gtest/gtest.h>
 
@@ -225,7 +225,7 @@ TEST(PlistHostile, NonDictRootForParseDict) {
     EXPECT_NE(r.status().message().find("not a <dict>"), std::string::npos);
 }
 
-// ---- input limits (SPEC "input limits") ------------------------------------
+// ---- input limits (docs/security.md "Input limits") ------------------------------------
 
 std::string wide_dict(size_t keys) {
     std::string body = "<dict>";

@@ -18,6 +18,8 @@
 
 #include "common/encoding.h"
 #include "db/sqlite/sqlite_store.h"
+#include "tests/support/sqlite_query.h"
+#include "tests/support/temp_dir.h"
 
 namespace courier::db {
 namespace {
@@ -28,35 +30,8 @@ using namespace std::chrono_literals;
 const SysTime kT0 = from_unix(1767758686);
 const std::vector<std::string> kTargets = {"UDID-A", "UDID-B"};
 
-class TempDir {
-  public:
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "courier-crash-XXXXXX").string();
-        path_ = ::mkdtemp(tmpl.data());
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    const fs::path& path() const { return path_; }
-
-  private:
-    fs::path path_;
-};
-
 std::string query(const fs::path& path, const std::string& sql) {
-    sqlite3* db = nullptr;
-    EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    sqlite3_stmt* st = nullptr;
-    std::string out = "<no row>";
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW) {
-        const unsigned char* t = sqlite3_column_text(st, 0);
-        out = t ? reinterpret_cast<const char*>(t) : "";
-    }
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return out;
+    return test::sqlite_query(path, sql, "<no row>");
 }
 
 // The child: never returns.

@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "certs/pkcs.h"
-#include "server/device_auth.h"
+#include "server/device/device_auth.h"
 #include "tests/support/test_certs.h"
 
 namespace courier {

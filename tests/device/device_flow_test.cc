@@ -7,7 +7,7 @@
 #include "certs/pkcs.h"
 #include "common/encoding.h"
 #include "db/store.h"
-#include "tests/support/test_server.h"
+#include "tests/support/server_test.h"
 
 namespace courier {
 namespace {
@@ -15,15 +15,8 @@ namespace {
 using namespace std::chrono_literals;
 using test::TestServer;
 
-class DeviceFlow : public ::testing::Test {
+class DeviceFlow : public test::ServerTest {
   protected:
-    void SetUp() override { start({}); }
-    void start(const test::TestServerOptions& o) {
-        server_.reset();
-        std::string err;
-        server_ = TestServer::start(o, &err);
-        ASSERT_TRUE(server_) << err;
-    }
     db::Store& store() { return server_->app().store(); }
 
     // Queues a command straight into the store (the API has its own tests).
@@ -52,8 +45,6 @@ class DeviceFlow : public ::testing::Test {
         auto e = store().enrollment(id);
         return e.is_ok() ? e->queued : -1;
     }
-
-    std::unique_ptr<TestServer> server_;
 };
 
 TEST_F(DeviceFlow, ProfileIsSignedAndCarriesTheMdmPayload) {

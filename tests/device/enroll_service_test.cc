@@ -1,4 +1,4 @@
-// GET /enroll and enrollment tokens (SPEC "errors of the store"): a token is
+// GET /enroll and enrollment tokens (docs/reliability.md "Guarantees"): a token is
 // claimed atomically before the profile is built and given back when building
 // fails. EnrollService over a real SqliteStore and a real CA.
 #include <gtest/gtest.h>
@@ -8,7 +8,7 @@
 
 #include "certs/pkcs.h"
 #include "db/sqlite/sqlite_store.h"
-#include "server/enroll_service.h"
+#include "server/device/enroll_service.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_certs.h"
 

@@ -1,4 +1,4 @@
-// SPEC "re-binding", attacked end to end over real TLS on 127.0.0.1: a fresh
+// docs/security.md "Re-binding", attacked end to end over real TLS on 127.0.0.1: a fresh
 // identity sent for a victim's UDID, a TokenUpdate with no Authenticate, a
 // superseded certificate still presented, identities from enrollment tokens
 // (issue #11 item 2). Each refusal is 400 (never 401).
@@ -11,12 +11,15 @@
 #include "common/encoding.h"
 #include "db/sqlite/sqlite_statement.h"
 #include "db/store.h"
+#include "tests/support/checkin_messages.h"
 #include "tests/support/test_server.h"
 
 namespace courier {
 namespace {
 
 using namespace std::chrono_literals;
+using test::bootstrap_of;
+using test::checkin;
 using test::TestServer;
 namespace json = boost::json;
 
@@ -44,22 +47,6 @@ class Rebinding : public ::testing::Test {
     static std::string sha256_of(const test::PemPair& id) {
         auto c = certs::cert_from_pem(id.cert_pem);
         return c.is_ok() ? certs::cert_sha256_hex(c->get()) : "";
-    }
-    static sim::HttpReply checkin(sim::SimDevice& d, const std::string& type,
-                                  const std::optional<std::string>& bootstrap = std::nullopt) {
-        plist::Dict m;
-        m.set("MessageType", type);
-        m.set("UDID", d.config().udid);
-        if (bootstrap) m.set("BootstrapToken", plist::Data{*bootstrap});
-        return d.put("/checkin", plist::write_xml(plist::Value(std::move(m))),
-                     "application/x-apple-aspen-mdm-checkin");
-    }
-    // The bootstrap token GetBootstrapToken hands this device ("" if none).
-    static std::string bootstrap_of(const sim::HttpReply& r) {
-        if (r.body.empty()) return "";
-        auto d = plist::parse_dict(r.body);
-        if (!d.is_ok() || !d->find_data("BootstrapToken")) return "";
-        return d->find_data("BootstrapToken")->bytes;
     }
     json::array bindings(const std::string& id) {
         auto r = server_->api("GET", "/v1/devices/" + id + "/bindings");

@@ -1,4 +1,4 @@
-// SPEC "input limits" held over HTTP: hostile bodies from a device and from an
+// docs/security.md "Input limits" held over HTTP: hostile bodies from a device and from an
 // administrator are refused with a 400 that says why, change nothing, and
 // never stall other connections. The attacks of issue #11 run against the
 // real `courier` binary; the admin API refusals against an in-process server.

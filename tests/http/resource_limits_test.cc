@@ -195,7 +195,7 @@ long long proc_status_bytes(pid_t pid, const std::string& field) {
 
 constexpr long long kMiB = 1024 * 1024;
 
-// SPEC "resource limits": RSS stays within the buffered-body cap plus a
+// docs/security.md, "Unauthenticated bodies": RSS stays within the buffered-body cap plus a
 // working margin, and memory is given back after a burst. 40 clients × 4 MiB
 // = 160 MiB of bodies against a 32 MiB cap.
 TEST_F(ResourceLimits, BurstOfLargeBodiesStaysWithinTheCapAndMemoryIsGivenBack) {

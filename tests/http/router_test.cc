@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "server/http.h"
+#include "server/http/http.h"
 
 namespace courier::server {
 namespace {

@@ -239,7 +239,7 @@ TEST(JsonPlist, ResultsConvertForAdministrators) {
         R"({"S":"text","I":-70000,"R":2.5E0,"B":false,"D":"AP8=","T":"2026-01-07T04:04:46Z","A":["x",1]})");
 }
 
-// ---- input limits (SPEC "input limits") -------------------------------------
+// ---- input limits (docs/security.md "Input limits") -------------------------------------
 
 std::string raw_with_uuid(const std::string& uuid) {
     std::string out = kCmdr;
