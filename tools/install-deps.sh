@@ -11,7 +11,7 @@ packages=(
   libcli11-dev libssl-dev libsqlite3-dev sqlite3 libpugixml-dev
   libspdlog-dev libfmt-dev libcurl4-openssl-dev libnghttp2-dev
   libgtest-dev libgmock-dev
-  clang-16 libclang-rt-16-dev
+  clang-16 libclang-rt-16-dev clang-format
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(wrk nghttp2-client nginx-light hyperfine python3)
