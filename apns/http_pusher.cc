@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "apns/pusher.h"
+#include "apns/submission_queue.h"
 #include "apns/wire.h"
 #include "common/encoding.h"
 
@@ -120,23 +121,13 @@ class HttpPusher final : public Pusher {
     }
 
     void push(PushRequest req, Callback done) override {
-        {
-            std::lock_guard lock(mu_);
-            if (!stopping_) {
-                submitted_.push_back({std::move(req), std::move(done)});
-                curl_multi_wakeup(multi_);
-                return;
-            }
-        }
-        done(PushResult{0, {}, "shutting down", {}});
+        Submission s{std::move(req), std::move(done)};
+        if (!queue_.submit(std::move(s), [this] { curl_multi_wakeup(multi_); }))
+            s.done(shutting_down());
     }
 
     void shutdown() override {
-        {
-            std::lock_guard lock(mu_);
-            stopping_ = true;
-            curl_multi_wakeup(multi_);
-        }
+        queue_.stop([this] { curl_multi_wakeup(multi_); });
         std::lock_guard join_lock(join_mu_);
         if (thread_.joinable()) thread_.join();
     }
@@ -149,21 +140,14 @@ class HttpPusher final : public Pusher {
 
     void run() {
         for (;;) {
-            std::deque<Submission> batch;
-            bool stopping;
-            {
-                std::lock_guard lock(mu_);
-                batch.swap(submitted_);
-                stopping = stopping_;
-            }
-            if (stopping) {
-                for (auto& s : batch) s.done(PushResult{0, {}, "shutting down", {}});
+            auto batch = queue_.take();
+            if (!batch) {
                 abort_active();
                 break;
             }
             // At most one connection's worth of streams in flight; the rest
             // wait here, in order, and start as answers come in.
-            for (auto& s : batch) backlog_.push_back(std::move(s));
+            for (auto& s : *batch) backlog_.push_back(std::move(s));
             start_from_backlog();
             int running = 0;
             curl_multi_perform(multi_, &running);
@@ -350,9 +334,7 @@ class HttpPusher final : public Pusher {
     std::thread thread_;
     std::mutex join_mu_;
 
-    std::mutex mu_;  // guards submitted_, stopping_
-    std::deque<Submission> submitted_;
-    bool stopping_ = false;
+    SubmissionQueue<Submission> queue_;
 
     // Owned by the pusher thread.
     std::unordered_map<CURL*, std::unique_ptr<Transfer>> active_;

@@ -1,7 +1,7 @@
 // Push scheduling: when and to whom Courier sends wake-ups, and what it does
 // with APNs' answers. Sits between the store and a Pusher.
 //
-// Rules (SPEC "APNs behaviour", "Settled details: push results"):
+// Rules (docs/apns.md "What answers mean"):
 // - at most one push in flight per enrollment: a push asked for while one is
 //   in flight joins it and reports its outcome (and its apns-id);
 // - 200 records the apns-id; 400 BadDeviceToken / 410 Unregistered mark the
@@ -11,7 +11,7 @@
 // - every attempt, including ones that never reach APNs (no certificate,
 //   expired certificate), is stored with its reason;
 // - a push APNs accepted (200) is *pending* until the device's next request
-//   or for repush_interval(1) (SPEC "pending push"); the store keeps the
+//   or for repush_interval(1) (docs/apns.md "Pending push"); the store keeps the
 //   mark, enqueues read it (db::EnqueueResult::pending_push) and report the
 //   pending push instead of pushing again (enqueue_pushes below);
 // - an enrollment whose commands stay undelivered is pushed again after
@@ -63,7 +63,7 @@ std::chrono::seconds repush_interval(int attempts);
 
 class PushService {
   public:
-    // The storage roles it uses (in the server, all one db::Store: server/app.cc).
+    // The storage roles it uses (in the server, all one db::Store: server/app/app.cc).
     struct Stores {
         db::PushStore& pushes;
         db::PushCertStore& push_certs;

@@ -63,7 +63,7 @@ struct HttpPusherOptions {
     // Streams curl opens on one connection before it opens another (the
     // server's SETTINGS_MAX_CONCURRENT_STREAMS is honoured below this).
     long max_streams_per_connection = 1000;
-    // Liveness (SPEC "APNs connections", nghttp2 sender only): while pushes
+    // Liveness (docs/apns.md "Connections", nghttp2 sender only): while pushes
     // wait on a connection that has sent nothing for ping_interval, it gets
     // an HTTP/2 PING (at once when a push goes onto a connection already
     // that silent); if nothing at all arrives within ping_timeout after it,
@@ -71,7 +71,7 @@ struct HttpPusherOptions {
     // to a new one. ping_interval + ping_timeout must stay well under
     // timeout, or the pushes time out before they can move: the defaults
     // give up a dead connection within 4 s (3 s for a push onto an idle one),
-    // inside the 10 s push timeout and SPEC's 15 s.
+    // inside the 10 s push timeout and the 15 s docs/apns.md allows.
     std::chrono::milliseconds ping_interval{1000};
     std::chrono::milliseconds ping_timeout{3000};
 };

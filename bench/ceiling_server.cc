@@ -12,7 +12,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
-#include "server/listener.h"
+#include "server/http/listener.h"
 
 using namespace courier::server;
 

@@ -9,7 +9,7 @@
 #include <cstdio>
 #include <mutex>
 
-#include "apns/fake_apns.h"
+#include "apns/fake/fake_apns.h"
 #include "apns/pusher.h"
 #include "certs/authority.h"
 

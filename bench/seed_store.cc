@@ -15,8 +15,8 @@
 
 #include "common/clock.h"
 #include "common/encoding.h"
+#include "common/plist/plist.h"
 #include "db/open.h"
-#include "mdm/plist.h"
 
 using namespace courier;
 

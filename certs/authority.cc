@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "common/encoding.h"
+#include "common/file_io.h"
 
 namespace courier::certs {
 
@@ -29,48 +30,6 @@ using namespace std::chrono_literals;
 constexpr auto kClockSkew = 5min;
 constexpr int kServerLeafDays = 825;  // Apple's limit for TLS server certificates
 constexpr auto kRenewBefore = std::chrono::days(30);
-
-Status write_file(const fs::path& path, std::string_view content, mode_t mode) {
-    fs::path tmp = path;
-    tmp += ".tmp." + random_token(4);
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-    if (fd < 0) return internal_error("create " + tmp.string() + ": " + std::strerror(errno));
-    // The umask may have narrowed the mode; never widen beyond `mode`.
-    ::fchmod(fd, mode);
-    const char* p = content.data();
-    size_t left = content.size();
-    while (left > 0) {
-        ssize_t n = ::write(fd, p, left);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            std::string err = std::strerror(errno);
-            ::close(fd);
-            ::unlink(tmp.c_str());
-            return internal_error("write " + tmp.string() + ": " + err);
-        }
-        p += n;
-        left -= static_cast<size_t>(n);
-    }
-    if (::fsync(fd) != 0 || ::close(fd) != 0) {
-        std::string err = std::strerror(errno);
-        ::unlink(tmp.c_str());
-        return internal_error("flush " + tmp.string() + ": " + err);
-    }
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        std::string err = std::strerror(errno);
-        ::unlink(tmp.c_str());
-        return internal_error("rename to " + path.string() + ": " + err);
-    }
-    return Status::ok();
-}
-
-Result<std::string> read_file(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return Result<std::string>(Code::kNotFound, "cannot read " + path.string());
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
 
 Status set_random_serial(X509* x) {
     std::string bytes = random_bytes(16);
@@ -121,10 +80,6 @@ bool is_ip_address(const std::string& s) {
 }
 
 }  // namespace
-
-Status write_private_file(const fs::path& path, std::string_view content) {
-    return write_file(path, content, 0600);
-}
 
 Result<CertificateAuthority> CertificateAuthority::create(const std::string& common_name,
                                                           int days) {

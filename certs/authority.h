@@ -63,7 +63,4 @@ struct ServerTlsFiles {
 Result<ServerTlsFiles> ensure_server_tls(const std::filesystem::path& data_dir,
                                          const std::vector<std::string>& host_names, SysTime now);
 
-// Writes a file created with mode 0600 (atomically: temp file + rename).
-Status write_private_file(const std::filesystem::path& path, std::string_view content);
-
 }  // namespace courier::certs

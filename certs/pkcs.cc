@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "common/encoding.h"
+#include "common/file_io.h"
 
 namespace courier::certs {
 
@@ -175,11 +176,9 @@ Status TrustStore::add(X509* ca) {
 }
 
 Status TrustStore::add_pem_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return invalid("cannot read " + path);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    auto certs = certs_from_pem(ss.str());
+    auto pem = read_file(path);
+    if (!pem) return invalid(pem.status().message());
+    auto certs = certs_from_pem(*pem);
     if (!certs) return invalid(path + ": " + certs.status().message());
     for (const auto& c : *certs) {
         if (Status s = add(c.get()); !s) return s;

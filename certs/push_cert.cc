@@ -9,6 +9,7 @@
 
 #include "certs/pkcs.h"
 #include "common/encoding.h"
+#include "common/plist/plist.h"
 
 namespace courier::certs {
 
@@ -58,27 +59,6 @@ Result<Identity> identity_from_pem(std::string_view pem) {
             id.chain.push_back(std::move(certs[i]));
     }
     return id;
-}
-
-std::string xml_escape(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (char c : s) {
-        switch (c) {
-            case '&':
-                out += "&amp;";
-                break;
-            case '<':
-                out += "&lt;";
-                break;
-            case '>':
-                out += "&gt;";
-                break;
-            default:
-                out += c;
-        }
-    }
-    return out;
 }
 
 Result<std::string> csr_der(std::string_view csr) {
@@ -206,20 +186,12 @@ Result<std::string> make_vendor_signed_request(std::string_view csr_der_or_pem,
     std::string chain(vendor_cert_pem);
     if (!chain.empty() && chain.back() != '\n') chain += '\n';
     chain += apple_chain_pem;
-    std::string plist =
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-        "<!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" "
-        "\"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n"
-        "<plist version=\"1.0\">\n<dict>\n"
-        "\t<key>PushCertCertificateChain</key>\n\t<string>" +
-        xml_escape(chain) +
-        "</string>\n"
-        "\t<key>PushCertRequestCSR</key>\n\t<string>" +
-        base64_encode(*der) +
-        "</string>\n"
-        "\t<key>PushCertSignature</key>\n\t<string>" +
-        base64_encode(*sig) + "</string>\n</dict>\n</plist>\n";
-    return base64_encode(plist);
+    // Apple's portal takes the request as a base64 XML plist.
+    plist::Dict request;
+    request.set("PushCertCertificateChain", chain);
+    request.set("PushCertRequestCSR", base64_encode(*der));
+    request.set("PushCertSignature", base64_encode(*sig));
+    return base64_encode(plist::write_xml(plist::Value(std::move(request))));
 }
 
 Result<Identity> make_self_signed_push_identity(const std::string& topic,

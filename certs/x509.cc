@@ -9,6 +9,7 @@
 #include <ctime>
 
 #include "common/encoding.h"
+#include "common/openssl_error.h"
 
 namespace courier::certs {
 
@@ -23,14 +24,7 @@ PkeyPtr share(EVP_PKEY* key) {
 }
 
 std::string openssl_error() {
-    std::string out;
-    unsigned long e;
-    while ((e = ERR_get_error()) != 0) {
-        char buf[256];
-        ERR_error_string_n(e, buf, sizeof buf);
-        if (!out.empty()) out += "; ";
-        out += buf;
-    }
+    std::string out = openssl_error_text();
     return out.empty() ? "unknown OpenSSL error" : out;
 }
 

@@ -116,7 +116,9 @@ std::string random_uuid() {
            "-" + h.substr(20);
 }
 
-std::string random_token(size_t n) { return hex_encode(random_bytes(n)); }
+std::string random_token(size_t n) {
+    return hex_encode(random_bytes(n));
+}
 
 std::string redact(std::string_view secret) {
     if (secret.empty()) return "(empty)";

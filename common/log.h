@@ -19,7 +19,7 @@ std::string json_escape(const std::string& s);
 // A text log message made safe for one line: control characters (below
 // 0x20, and DEL) become \n, \r, \t or \xHH, so request data (a UDID with a
 // newline and ESC) cannot start a forged line or drive the terminal. The
-// text format applies it to every message (SPEC "logs and browsers").
+// text format applies it to every message (docs/security.md).
 std::string log_escape(std::string_view s);
 
 }  // namespace courier

@@ -96,7 +96,8 @@ std::string label_text(const Labels& labels, const std::string& extra = {}) {
 
 std::string num(double v) {
     if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-    if (v == std::floor(v) && std::fabs(v) < 1e15) return fmt::format("{}", static_cast<int64_t>(v));
+    if (v == std::floor(v) && std::fabs(v) < 1e15)
+        return fmt::format("{}", static_cast<int64_t>(v));
     return fmt::format("{}", v);
 }
 }  // namespace

@@ -14,7 +14,7 @@
 namespace courier {
 
 class Counter {
-public:
+  public:
     void inc(double v = 1) {
         double cur = value_.load(std::memory_order_relaxed);
         while (!value_.compare_exchange_weak(cur, cur + v, std::memory_order_relaxed)) {
@@ -22,12 +22,12 @@ public:
     }
     double value() const { return value_.load(std::memory_order_relaxed); }
 
-private:
+  private:
     std::atomic<double> value_{0};
 };
 
 class Histogram {
-public:
+  public:
     explicit Histogram(std::vector<double> bounds);
     void observe(double v);
     struct Snapshot {
@@ -38,7 +38,7 @@ public:
     };
     Snapshot snapshot() const;
 
-private:
+  private:
     std::vector<double> bounds_;
     std::unique_ptr<std::atomic<uint64_t>[]> buckets_;  // bounds_.size() + 1
     std::atomic<double> sum_{0};
@@ -47,7 +47,7 @@ private:
 using Labels = std::vector<std::pair<std::string, std::string>>;
 
 class Metrics {
-public:
+  public:
     // Series are created on first use and live as long as the registry.
     Counter& counter(const std::string& name, const Labels& labels = {});
     Histogram& histogram(const std::string& name, const Labels& labels = {});
@@ -59,7 +59,7 @@ public:
 
     static std::vector<double> latency_buckets();  // seconds, 0.5 ms … 10 s
 
-private:
+  private:
     static std::string key(const std::string& name, const Labels& labels);
     mutable std::mutex mu_;
     std::map<std::string, std::pair<std::string, std::string>> help_;  // name → (type, text)

@@ -10,7 +10,7 @@
 namespace courier {
 
 // What went wrong, in terms a caller can act on. The HTTP layer maps each
-// code to a status in one place: server::http_status (server/http.h).
+// code to a status in one place: server::http_status (server/http/http.h).
 enum class Code {
     kOk = 0,
     kInvalid,       // malformed or unacceptable input

@@ -1,4 +1,4 @@
-// BindingStore: identity certificate bindings (SPEC "re-binding") and the
+// BindingStore: identity certificate bindings (docs/security.md "Re-binding") and the
 // provenance of identities a token-gated /enroll issued.
 //
 // Follows the storage contract in db/store.h.
@@ -13,7 +13,7 @@
 
 namespace courier::db {
 
-// An identity certificate's relation to a device id (SPEC "re-binding").
+// An identity certificate's relation to a device id (docs/security.md "Re-binding").
 enum class BindingState {
     kActive,      // the device's current identity: accepted
     kPending,     // a re-binding asked for by Authenticate, awaiting approval

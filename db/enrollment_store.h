@@ -39,7 +39,7 @@ struct Enrollment {
     std::optional<SysTime> identity_not_after;  // expiry of the bound identity certificate
     int64_t queued = 0;                         // targets in queued/sent/notnow
     bool facts_truncated = false;  // a fact of the last Authenticate was cut to kMaxFactBytes
-    // The pending push (SPEC "pending push"): the apns-id of a push APNs
+    // The pending push (docs/apns.md "Pending push"): the apns-id of a push APNs
     // answered 200 that the device has not answered yet with a request. It
     // counts only while pending_push_until is in the future.
     std::string pending_push_apns_id;
@@ -58,7 +58,7 @@ struct AuthenticateInput {
     std::string cert_sha256;  // identity certificate to bind (hex); may be empty
     std::optional<SysTime> cert_not_after;
     bool facts_truncated = false;  // the service cut a fact above to kMaxFactBytes
-    // The approval rule (SPEC "re-binding"), decided in the binding's
+    // The approval rule (docs/security.md "Re-binding"), decided in the binding's
     // transaction: when set, a new certificate (not an approved one) binds
     // only if the device's identity was not in use within this period — its
     // active binding's bound_at/last_used, or the time its latest binding was
@@ -68,9 +68,9 @@ struct AuthenticateInput {
     std::optional<std::chrono::seconds> approval_quiet_period;
 };
 // Device facts (serial number, model, names, versions...) are stored up to
-// this many bytes each (SPEC "input limits").
+// this many bytes each (docs/security.md "Input limits").
 constexpr size_t kMaxFactBytes = 1024;
-// A device has at most this many user channels (SPEC "input limits").
+// A device has at most this many user channels (docs/security.md "Input limits").
 constexpr int64_t kMaxUserChannels = 1000;
 struct TokenUpdateInput {
     std::string id, device_id, user_id, type, topic;
@@ -127,7 +127,7 @@ class EnrollmentStore {
     // in.device_id (revoked or superseded since the caller checked it),
     // fails with kConflict and changes nothing: checked in the write's
     // transaction, so a revoke or re-binding that commits first wins and the
-    // old holder's push token is not restored (SPEC "re-binding").
+    // old holder's push token is not restored (docs/security.md "Re-binding").
     virtual Status apply_token_update(const TokenUpdateInput& in, SysTime now) = 0;
     // Unenrolled; pending commands canceled.
     virtual Status apply_checkout(const std::string& id, SysTime now) = 0;

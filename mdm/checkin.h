@@ -10,8 +10,8 @@
 #include <optional>
 #include <string>
 
+#include "common/plist/plist.h"
 #include "common/status.h"
-#include "mdm/plist.h"
 
 namespace courier::mdm {
 
@@ -24,7 +24,7 @@ enum class EnrollmentType {
 };
 const char* enrollment_type_name(EnrollmentType t);
 
-// Who a message is from, resolved per docs/mdm-protocol.md §2.
+// Who a message is from, resolved per docs/device-endpoints.md "How a device proves who it is".
 struct EnrollmentIdentity {
     EnrollmentType type = EnrollmentType::kDevice;
     std::string device_id;  // UDID or EnrollmentID: the device channel's id
@@ -58,10 +58,10 @@ struct DeviceFacts {  // from Authenticate
         device_name, imei, meid;
 };
 
-// A Topic longer than this (SPEC "input limits": device facts are kept to
+// A Topic longer than this (docs/security.md "Input limits": device facts are kept to
 // 1 KiB) makes the message carrying it a 400 and nothing is stored. Topics are
-// push certificate topics, `com.apple.mgmt.` and a short name (SPEC "push
-// certificate fields"): a real device never sends one this long, so it is
+// push certificate topics, `com.apple.mgmt.` and a short name (docs/api.md "Push
+// certificates"): a real device never sends one this long, so it is
 // refused rather than cut (a cut topic would name no certificate anyway).
 constexpr size_t kMaxTopicBytes = 1024;
 

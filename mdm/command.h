@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "common/plist/plist.h"
 #include "common/status.h"
-#include "mdm/plist.h"
 
 namespace courier::mdm {
 
@@ -19,7 +19,7 @@ struct Command {
     std::string plist;  // full envelope: {CommandUUID, Command{RequestType, ...}}
 };
 
-// A CommandUUID the server accepts (SPEC "input limits"): 1–128 characters
+// A CommandUUID the server accepts (docs/security.md "Input limits"): 1–128 characters
 // of A–Z a–z 0–9 . _ : - (so it is safe in a URL path, a log line and XML).
 bool is_valid_command_uuid(std::string_view uuid);
 

@@ -7,8 +7,8 @@
 
 #include <string_view>
 
+#include "common/plist/plist.h"
 #include "common/status.h"
-#include "mdm/plist.h"
 
 namespace courier::mdm {
 
@@ -16,7 +16,7 @@ namespace courier::mdm {
 boost::json::value plist_to_json(const plist::Value& v);
 
 // Parses a JSON body of the admin API, holding it to the rules plists are
-// held to (SPEC "input limits"): a key twice in one object, more than
+// held to (docs/security.md "Input limits"): a key twice in one object, more than
 // 10,000 keys in one object, nesting deeper than 64, or a string or key with
 // a character XML 1.0 forbids (see plist::is_xml_text) is kInvalid with a
 // message naming it; so is anything that is not JSON. Linear in the input.

@@ -1,7 +1,7 @@
 #include "mdm/profile.h"
 
 #include "common/encoding.h"
-#include "mdm/plist.h"
+#include "common/plist/plist.h"
 
 namespace courier::mdm {
 

@@ -1,5 +1,5 @@
 // The enrollment profile (.mobileconfig) a device installs from /enroll:
-// docs/mdm-protocol.md §5. Plain data in, plist bytes out (unsigned; the
+// docs/device-endpoints.md "The enrollment profile". Plain data in, plist bytes out (unsigned; the
 // caller signs it with certs::cms_sign_attached).
 #pragma once
 

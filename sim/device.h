@@ -10,8 +10,8 @@
 #include <optional>
 #include <string>
 
+#include "common/plist/plist.h"
 #include "common/status.h"
-#include "mdm/plist.h"
 
 namespace courier::sim {
 

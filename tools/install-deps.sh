@@ -11,7 +11,7 @@ packages=(
   libcli11-dev libssl-dev libsqlite3-dev sqlite3 libpugixml-dev
   libspdlog-dev libfmt-dev libcurl4-openssl-dev libnghttp2-dev
   libgtest-dev libgmock-dev
-  clang-16 libclang-rt-16-dev
+  clang-16 libclang-rt-16-dev clang-format
   chromium nodejs  # the web console's browser suite (tests/browser/)
 )
 # npm: Debian's package, unless a Node.js build that bundles npm is installed.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the build dependencies, builds Courier twice (release, and
-# ASan+UBSan) and runs every test; then a short libFuzzer run per target.
+# Installs the build dependencies, checks the C++ formatting, builds Courier
+# twice (release, and ASan+UBSan) and runs every test; then a short libFuzzer
+# run per target.
 #   tools/test.sh                 what CI runs (.ci/run)
 #   COURIER_FUZZ_SECONDS=600 tools/test.sh   longer fuzzing
 #   COURIER_SKIP_ASAN=1 / COURIER_SKIP_FUZZ=1   quicker local runs
@@ -10,6 +11,9 @@ root=$PWD
 jobs=$(nproc)
 
 tools/install-deps.sh
+
+echo "== clang-format check"
+tools/check-format.sh
 
 run_suite() {  # build-dir, extra cmake args..., then ctest args after --
   local dir=$1; shift

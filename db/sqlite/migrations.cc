@@ -137,13 +137,13 @@ CREATE INDEX targets_expiring ON targets(enrollment_id, expires_at)
 DROP INDEX IF EXISTS targets_status;
 )sql",
     // 4: device facts are kept to 1 KiB each; the flag says one was cut
-    // (SPEC "input limits"). User channels of a device are counted (at most
+    // (docs/security.md "Input limits"). User channels of a device are counted (at most
     // 1,000) through a partial index holding user channels only.
     R"sql(
 ALTER TABLE enrollments ADD COLUMN facts_truncated INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX enrollments_user_channels ON enrollments(device_id) WHERE user_id <> '';
 )sql",
-    // 5: re-binding (SPEC "re-binding"). A binding has a state; superseded
+    // 5: re-binding (docs/security.md "Re-binding"). A binding has a state; superseded
     // and revoked rows are kept so their certificate never binds again.
     // Rows from before are all active: which of several was the real
     // device's is unknown, and the next binding supersedes them all.
@@ -161,7 +161,7 @@ CREATE TABLE issued_identities (
     issued_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 )sql",
-    // 6: the pending push (SPEC "pending push"): the apns-id of a push APNs
+    // 6: the pending push (docs/apns.md "Pending push"): the apns-id of a push APNs
     // accepted and until when it stands for the device's next wake-up. On
     // the enrollment row, so every node shares it; additive.
     R"sql(

@@ -1,5 +1,5 @@
 // SqliteStore: identity certificate bindings and the provenance of issued
-// identities (SPEC "re-binding").
+// identities (docs/security.md "Re-binding").
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -85,7 +85,7 @@ int64_t clear_device_secrets(Connection& c, const std::string& device_id, SysTim
 
 // When the device's identity was last in use, for the approval rule: the
 // active binding's bound_at/last_used; a revoked binding counts as used when
-// it was revoked (SPEC "re-binding": the ID's current binding).
+// it was revoked (docs/security.md "Re-binding": the ID's current binding).
 std::optional<int64_t> identity_last_used(Connection& c, const std::string& device_id,
                                           const BindPolicy& policy) {
     std::optional<int64_t> used;
@@ -310,7 +310,7 @@ Status SqliteStore::revoke_binding(const std::string& device_id, const std::stri
         std::string cleared;
         if (row->state == BindingState::kActive) {
             // Its holder's push token must not be pushed to any more, nor its
-            // secrets handed on (SPEC "re-binding": as a supersede does).
+            // secrets handed on (docs/security.md "Re-binding": as a supersede does).
             int64_t canceled = sqlite::clear_device_secrets(c, device_id, now);
             cleared = fmt::format(
                 "; bootstrap, unlock and push tokens cleared{}",

@@ -65,6 +65,17 @@ int64_t clamp_limit(int64_t limit) {
 
 namespace {
 
+// One enrollment's secret (`column`: unlock_token or bootstrap_token), absent
+// when NULL; kNotFound without the enrollment.
+Status read_secret(Connection& c, std::string_view column, const std::string& id,
+                   std::optional<std::string>* out) {
+    auto st = c.prepare(fmt::format("SELECT {} FROM enrollments WHERE id = ?1", column));
+    st.bind(id);
+    if (!st.step()) return not_found("no enrollment " + id);
+    if (!st.is_null(0)) *out = st.str(0);
+    return Status::ok();
+}
+
 constexpr const char* kEnrollmentColumns =
     "id, device_id, user_id, type, udid, serial_number, model, model_name, product_name, "
     "os_version, build_version, device_name, imei, meid, topic, push_token, push_magic, "
@@ -149,7 +160,7 @@ Status SqliteStore::apply_authenticate(const AuthenticateInput& in, SysTime now)
 
 namespace {
 
-// SPEC "re-binding": a device request's write lands only while the
+// docs/security.md "Re-binding": a device request's write lands only while the
 // certificate it presented is still the device's active binding, checked in
 // the write's own transaction: a revoke or supersede that committed after the
 // caller's check wins, and the write changes nothing.
@@ -174,7 +185,7 @@ Status SqliteStore::apply_token_update(const TokenUpdateInput& in, SysTime now) 
     return write([&](Connection& c) {
         if (Status b = require_active_binding(c, in.cert_sha256, in.device_id); !b.is_ok())
             return b;
-        if (!in.user_id.empty()) {  // SPEC "input limits": at most kMaxUserChannels
+        if (!in.user_id.empty()) {  // docs/security.md "Input limits": at most kMaxUserChannels
             auto known = c.prepare("SELECT 1 FROM enrollments WHERE id = ?1");
             known.bind(in.id);
             if (!known.step()) {
@@ -324,13 +335,7 @@ Result<std::vector<std::string>> SqliteStore::existing_enrollments(
 
 Result<std::optional<std::string>> SqliteStore::unlock_token(const std::string& id) {
     std::optional<std::string> out;
-    Status s = read([&](Connection& c) {
-        auto st = c.prepare("SELECT unlock_token FROM enrollments WHERE id = ?1");
-        st.bind(id);
-        if (!st.step()) return not_found("no enrollment " + id);
-        if (!st.is_null(0)) out = st.str(0);
-        return Status::ok();
-    });
+    Status s = read([&](Connection& c) { return read_secret(c, "unlock_token", id, &out); });
     if (!s) return s;
     return out;
 }
@@ -354,13 +359,7 @@ Status SqliteStore::set_bootstrap_token(const std::string& id, const std::string
 
 Result<std::optional<std::string>> SqliteStore::bootstrap_token(const std::string& id) {
     std::optional<std::string> out;
-    Status s = read([&](Connection& c) {
-        auto st = c.prepare("SELECT bootstrap_token FROM enrollments WHERE id = ?1");
-        st.bind(id);
-        if (!st.step()) return not_found("no enrollment " + id);
-        if (!st.is_null(0)) out = st.str(0);
-        return Status::ok();
-    });
+    Status s = read([&](Connection& c) { return read_secret(c, "bootstrap_token", id, &out); });
     if (!s) return s;
     return out;
 }

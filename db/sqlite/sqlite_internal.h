@@ -35,7 +35,7 @@ void clear_repush_if_idle(Connection& c, const std::string& id);
 std::optional<DeliveredCommand> pick_next_command(Connection& c, const std::string& id,
                                                   bool include_notnow, SysTime now);
 
-// Binding policy for bind_cert_in (SPEC "re-binding"): with a quiet period, a
+// Binding policy for bind_cert_in (docs/security.md "Re-binding"): with a quiet period, a
 // new certificate binds only when the device's identity was not in use within
 // it (see AuthenticateInput::approval_quiet_period); `last_used` gives a
 // certificate's use not yet flushed (unix seconds, 0 if none).

@@ -254,8 +254,8 @@ Result<std::optional<DeliveredCommand>> SqliteStore::apply_report(const std::str
             if (status == TargetStatus::kNotNow && after_final) {
                 // Canceled or expired meanwhile: the device did not run it.
             } else {
-                // The report is the target's result, a NotNow's too (SPEC
-                // "NotNow result"); the final report replaces it.
+                // The report is the target's result, a NotNow's too (docs/storage.md
+                // "Queue semantics"); the final report replaces it.
                 c.prepare(
                      "UPDATE targets SET status = ?3, updated_at = ?4, result = ?5 "
                      "WHERE enrollment_id = ?1 AND command_seq = ?2")

@@ -10,6 +10,7 @@
 #include "db/sqlite/sqlite_statement.h"
 #include "tests/db/store_fixture.h"
 #include "tests/support/faulty_store.h"
+#include "tests/support/sqlite_query.h"
 
 namespace courier::db {
 namespace {
@@ -29,18 +30,7 @@ class SqliteStoreTest : public ::testing::Test {
 // Runs sql on a separate connection and returns the first column of the
 // first row as text.
 std::string query(const fs::path& path, const std::string& sql) {
-    sqlite3* db = nullptr;
-    EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    sqlite3_stmt* st = nullptr;
-    std::string out;
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW) {
-        const unsigned char* t = sqlite3_column_text(st, 0);
-        out = t ? reinterpret_cast<const char*>(t) : "";
-    }
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return out;
+    return test::sqlite_query(path, sql);
 }
 
 unsigned mode_of(const fs::path& p) {

@@ -52,20 +52,11 @@ TEST_P(StoreTest, TokenUpdateBindsNothing) {
     EXPECT_TRUE(store_->bindings("UDID-1")->empty());
 }
 
-// SPEC "re-binding": a binding that takes effect supersedes the old one and
+// docs/security.md "Re-binding": a binding that takes effect supersedes the old one and
 // clears the secrets stored for the id.
 TEST_P(StoreTest, ABindingSupersedesTheOldOneAndClearsTheDevicesSecrets) {
     const std::string old_cert(64, 'a'), new_cert(64, 'b');
-    auto in = auth_input("UDID-1");
-    in.cert_sha256 = old_cert;
-    ASSERT_TRUE(store_->apply_authenticate(in, now()));
-    auto tu = token_input("UDID-1", "UDID-1");
-    tu.unlock_token = "UNLOCK";
-    ASSERT_TRUE(store_->apply_token_update(tu, now()));
-    ASSERT_TRUE(store_->set_bootstrap_token("UDID-1", "BOOTSTRAP", ""));
-    auto user = token_input("UDID-1:USER-1", "UDID-1");
-    user.user_id = "USER-1";
-    ASSERT_TRUE(store_->apply_token_update(user, now()));
+    ASSERT_NO_FATAL_FAILURE(enroll_with_secrets(old_cert));
     ASSERT_TRUE(store_->apply_token_update(token_input("UDID-2", "UDID-2"), now()));
     ASSERT_TRUE(store_->set_bootstrap_token("UDID-2", "OTHER-BOOTSTRAP", ""));
 
@@ -79,8 +70,7 @@ TEST_P(StoreTest, ABindingSupersedesTheOldOneAndClearsTheDevicesSecrets) {
     EXPECT_EQ(new_b.state, BindingState::kActive);
     EXPECT_EQ(new_b.not_after, kT0 + std::chrono::days(9));
     EXPECT_EQ(store_->active_binding("UDID-1")->value().cert_sha256, new_cert);
-    EXPECT_FALSE(store_->bootstrap_token("UDID-1")->has_value());
-    EXPECT_FALSE(store_->unlock_token("UDID-1")->has_value());
+    expect_no_secrets("UDID-1");
     for (const char* id : {"UDID-1", "UDID-1:USER-1"}) {
         auto e = store_->enrollment(id);
         ASSERT_TRUE(e.is_ok());
@@ -94,6 +84,7 @@ TEST_P(StoreTest, ABindingSupersedesTheOldOneAndClearsTheDevicesSecrets) {
     // The superseded certificate never binds again, here or elsewhere.
     EXPECT_EQ(store_->bind_cert(old_cert, "UDID-1", std::nullopt, now()).code(), Code::kConflict);
     EXPECT_EQ(store_->bind_cert(old_cert, "UDID-3", std::nullopt, now()).code(), Code::kConflict);
+    auto in = auth_input("UDID-1");
     in.cert_sha256 = old_cert;
     EXPECT_EQ(store_->apply_authenticate(in, now()).code(), Code::kConflict);
     EXPECT_EQ(store_->active_binding("UDID-1")->value().cert_sha256, new_cert);
@@ -200,23 +191,13 @@ TEST_P(StoreTest, RevokedBindingIsKeptAndNeverBindsAgain) {
 // nothing is pushed to the revoked holder's token any more.
 TEST_P(StoreTest, RevokingTheActiveBindingClearsTheDevicesSecrets) {
     const std::string cert(64, 'a');
-    auto in = auth_input("UDID-1");
-    in.cert_sha256 = cert;
-    ASSERT_TRUE(store_->apply_authenticate(in, now()));
-    auto tu = token_input("UDID-1", "UDID-1");
-    tu.unlock_token = "UNLOCK";
-    ASSERT_TRUE(store_->apply_token_update(tu, now()));
-    ASSERT_TRUE(store_->set_bootstrap_token("UDID-1", "BOOTSTRAP", ""));
-    auto user = token_input("UDID-1:USER-1", "UDID-1");
-    user.user_id = "USER-1";
-    ASSERT_TRUE(store_->apply_token_update(user, now()));
+    ASSERT_NO_FATAL_FAILURE(enroll_with_secrets(cert));
     enroll("UDID-2");
     std::string uuid = enqueue({"UDID-1", "UDID-1:USER-1", "UDID-2"});
     ASSERT_TRUE(store_->schedule_repush("UDID-1", now() + 60s, 1));
 
     ASSERT_TRUE(store_->revoke_binding("UDID-1", cert, now()));
-    EXPECT_FALSE(store_->bootstrap_token("UDID-1")->has_value());
-    EXPECT_FALSE(store_->unlock_token("UDID-1")->has_value());
+    expect_no_secrets("UDID-1");
     for (const char* id : {"UDID-1", "UDID-1:USER-1"}) {
         auto e = store_->enrollment(id);
         ASSERT_TRUE(e.is_ok());

@@ -83,6 +83,26 @@ class StoreTest : public ::testing::TestWithParam<Impl> {
         ASSERT_TRUE(store_->apply_authenticate(auth_input(udid), now()));
         ASSERT_TRUE(store_->apply_token_update(token_input(udid, udid), now()));
     }
+    // UDID-1 authenticated with `cert_sha256`, with the secrets a binding
+    // change clears: an unlock token, a bootstrap token, a user channel
+    // (UDID-1:USER-1).
+    void enroll_with_secrets(const std::string& cert_sha256) {
+        auto in = auth_input("UDID-1");
+        in.cert_sha256 = cert_sha256;
+        ASSERT_TRUE(store_->apply_authenticate(in, now()));
+        auto tu = token_input("UDID-1", "UDID-1");
+        tu.unlock_token = "UNLOCK";
+        ASSERT_TRUE(store_->apply_token_update(tu, now()));
+        ASSERT_TRUE(store_->set_bootstrap_token("UDID-1", "BOOTSTRAP", ""));
+        auto user = token_input("UDID-1:USER-1", "UDID-1");
+        user.user_id = "USER-1";
+        ASSERT_TRUE(store_->apply_token_update(user, now()));
+    }
+    // Neither a bootstrap token nor an unlock token is kept for `id`.
+    void expect_no_secrets(const std::string& id) {
+        EXPECT_FALSE(store_->bootstrap_token(id)->has_value()) << id;
+        EXPECT_FALSE(store_->unlock_token(id)->has_value()) << id;
+    }
     std::string enqueue(const std::vector<std::string>& targets,
                         const std::string& type = "DeviceInformation",
                         std::optional<SysTime> expires = std::nullopt) {

@@ -109,7 +109,7 @@ TEST_P(StoreTest, TokenUpdateMakesUndeliveredCommandsDueAtOnce) {
     EXPECT_EQ((*due)[0].attempts, 0);
 }
 
-// ---- Pending push (SPEC "pending push") -------------------------------------
+// ---- Pending push (docs/apns.md "Pending push") -------------------------------------
 
 PushOutcomeRecord accepted_push(const std::string& id, const std::string& apns_id, SysTime at,
                                 SysTime until) {

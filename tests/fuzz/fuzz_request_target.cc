@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "server/http.h"
+#include "server/http/http.h"
 
 using courier::server::Request;
 using courier::server::Response;

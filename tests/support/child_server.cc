@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "certs/authority.h"
+#include "tests/support/test_apns.h"
 #include "tests/support/test_certs.h"
 
 namespace courier::test {
@@ -18,27 +19,14 @@ std::unique_ptr<ChildServer> ChildServer::create(const std::filesystem::path& di
     std::unique_ptr<ChildServer> c(new ChildServer());
     c->dir_ = dir;
     c->data_ = dir / "data";
-    auto ca = make_test_ca("Fake APNs CA");
-    auto leaf = ca.issue(certs::IssueOptions{.common_name = "127.0.0.1",
-                                             .dns_names = {"localhost"},
-                                             .ip_addresses = {"127.0.0.1"},
-                                             .server_auth = true});
-    if (!leaf.is_ok()) {
-        *error = leaf.status().to_string();
-        return nullptr;
-    }
-    apns::FakeApnsOptions fo;
-    fo.cert_pem = certs::cert_to_pem(leaf->cert.get()) + certs::cert_to_pem(ca.cert());
-    fo.key_pem = certs::key_to_pem(leaf->key.get());
-    auto fake = apns::FakeApns::start(fo);
+    c->apns_ca_ = dir / "apns-ca.pem";
+    auto fake = start_test_apns(c->apns_ca_);
     if (!fake.is_ok()) {
         *error = "fake APNs: " + fake.status().to_string();
         return nullptr;
     }
     c->apns_ = std::move(*fake);
-    c->apns_ca_ = dir / "apns-ca.pem";
     c->apns_url_ = c->apns_->base_url();
-    std::ofstream(c->apns_ca_) << certs::cert_to_pem(ca.cert());
     return c;
 }
 

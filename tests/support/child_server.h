@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "apns/fake_apns.h"
+#include "apns/fake/fake_apns.h"
 #include "sim/device.h"
 #include "tests/support/http_client.h"
 #include "tests/support/process.h"

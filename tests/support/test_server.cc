@@ -7,44 +7,24 @@
 
 #include "certs/pkcs.h"
 #include "common/encoding.h"
-#include "mdm/plist.h"
+#include "common/file_io.h"
+#include "common/plist/plist.h"
+#include "tests/support/test_apns.h"
 
 namespace courier::test {
-
-namespace {
-std::string read_file(const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-}  // namespace
 
 std::unique_ptr<TestServer> TestServer::start(const TestServerOptions& opts, std::string* error) {
     std::unique_ptr<TestServer> t(new TestServer());
     t->opts_ = opts;
 
     // The fake APNs: TLS from a throwaway CA the server is told to trust.
-    auto ca = make_test_ca("Fake APNs CA");
-    auto leaf = ca.issue(certs::IssueOptions{.common_name = "127.0.0.1",
-                                             .dns_names = {"localhost"},
-                                             .ip_addresses = {"127.0.0.1"},
-                                             .server_auth = true});
-    if (!leaf.is_ok()) {
-        *error = leaf.status().to_string();
-        return nullptr;
-    }
-    apns::FakeApnsOptions fo;
-    fo.cert_pem = certs::cert_to_pem(leaf->cert.get()) + certs::cert_to_pem(ca.cert());
-    fo.key_pem = certs::key_to_pem(leaf->key.get());
-    auto fake = apns::FakeApns::start(fo);
+    t->apns_ca_file_ = t->dir_.path() / "apns-ca.pem";
+    auto fake = start_test_apns(t->apns_ca_file_);
     if (!fake.is_ok()) {
         *error = "fake APNs: " + fake.status().to_string();
         return nullptr;
     }
     t->apns_ = std::move(*fake);
-    t->apns_ca_file_ = t->dir_.path() / "apns-ca.pem";
-    std::ofstream(t->apns_ca_file_) << certs::cert_to_pem(ca.cert());
 
     server::Config cfg;
     cfg.listen = "127.0.0.1:0";
@@ -101,6 +81,10 @@ std::string TestServer::ca_file() const {
     return app_->tls_ca_file().string();
 }
 
+client::Endpoint TestServer::admin_endpoint() const {
+    return client::Endpoint{https_url(), app_->api_key(), ca_file()};
+}
+
 HttpResult TestServer::api(const std::string& method, const std::string& path,
                            const std::string& body, std::vector<std::string> headers) {
     headers.push_back("Authorization: Bearer " + app_->api_key());
@@ -120,7 +104,7 @@ Result<TestServer::Enrolled> TestServer::fetch_profile(const std::string& query)
     auto content = certs::cms_attached_content(r.body);
     if (!content.is_ok()) return invalid("profile signature: " + content.status().message());
     // The signer must be the server's TLS identity, issued by its CA.
-    auto ca = certs::cert_from_pem(read_file(ca_file()));
+    auto ca = certs::cert_from_pem(read_file(ca_file()).value());
     if (!ca.is_ok()) return ca.status();
     auto profile = plist::parse_dict(*content);
     if (!profile.is_ok()) return profile.status();

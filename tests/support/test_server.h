@@ -7,8 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "apns/fake_apns.h"
-#include "server/app.h"
+#include "apns/fake/fake_apns.h"
+#include "server/app/app.h"
+#include "server/client/admin_client.h"
 #include "sim/device.h"
 #include "tests/support/faulty_store.h"
 #include "tests/support/http_client.h"
@@ -47,7 +48,10 @@ class TestServer {
     // With TestServerOptions::faulty_store: the decorator around the store.
     db::FaultyStore* faulty() { return faulty_; }
 
-    // An admin API call over HTTPS with the API key (Bearer).
+    // Where the admin API is, for client::AdminClient (server/client/).
+    client::Endpoint admin_endpoint() const;
+    // An admin API call over HTTPS with the API key (Bearer), with the
+    // answer's headers (tests/support/http_client.h).
     HttpResult api(const std::string& method, const std::string& path, const std::string& body = {},
                    std::vector<std::string> headers = {});
 

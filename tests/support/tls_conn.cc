@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <csignal>
 
+#include "common/openssl_error.h"
+
 namespace courier::test {
 
 int tcp_connect(uint16_t port, const std::string& from) {
@@ -37,14 +39,7 @@ int tcp_connect(uint16_t port, const std::string& from) {
 
 namespace {
 std::string ssl_errors() {
-    std::string out;
-    while (unsigned long e = ERR_get_error()) {
-        char buf[256];
-        ERR_error_string_n(e, buf, sizeof buf);
-        if (!out.empty()) out += "; ";
-        out += buf;
-    }
-    return out;
+    return openssl_error_text();
 }
 }  // namespace
 

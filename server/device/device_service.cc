@@ -1,0 +1,426 @@
+#include "server/device/device_service.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "apns/push_service.h"
+#include "common/encoding.h"
+#include "mdm/checkin.h"
+
+namespace courier::server {
+
+namespace {
+const char kCommandContentType[] = "application/xml";
+
+Response command_response(const db::DeliveredCommand& cmd) {
+    Response r = Response::plist(cmd.plist);
+    r.headers["Content-Type"] = kCommandContentType;
+    return r;
+}
+
+// The superseded-identity alarm (log, timeline, webhook): once an hour per
+// certificate at most; the counter counts every use.
+constexpr std::chrono::hours kAlarmInterval{1};
+
+std::string declarations_token() {
+    return "courier-empty-1";
+}
+
+// Keeps the first db::kMaxFactBytes of a device fact, cut on a UTF-8
+// character boundary; sets *cut when it cut anything.
+std::string fact(const std::string& s, bool* cut) {
+    if (s.size() <= db::kMaxFactBytes) return s;
+    *cut = true;
+    size_t n = db::kMaxFactBytes;
+    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xc0) == 0x80) --n;
+    return s.substr(0, n);
+}
+}  // namespace
+
+DeviceService::DeviceService(const Stores& stores, DeviceAuthenticator& auth,
+                             apns::PushService* push, const Clock& clock, Metrics& metrics)
+    : enrollments_(stores.enrollments),
+      bindings_(stores.bindings),
+      queue_(stores.queue),
+      push_certs_(stores.push_certs),
+      read_scopes_(stores.read_scopes),
+      auth_(auth),
+      push_(push),
+      clock_(clock),
+      metrics_(metrics) {
+    metrics_.help("courier_checkins_total", "counter", "device messages by message type");
+    metrics_.help("courier_commands_total", "counter",
+                  "command targets by the status they reached (queued, sent, acknowledged, ...)");
+    metrics_.help("courier_superseded_identity_total", "counter",
+                  "requests presenting a superseded or revoked identity certificate (a takeover "
+                  "signature, SPEC re-binding)");
+    metrics_.counter("courier_superseded_identity_total");
+}
+
+Response DeviceService::refuse(const Request& req, const std::string& who, const std::string& why) {
+    spdlog::warn("device request refused: {} {} from {} ({}): {}", req.method, req.path,
+                 req.remote_address, who.empty() ? "unknown device" : who, why);
+    metrics_.counter("courier_device_refusals_total").inc();
+    Response r = Response::error(400, why);
+    r.log_enrollment = who;
+    return r;
+}
+
+Response DeviceService::retired_answer() {
+    Response r = Response::json(
+        403,
+        R"({"code":"com.apple.unrecognized.device","description":"This device was retired by its administrator.","message":"This device is no longer managed by this organization."})");
+    return r;
+}
+
+Response DeviceService::superseded_use(const Request& req, const db::Binding& b,
+                                       const std::string& claimed_id, SysTime now) {
+    metrics_.counter("courier_superseded_identity_total").inc();
+    Response refusal = refuse(req, claimed_id,
+                              b.state == db::BindingState::kRevoked
+                                  ? "identity certificate was revoked by an administrator"
+                                  : "identity certificate was superseded by a later enrollment");
+    if (b.alarm_at && now - *b.alarm_at < kAlarmInterval) return refusal;  // alarmed this hour
+    auto noted = bindings_.note_superseded_use(b.cert_sha256, now);
+    if (!noted.is_ok() || !*noted) return refusal;
+    spdlog::warn(
+        "{} identity certificate sha256:{}… of device {} presented again by {} for {}: a "
+        "takeover, or the device's old holder (refused; alarmed at most once an hour)",
+        db::binding_state_name(b.state), b.cert_sha256.substr(0, 16), b.device_id,
+        req.remote_address, claimed_id);
+    // Hook: the courier.identity.superseded webhook event (docs/security.md "Re-binding")
+    // goes here, on the same once-an-hour schedule as this log line.
+    return refusal;
+}
+
+std::optional<Response> DeviceService::require_binding(const Request& req, const std::string& id,
+                                                       const std::string& device_id,
+                                                       const DeviceCredential& cred,
+                                                       bool writes_allowed, bool* defer) {
+    *defer = false;
+    auto b = bindings_.binding(cred.cert_sha256);
+    if (!b.is_ok()) return status_response(b.status(), "store", Audience::kDevice);
+    if (!b->has_value())
+        return refuse(req, id, "certificate is not bound to this enrollment (Authenticate first)");
+    const db::Binding& bound = **b;
+    const auto now = clock_.now();
+    if (bound.state == db::BindingState::kSuperseded || bound.state == db::BindingState::kRevoked) {
+        bool alarm_due = !bound.alarm_at || now - *bound.alarm_at >= kAlarmInterval;
+        if (!writes_allowed && alarm_due) {
+            *defer = true;  // the alarm is a write: a worker does it
+            return std::nullopt;
+        }
+        return superseded_use(req, bound, id, now);
+    }
+    if (bound.device_id != device_id)
+        return refuse(req, id, "certificate is bound to another enrollment");
+    if (bound.state != db::BindingState::kActive)
+        return refuse(req, id,
+                      "certificate is not bound to this enrollment yet: its re-binding awaits an "
+                      "administrator's approval, then Authenticate");
+    bindings_.touch_binding(cred.cert_sha256, now);
+    return std::nullopt;
+}
+
+std::optional<Response> DeviceService::admit_authenticate(const Request& req, const std::string& id,
+                                                          const std::string& device_id,
+                                                          const DeviceCredential& cred,
+                                                          SysTime now) {
+    auto b = bindings_.binding(cred.cert_sha256);
+    if (!b.is_ok()) return status_response(b.status(), "store", Audience::kDevice);
+    if (b->has_value()) {
+        const db::Binding& row = **b;
+        if (row.state == db::BindingState::kSuperseded || row.state == db::BindingState::kRevoked)
+            return superseded_use(req, row, id, now);
+        if (row.device_id != device_id)
+            return refuse(req, id,
+                          "a bound certificate cannot move: it is bound to another "
+                          "enrollment");
+        if (row.state == db::BindingState::kActive) return std::nullopt;
+    }
+    // A binding to make (new certificate, or a pending/approved re-binding).
+    if (!policy_.enroll_open && cred.enrollment_ca) {
+        auto token = bindings_.issued_with_token(cred.cert_sha256);
+        if (!token.is_ok()) return status_response(token.status(), "store", Audience::kDevice);
+        if (!token->has_value())
+            return refuse(req, id,
+                          "enrollment needs a token: this identity was not issued by a "
+                          "token-gated /enroll");
+    }
+    // The approval rule (open enrollment, an identity from the built-in CA)
+    // is decided by apply_authenticate in the binding's transaction.
+    return std::nullopt;
+}
+
+Response DeviceService::handle(Request& req, bool command_channel) {
+    return *process(req, command_channel, true);
+}
+
+std::optional<Response> DeviceService::handle_idle_without_writes(Request& req) {
+    if (req.body.size() > kInlineBodyMax) return std::nullopt;  // to a worker
+    auto scope = read_scopes_.read_scope();  // its three reads in one transaction
+    return process(req, true, false);
+}
+
+std::optional<Response> DeviceService::process(Request& req, bool command_channel,
+                                               bool writes_allowed) {
+    auto cred = auth_.authenticate(req);
+    if (!cred.is_ok()) return refuse(req, "", cred.status().message());
+
+    auto decoded = mdm::decode_device_message(req.body);
+    if (!decoded.is_ok()) {
+        if (decoded.status().code() == Code::kTooLarge)
+            return Response::error(413, decoded.status().message());
+        return refuse(req, "", decoded.status().message());
+    }
+    if (!writes_allowed &&
+        (decoded->checkin || decoded->report->status != mdm::ReportStatus::kIdle))
+        return std::nullopt;
+    const auto& ident = decoded->checkin ? decoded->checkin->identity : decoded->report->identity;
+    const std::string id = ident.enrollment_id();
+    const std::string& device_id = ident.device_id;
+    const auto now = clock_.now();
+
+    auto existing = enrollments_.enrollment(id);
+    if (!existing.is_ok() && existing.status().code() != Code::kNotFound)
+        return status_response(existing.status(), "store", Audience::kDevice);
+    if (existing.is_ok() && existing->state == db::EnrollmentState::kRetired) {
+        spdlog::info("retired device {} answered with com.apple.unrecognized.device", id);
+        return retired_answer();
+    }
+
+    if (decoded->checkin) {
+        auto& msg = *decoded->checkin;
+        metrics_
+            .counter("courier_checkins_total", {{"message_type", mdm::message_type_name(msg.type)}})
+            .inc();
+        // Only Authenticate binds; everything else needs the active binding.
+        if (msg.type == mdm::MessageType::kAuthenticate) {
+            if (auto refusal = admit_authenticate(req, id, device_id, *cred, now)) return refusal;
+        } else {
+            bool defer = false;
+            if (auto refusal = require_binding(req, id, device_id, *cred, true, &defer))
+                return refusal;
+            // Seen before the message's transaction (a TokenUpdate clears the
+            // pending push there), so a push outcome recorded after it finds
+            // the touch (docs/apns.md "Pending push"). In memory only.
+            enrollments_.touch_last_seen({id}, clock_.now_ms());
+        }
+        Status st;
+        Response answer = Response::empty(200);
+        switch (msg.type) {
+            case mdm::MessageType::kAuthenticate: {
+                auto before = bindings_.active_binding(device_id);
+                db::AuthenticateInput in;
+                in.id = id;
+                in.device_id = device_id;
+                in.user_id = ident.user_id;
+                in.type = mdm::enrollment_type_name(ident.type);
+                in.topic = msg.topic;
+                if (ident.type == mdm::EnrollmentType::kDevice ||
+                    ident.type == mdm::EnrollmentType::kUser ||
+                    ident.type == mdm::EnrollmentType::kSharedIPad)
+                    in.udid = device_id;
+                bool& cut = in.facts_truncated;  // docs/security.md "Input limits": 1 KiB each
+                in.serial_number = fact(msg.facts.serial_number, &cut);
+                in.model = fact(msg.facts.model, &cut);
+                in.model_name = fact(msg.facts.model_name, &cut);
+                in.product_name = fact(msg.facts.product_name, &cut);
+                in.os_version = fact(msg.facts.os_version, &cut);
+                in.build_version = fact(msg.facts.build_version, &cut);
+                in.device_name = fact(msg.facts.device_name, &cut);
+                in.imei = fact(msg.facts.imei, &cut);
+                in.meid = fact(msg.facts.meid, &cut);
+                if (cut) spdlog::warn("Authenticate from {}: device facts cut to 1 KiB each", id);
+                in.cert_sha256 = cred->cert_sha256;
+                in.cert_not_after = cred->not_after;
+                if (policy_.enroll_open && cred->enrollment_ca)
+                    in.approval_quiet_period = policy_.quiet_period;
+                st = enrollments_.apply_authenticate(in, now);
+                if (st.is_ok()) bindings_.touch_binding(cred->cert_sha256, now);
+                if (st.is_ok() && before.is_ok() && before->has_value() &&
+                    (*before)->cert_sha256 != cred->cert_sha256)
+                    spdlog::warn(
+                        "device {} re-binds to a new identity certificate sha256:{}… from {}: "
+                        "sha256:{}… superseded, bootstrap, unlock and push tokens cleared",
+                        device_id, cred->cert_sha256.substr(0, 16), req.remote_address,
+                        (*before)->cert_sha256.substr(0, 16));
+                if (st.code() == Code::kConflict) return refuse(req, id, st.message());
+                if (st.code() == Code::kForbidden) {  // needs an administrator's approval
+                    auto s = bindings_.request_binding(cred->cert_sha256, device_id,
+                                                       cred->not_after, now);
+                    if (s.code() == Code::kTooLarge) return refuse(req, id, s.message());
+                    if (!s.is_ok() && s.code() != Code::kConflict)
+                        return status_response(s, "store", Audience::kDevice);
+                    spdlog::warn(
+                        "device {} asked to re-bind to a new identity sha256:{}… from {}: {}; "
+                        "pending an administrator's approval",
+                        device_id, cred->cert_sha256.substr(0, 16), req.remote_address,
+                        st.message());
+                    return refuse(req, id,
+                                  "this device id is bound to another identity that was in use "
+                                  "recently: the re-binding is pending an administrator's "
+                                  "approval (POST /v1/devices/" +
+                                      device_id + "/bindings/" + cred->cert_sha256 + "/approve)");
+                }
+                break;
+            }
+            case mdm::MessageType::kTokenUpdate: {
+                db::TokenUpdateInput in;
+                in.id = id;
+                in.device_id = device_id;
+                in.user_id = ident.user_id;
+                in.type = mdm::enrollment_type_name(ident.type);
+                in.topic = msg.topic;
+                in.push_token = msg.token;
+                in.push_magic = msg.push_magic;
+                in.unlock_token = msg.unlock_token;
+                in.awaiting_configuration = msg.awaiting_configuration;
+                in.cert_not_after = cred->not_after;
+                // Re-checked in the write's transaction: a revoke or re-binding
+                // since require_binding wins (kConflict, nothing changed).
+                in.cert_sha256 = cred->cert_sha256;
+                if (!msg.topic.empty()) {
+                    auto pc = push_certs_.active_push_cert(msg.topic);
+                    if (pc.is_ok() && !pc->has_value())
+                        spdlog::warn(
+                            "TokenUpdate from {} names topic {} which has no push "
+                            "certificate: no push can reach it",
+                            id, msg.topic);
+                }
+                // Beyond kMaxUserChannels no new user channel (checked in the
+                // store's transaction): 400.
+                st = enrollments_.apply_token_update(in, now);
+                if (st.code() == Code::kTooLarge || st.code() == Code::kConflict)
+                    return refuse(req, id, st.message());
+                if (st.is_ok() && push_) {
+                    auto pending = queue_.has_pending(id, now);
+                    if (pending.is_ok() && *pending) push_->push(id, [](const auto&) {});
+                }
+                break;
+            }
+            case mdm::MessageType::kCheckOut:
+                st = enrollments_.apply_checkout(id, now);
+                break;
+            case mdm::MessageType::kSetBootstrapToken:
+                st = enrollments_.set_bootstrap_token(device_id, msg.bootstrap_token.value_or(""),
+                                                      cred->cert_sha256);
+                if (st.code() == Code::kConflict) return refuse(req, id, st.message());
+                break;
+            case mdm::MessageType::kGetBootstrapToken: {
+                auto tok = enrollments_.bootstrap_token(device_id);
+                if (!tok.is_ok()) return status_response(tok.status(), "store", Audience::kDevice);
+                if (tok->has_value() && !(*tok)->empty()) {
+                    plist::Dict d;
+                    d.set("BootstrapToken", plist::Data{**tok});
+                    answer = Response::plist(plist::write_xml(plist::Value(std::move(d))));
+                }
+                break;
+            }
+            case mdm::MessageType::kUserAuthenticate:
+                // Courier does not manage macOS user channels beyond their
+                // TokenUpdate: decline the user (protocol doc §1).
+                answer = Response::empty(410);
+                break;
+            case mdm::MessageType::kDeclarativeManagement:
+                if (msg.endpoint == "tokens") {
+                    answer = Response::json(200, R"({"SyncTokens":{"DeclarationsToken":")" +
+                                                     declarations_token() +
+                                                     R"(","Timestamp":"2026-01-01T00:00:00Z"}})");
+                } else if (msg.endpoint == "declaration-items") {
+                    answer = Response::json(
+                        200,
+                        R"({"Declarations":{"Activations":[],"Assets":[],"Configurations":[],"Management":[]},"DeclarationsToken":")" +
+                            declarations_token() + R"("})");
+                } else if (msg.endpoint == "status") {
+                    answer = Response::empty(200);
+                } else {
+                    answer = Response::error(404, "no such declaration");
+                }
+                break;
+            case mdm::MessageType::kGetToken:
+                return refuse(req, id, "GetToken is not supported by this server");
+        }
+        if (!st.is_ok()) {
+            spdlog::error("{} for {}: {}", mdm::message_type_name(msg.type), id, st.to_string());
+            return status_response(st, {}, Audience::kDevice);
+        }
+        if (msg.type == mdm::MessageType::kAuthenticate)
+            enrollments_.touch_last_seen({id}, clock_.now_ms());
+        answer.log_enrollment = id;
+        return answer;
+    }
+
+    // Command report.
+    auto& rep = *decoded->report;
+    bool defer = false;
+    if (auto refusal = require_binding(req, id, device_id, *cred, writes_allowed, &defer))
+        return refusal;
+    if (defer) return std::nullopt;
+    if (!existing.is_ok()) return refuse(req, id, "no enrollment " + id + " (Authenticate first)");
+    // Seen before the transaction that reads the queue (and clears the
+    // pending push): a push outcome recorded after that transaction, even in
+    // the same write batch, finds the touch and leaves no mark (docs/apns.md
+    // "Pending push"). In memory only: the read-only Idle stays free of writes.
+    enrollments_.touch_last_seen({id}, clock_.now_ms());
+    // Only the command channel's answer is read as a command: an Idle that
+    // arrives on the check-in channel gets an empty 200 and hands nothing out.
+    if (!command_channel && rep.status == mdm::ReportStatus::kIdle) {
+        Response r = Response::empty(200);
+        r.log_enrollment = id;
+        return r;
+    }
+
+    Result<std::optional<db::DeliveredCommand>> next = std::optional<db::DeliveredCommand>{};
+    if (rep.status == mdm::ReportStatus::kIdle) {
+        auto pending = queue_.has_pending(id, now);
+        if (!pending.is_ok()) return status_response(pending.status(), "store", Audience::kDevice);
+        // A pending push is cleared in the transaction that reads the queue
+        // (docs/apns.md "Pending push"); only an Idle that finds one set writes.
+        bool clear_push = existing->push_pending_at(now);
+        if ((*pending || clear_push) && !writes_allowed) return std::nullopt;  // a write
+        metrics_.counter("courier_checkins_total", {{"message_type", "Idle"}}).inc();
+        if (*pending || clear_push) next = queue_.next_command(id, true, now);
+    } else {
+        metrics_
+            .counter("courier_checkins_total",
+                     {{"message_type", mdm::report_status_name(rep.status)}})
+            .inc();
+        db::TargetStatus ts = db::TargetStatus::kAcknowledged;
+        switch (rep.status) {
+            case mdm::ReportStatus::kAcknowledged:
+                ts = db::TargetStatus::kAcknowledged;
+                break;
+            case mdm::ReportStatus::kError:
+                ts = db::TargetStatus::kError;
+                break;
+            case mdm::ReportStatus::kCommandFormatError:
+                ts = db::TargetStatus::kCommandFormatError;
+                break;
+            case mdm::ReportStatus::kNotNow:
+                ts = db::TargetStatus::kNotNow;
+                break;
+            case mdm::ReportStatus::kIdle:
+                break;
+        }
+        next = queue_.apply_report(id, rep.command_uuid, ts, req.body, now);
+        if (next.is_ok())
+            metrics_.counter("courier_commands_total", {{"status", db::target_status_name(ts)}})
+                .inc();
+        if (!next.is_ok() && next.status().code() == Code::kNotFound) {
+            spdlog::warn("{} reported {} for unknown command {}; answering as Idle", id,
+                         mdm::report_status_name(rep.status), rep.command_uuid);
+            next = queue_.next_command(id, true, now);
+        }
+    }
+    if (!next.is_ok()) {
+        spdlog::error("command channel for {}: {}", id, next.status().to_string());
+        return status_response(next.status(), "store", Audience::kDevice);
+    }
+    if (next->has_value()) metrics_.counter("courier_commands_total", {{"status", "sent"}}).inc();
+    Response r = next->has_value() ? command_response(**next) : Response::empty(200);
+    r.log_enrollment = id;
+    return r;
+}
+
+}  // namespace courier::server
