@@ -16,6 +16,7 @@
 //   EnrollmentTokenStore  db/enrollment_token_store.h  /enroll tokens
 //   StoreHealth           db/store_health.h          ping
 //   ReadScopes            db/read_scope.h            one read transaction per request
+//   WebhookStore          db/webhook_store.h         webhook destinations, outbox, deliveries
 // The roles share one database: a transaction of one role sees what another
 // role committed, and a read scope covers the reads of every role of the
 // same Store object.
@@ -34,6 +35,7 @@
 #include "db/push_store.h"
 #include "db/read_scope.h"
 #include "db/store_health.h"
+#include "db/webhook_store.h"
 
 namespace courier::db {
 
@@ -44,7 +46,8 @@ class Store : public StoreHealth,
               public CommandQueue,
               public PushCertStore,
               public PushStore,
-              public EnrollmentTokenStore {
+              public EnrollmentTokenStore,
+              public WebhookStore {
   public:
     ~Store() override = default;
 };

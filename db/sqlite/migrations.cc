@@ -9,7 +9,7 @@ namespace {
 
 // migrations[i] takes the schema from version i to version i + 1. Append
 // only: a shipped entry is never edited. Times are Unix seconds (INTEGER).
-constexpr std::array<const char*, 6> kMigrations = {
+constexpr std::array<const char*, 7> kMigrations = {
     R"sql(
 CREATE TABLE enrollments (
     id TEXT PRIMARY KEY,
@@ -167,6 +167,55 @@ CREATE TABLE issued_identities (
     R"sql(
 ALTER TABLE enrollments ADD COLUMN pending_push_apns_id TEXT;
 ALTER TABLE enrollments ADD COLUMN pending_push_until INTEGER;
+)sql",
+    // 7: webhooks (SPEC "Webhooks"): destinations, the outbox of events
+    // (written in their cause's transaction), one delivery per destination
+    // and event (claimed with a lease), the keys of once-only events, and
+    // each enrollment's TokenUpdate tally since its last Authenticate.
+    // Only adds.
+    R"sql(
+ALTER TABLE enrollments ADD COLUMN token_update_tally INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE webhooks (
+    id TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    topics TEXT NOT NULL,
+    hmac_key TEXT NOT NULL DEFAULT '',
+    enabled INTEGER NOT NULL DEFAULT 1,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE webhook_events (
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    topic TEXT NOT NULL,
+    enrollment_id TEXT NOT NULL DEFAULT '',
+    body BLOB NOT NULL,
+    tally INTEGER,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE webhook_deliveries (
+    webhook_id TEXT NOT NULL,
+    event_seq INTEGER NOT NULL,
+    enrollment_id TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL,
+    ordered INTEGER NOT NULL DEFAULT 1,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt INTEGER NOT NULL,
+    deadline INTEGER NOT NULL,
+    last_status INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT '',
+    lease TEXT,
+    lease_until INTEGER,
+    PRIMARY KEY (webhook_id, event_seq)
+) WITHOUT ROWID;
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_order ON webhook_deliveries(webhook_id, enrollment_id, event_seq)
+ WHERE status = 'pending' AND ordered = 1;
+CREATE INDEX webhook_deliveries_status ON webhook_deliveries(webhook_id, status, event_seq);
+CREATE INDEX webhook_deliveries_event ON webhook_deliveries(event_seq);
+CREATE TABLE webhook_once (
+    key TEXT PRIMARY KEY,
+    at INTEGER NOT NULL
+) WITHOUT ROWID;
 )sql",
 };
 

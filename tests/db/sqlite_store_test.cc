@@ -54,7 +54,12 @@ unsigned mode_of(const fs::path& p) {
 // twice, so a migration test starts from the shape before it). A new
 // migration adds its undo step here.
 void rewind_schema(const fs::path& db, int version) {
-    ASSERT_EQ(sqlite::latest_schema_version(), 6) << "add the new migration's undo step here";
+    ASSERT_EQ(sqlite::latest_schema_version(), 7) << "add the new migration's undo step here";
+    if (version < 7) {
+        for (const char* t : {"webhook_once", "webhook_deliveries", "webhook_events", "webhooks"})
+            query(db, fmt::format("DROP TABLE {}", t));
+        query(db, "ALTER TABLE enrollments DROP COLUMN token_update_tally");
+    }
     if (version < 6) {
         query(db, "ALTER TABLE enrollments DROP COLUMN pending_push_apns_id");
         query(db, "ALTER TABLE enrollments DROP COLUMN pending_push_until");
