@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -14,6 +15,7 @@
 #include "db/enrollment_store.h"
 #include "db/enrollment_token_store.h"
 #include "db/push_cert_store.h"
+#include "db/webhook_store.h"
 #include "server/http.h"
 
 namespace courier::apns {
@@ -28,6 +30,9 @@ struct AdminOptions {
     bool metrics_public = false;
     std::string public_url;  // for enroll_url in token answers
     std::chrono::milliseconds push_wait{5000};
+    // Webhook events of a push certificate renewal (courier.pushcert.renewed):
+    // the attachment lives across put_push_cert (db::WebhookStore::attach_events).
+    std::function<std::unique_ptr<db::EventAttachment>(const db::PushCert& cert)> renewal_events;
 };
 
 class AdminApi {

@@ -16,11 +16,14 @@
 #include "db/open.h"
 #include "db/store.h"
 #include "server/admin_api.h"
+#include "server/admin_webhooks.h"
 #include "server/device_auth.h"
 #include "server/device_service.h"
 #include "server/enroll_service.h"
 #include "server/http.h"
 #include "server/listener.h"
+#include "server/webhook_events.h"
+#include "server/webhook_service.h"
 
 namespace courier::server {
 
@@ -160,6 +163,37 @@ Status App::start() {
             .pushes = storage, .push_certs = storage, .enrollments = storage, .queue = storage},
         *pusher_, clock_, metrics_);
 
+    // Webhooks (SPEC "Webhooks"): the --webhook-url destination, then the
+    // delivery workers; events ride on the writes that cause them.
+    if (!cfg_.webhook_url.empty()) {
+        db::Webhook w;
+        w.id = "default";
+        w.url = cfg_.webhook_url;
+        w.topics = cfg_.webhook_topics;
+        w.hmac_key = cfg_.webhook_hmac_key;
+        if (auto why = webhook_invalid(w); !why.empty())
+            return invalid("--webhook-url/--webhook-topics: " + why);
+        if (auto s = storage.put_webhook(w, clock_.now()); !s.is_ok()) return s;
+    }
+    WebhookOptions wo;
+    wo.cert_warn_days = cfg_.cert_warn_days;
+    wo.backoff_base = std::chrono::milliseconds(cfg_.webhook_backoff_ms);
+    wo.retry_window = std::chrono::seconds(cfg_.webhook_retry_window_s);
+    webhooks_ = std::make_unique<WebhookService>(storage, clock_, metrics_, wo);
+    push_->set_token_invalid_events(
+        [this](const std::string& id, int http_status,
+               const std::string& reason) -> std::unique_ptr<db::EventAttachment> {
+            if (!webhooks_->wants("courier.push.token_invalid")) return nullptr;
+            boost::json::object o;
+            o["enrollment_id"] = id;
+            o["apns_status"] = http_status;
+            o["reason"] = reason;
+            std::vector<db::OutboxEvent> evs;
+            evs.push_back(webhook::courier_event("courier.push.token_invalid", id, std::move(o),
+                                                 clock_.now_ms()));
+            return webhooks_->attach(std::move(evs));
+        });
+
     device_auth_ =
         std::make_unique<DeviceAuthenticator>(std::move(trust), cfg_.cert_header, clock_);
     device_auth_->set_enrollment_ca(enrollment_ca_->cert());
@@ -170,6 +204,7 @@ Status App::start() {
                                                                      .read_scopes = storage},
                                                *device_auth_, push_.get(), clock_, metrics_);
     devices_->set_binding_policy({.enroll_open = cfg_.enroll_open});
+    devices_->set_webhooks(webhooks_.get());
 
     public_url_ = cfg_.public_url;
     if (public_url_.empty())
@@ -190,6 +225,19 @@ Status App::start() {
     ao.cert_warn_days = cfg_.cert_warn_days;
     ao.metrics_public = cfg_.metrics_public;
     ao.public_url = public_url_;
+    ao.renewal_events = [this](const db::PushCert& c) -> std::unique_ptr<db::EventAttachment> {
+        if (!webhooks_->wants("courier.pushcert.renewed")) return nullptr;
+        boost::json::object o;
+        o["topic"] = c.topic;
+        o["thumbprint_sha1"] = c.thumbprint_sha1;
+        o["not_after"] = format_rfc3339(c.not_after);
+        auto ev =
+            webhook::courier_event("courier.pushcert.renewed", "", std::move(o), clock_.now_ms());
+        ev.only_if_effective = true;  // a first upload renews nothing
+        std::vector<db::OutboxEvent> evs;
+        evs.push_back(std::move(ev));
+        return webhooks_->attach(std::move(evs));
+    };
     admin_ = std::make_unique<AdminApi>(AdminApi::Stores{.enrollments = storage,
                                                          .bindings = storage,
                                                          .queue = storage,
@@ -212,6 +260,7 @@ Status App::start() {
     router_->add("PUT", "/mdm", [this](Request& r) { return devices_->handle(r, true); });
     router_->add("PUT", "/checkin", [this](Request& r) { return devices_->handle(r, false); });
     admin_->register_routes(*router_);
+    register_webhook_routes(*router_, *admin_, storage, *webhooks_, clock_);
 
     metrics_.help("courier_http_request_seconds", "histogram", "HTTP request latency by route");
     metrics_.help("courier_http_requests_total", "counter", "HTTP requests by route and status");
@@ -307,6 +356,7 @@ Status App::start() {
         enroll_->set_public_url(public_url_);
     }
     push_->start();
+    webhooks_->start();
     warn_expiring_certificates();
     {
         std::lock_guard lock(mu_);
@@ -362,6 +412,7 @@ void App::stop() {
     if (maintenance_.joinable()) maintenance_.join();
     if (http_) http_->stop(std::chrono::milliseconds(5000));
     if (push_) push_->stop();
+    if (webhooks_) webhooks_->stop();
     if (pusher_) pusher_->shutdown();
     http_.reset();
     store_.reset();  // closes: flushes last-seen

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,12 @@ struct Config {
     size_t max_buffered_mb = 256;    // request bodies held in memory, all connections
     size_t max_conns_per_ip = 1000;  // connections not idle, per address
     bool proxy_protocol = false;     // PROXY v2 header on --listen
+    // The webhook destination "default", created or updated at start.
+    std::string webhook_url, webhook_hmac_key;
+    std::vector<std::string> webhook_topics{"mdm."};
+    // Hidden (tests): the first retry's delay and the retry window.
+    int64_t webhook_backoff_ms = 5000;
+    int64_t webhook_retry_window_s = 24 * 3600;
 };
 
 }  // namespace courier::server
