@@ -179,6 +179,9 @@ Status App::start() {
     wo.cert_warn_days = cfg_.cert_warn_days;
     wo.backoff_base = std::chrono::milliseconds(cfg_.webhook_backoff_ms);
     wo.retry_window = std::chrono::seconds(cfg_.webhook_retry_window_s);
+    wo.timeout = std::chrono::milliseconds(cfg_.webhook_timeout_ms);
+    // A claim outlives its attempt; one left by a killed node is taken again after it.
+    wo.lease = std::chrono::ceil<std::chrono::seconds>(2 * wo.timeout + std::chrono::seconds(1));
     webhooks_ = std::make_unique<WebhookService>(storage, clock_, metrics_, wo);
     push_->set_token_invalid_events(
         [this](const std::string& id, int http_status,

@@ -13,6 +13,7 @@
 #include "certs/authority.h"
 #include "certs/push_cert.h"
 #include "common/encoding.h"
+#include "server/cli_webhooks.h"
 
 namespace courier::server {
 
@@ -607,6 +608,17 @@ void register_client_commands(CLI::App& app, int* exit_code) {
             }));
         }
     }
+    // Command groups in files of their own get the shared options and requests.
+    CliRequester requester;
+    requester.common = common;
+    requester.request = [opts](const std::string& method, const std::string& path,
+                               const std::string& body,
+                               const std::function<void(const json::value&)>& pretty) {
+        resolve(*opts);
+        return finish(
+            *opts, call(*opts, method, path, body, body.empty() ? "" : "application/json"), pretty);
+    };
+    register_webhook_commands(app, exit_code, requester);
 }
 
 }  // namespace courier::server

@@ -108,6 +108,9 @@ void add_serve_options(CLI::App& app, Config* c) {
     opt(app, "--webhook-backoff-ms", c->webhook_backoff_ms, "")
         ->check(CLI::Range(int64_t{1}, int64_t{3600000}))
         ->group("");
+    opt(app, "--webhook-timeout-ms", c->webhook_timeout_ms, "")
+        ->check(CLI::Range(int64_t{100}, int64_t{10000}))
+        ->group("");
     opt(app, "--webhook-retry-window-seconds", c->webhook_retry_window_s, "")
         ->check(CLI::Range(int64_t{0}, int64_t{24 * 3600}))
         ->group("");

@@ -40,6 +40,7 @@ struct Config {
     // Hidden (tests): the first retry's delay and the retry window.
     int64_t webhook_backoff_ms = 5000;
     int64_t webhook_retry_window_s = 24 * 3600;
+    int64_t webhook_timeout_ms = 10000;
 };
 
 }  // namespace courier::server

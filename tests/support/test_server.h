@@ -3,6 +3,7 @@
 // administrator or as an enrolling device.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +27,8 @@ struct TestServerOptions {
     size_t body_limit = 1 << 20;
     bool faulty_store = false;     // the App's store inside a db::FaultyStore (faulty())
     const Clock* clock = nullptr;  // the App's clock (outlives the server); system when null
+    // Last word on the App's configuration (e.g. webhook flags).
+    std::function<void(server::Config&)> configure{};
 };
 
 class TestServer {
