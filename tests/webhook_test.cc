@@ -19,6 +19,7 @@
 #include "db/store.h"
 #include "server/webhook_service.h"
 #include "tests/support/child_server.h"
+#include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_server.h"
 #include "tests/support/webhook_receiver.h"
@@ -313,6 +314,57 @@ TEST_F(Webhooks, DestinationsTakeOnlyTheirTopicsAndTheApiValidates) {
     EXPECT_EQ(server_->api("PATCH", "/v1/webhooks/certs", R"({"id":"x"})").status, 400);
     EXPECT_EQ(server_->api("DELETE", "/v1/webhooks/certs").status, 204);
     EXPECT_EQ(server_->api("GET", "/v1/webhooks/certs").status, 404);
+}
+
+// `courier webhooks …` drives the same API.
+TEST_F(Webhooks, CliAddsListsUpdatesAndRetries) {
+    receiver_->set_policy([](const auto&, size_t) { return 500; });
+    start(nullptr, /*retry_window_s=*/0);
+    auto cli = [&](std::vector<std::string> args) {
+        std::vector<std::string> argv{COURIER_BINARY, "webhooks"};
+        argv.insert(argv.end(), args.begin(), args.end());
+        argv.insert(argv.end(), {"--url", server_->https_url(), "--ca", server_->ca_file(),
+                                 "--api-key", server_->app().api_key()});
+        return test::run_process(argv, {}, 60s);
+    };
+    auto add = cli({"add", "inv", receiver_->url("/inv"), "--topics", "courier.,mdm.Check",
+                    "--hmac-key", "k"});
+    ASSERT_EQ(add.status, 0) << add.output;
+    auto list = cli({"list"});
+    ASSERT_EQ(list.status, 0) << list.output;
+    EXPECT_NE(list.output.find("inv"), std::string::npos) << list.output;
+    EXPECT_NE(list.output.find("courier.,mdm.Check"), std::string::npos) << list.output;
+    EXPECT_EQ(list.output.find("\"k\""), std::string::npos) << "the key is never shown";
+    EXPECT_EQ(cli({"add", "bad", "ftp://x"}).status, 1);
+    EXPECT_EQ(cli({"show", "nope"}).status, 1);
+    auto upd = cli({"update", "inv", "--disable", "--json"});
+    ASSERT_EQ(upd.status, 0) << upd.output;
+    EXPECT_NE(upd.output.find("\"enabled\":false"), std::string::npos) << upd.output;
+
+    auto dev = fixture_device();
+    ASSERT_TRUE(dev);
+    ASSERT_EQ(dev->authenticate().status, 200);
+    std::string event_id;
+    for (int i = 0; i < 300 && event_id.empty(); ++i) {
+        auto r = server_->api("GET", "/v1/webhooks/default/deliveries?status=failed");
+        auto items = parse(r.body).at("items").as_array();
+        if (!items.empty())
+            event_id = std::string(items[0].at("event_id").as_string());
+        else
+            std::this_thread::sleep_for(20ms);  // polling the API
+    }
+    ASSERT_FALSE(event_id.empty());
+    auto failed = cli({"deliveries", "default", "--status", "failed"});
+    ASSERT_EQ(failed.status, 0) << failed.output;
+    EXPECT_NE(failed.output.find(event_id), std::string::npos) << failed.output;
+    EXPECT_NE(failed.output.find("HTTP 500"), std::string::npos) << failed.output;
+    receiver_->set_policy([](const auto&, size_t) { return 200; });
+    auto retry = cli({"retry", "default", event_id});
+    ASSERT_EQ(retry.status, 0) << retry.output;
+    ASSERT_TRUE(await_delivered(1, "mdm.Authenticate"));
+    EXPECT_EQ(cli({"retry", "default", event_id}).status, 1) << "no longer failed: 409";
+    EXPECT_EQ(cli({"delete", "inv"}).status, 0);
+    EXPECT_EQ(cli({"show", "inv"}).status, 1);
 }
 
 // Per destination and enrollment, events arrive in the order they happened,
