@@ -27,4 +27,13 @@ std::optional<DeliveryStatus> parse_delivery_status(std::string_view s) {
     return std::nullopt;
 }
 
+Status WebhookStore::finish_deliveries(
+    const std::vector<std::pair<ClaimedDelivery, DeliveryOutcome>>& batch, SysTime now) {
+    for (const auto& [claim, outcome] : batch) {
+        Status s = finish_delivery(claim, outcome, now);
+        if (!s.is_ok() && s.code() != Code::kConflict) return s;
+    }
+    return Status::ok();
+}
+
 }  // namespace courier::db

@@ -31,6 +31,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/clock.h"
@@ -141,6 +142,11 @@ class WebhookStore {
     // or the destination was deleted).
     virtual Status finish_delivery(const ClaimedDelivery& claim, const DeliveryOutcome& outcome,
                                    SysTime now) = 0;
+    // Many outcomes at once, each as finish_delivery (a lost lease skips
+    // that one). The default does them one call at a time; SqliteStore in
+    // one transaction.
+    virtual Status finish_deliveries(
+        const std::vector<std::pair<ClaimedDelivery, DeliveryOutcome>>& batch, SysTime now);
     // A destination's deliveries, newest event first; status filters when
     // set. Paging as CommandQueue::list_commands. kNotFound for no such
     // destination.

@@ -17,7 +17,7 @@ namespace courier::server {
 namespace {
 
 constexpr auto kCacheTtl = std::chrono::seconds(5);
-constexpr size_t kClaimBatch = 4;
+constexpr size_t kClaimBatch = 16;
 constexpr size_t kMaxErrorChars = 200;
 constexpr std::chrono::hours kMaxBackoff{1};
 
@@ -109,7 +109,7 @@ void WebhookService::stop() {
 }
 
 uint64_t WebhookService::attempts() const {
-    std::lock_guard lk(const_cast<std::mutex&>(mu_));
+    std::lock_guard lk(mu_);
     return attempts_;
 }
 
@@ -196,7 +196,17 @@ db::DeliveryOutcome WebhookService::post(const std::string& url, const std::stri
                                          const std::string& body, const std::string& event_id,
                                          const db::Delivery& d, SysTime now) {
     db::DeliveryOutcome out;
-    CURL* e = curl_easy_init();
+    // One handle per delivery thread, reset for each request: its
+    // connection cache keeps the receiver's connection alive between events.
+    struct Handle {
+        CURL* e = curl_easy_init();
+        ~Handle() {
+            if (e) curl_easy_cleanup(e);
+        }
+    };
+    thread_local Handle handle;
+    CURL* e = handle.e;
+    if (e) curl_easy_reset(e);
     if (!e) {
         out.error = "curl_easy_init failed";
     } else {
@@ -232,7 +242,6 @@ db::DeliveryOutcome WebhookService::post(const std::string& url, const std::stri
             out.error = curl_easy_strerror(rc);
         }
         curl_slist_free_all(headers);
-        curl_easy_cleanup(e);
     }
     if (out.error.size() > kMaxErrorChars) out.error.resize(kMaxErrorChars);
     if (!out.delivered) {
@@ -252,7 +261,22 @@ bool WebhookService::deliver_one_batch() {
         return false;
     }
     if (claims->empty()) return false;
-    for (const auto& c : *claims) {
+    std::vector<std::pair<db::ClaimedDelivery, db::DeliveryOutcome>> done;
+    done.reserve(claims->size());
+    // The claims' lease must outlast every attempt made under it: once
+    // another attempt could run past it, the rest are handed back, due now,
+    // unattempted (a slow receiver must not leave them to another claimer
+    // while this one still holds them).
+    const auto lease_end = std::chrono::steady_clock::now() + opts_.lease;
+    for (auto& c : *claims) {
+        if (std::chrono::steady_clock::now() + opts_.timeout + std::chrono::seconds(1) >=
+            lease_end) {
+            db::DeliveryOutcome back;
+            back.error = "not attempted: handed back (an earlier receiver was slow)";
+            back.retry_at = clock_.now();
+            done.emplace_back(std::move(c), std::move(back));
+            continue;
+        }
         std::string body = c.tally ? webhook::add_tally(c.body, *c.tally) : c.body;
         auto outcome = post(c.url, c.hmac_key, body, c.delivery.event_id, c.delivery, clock_.now());
         const char* result = outcome.delivered  ? "delivered"
@@ -268,13 +292,15 @@ bool WebhookService::deliver_one_batch() {
                         url_for_log(c.url), c.delivery.event_id, c.delivery.topic,
                         c.delivery.attempts + 1, outcome.retry_at ? "will be retried" : "failed",
                         outcome.error);
-        Status s = store_.finish_delivery(c, outcome, clock_.now());
-        if (!s.is_ok())
-            spdlog::warn("webhooks: recording the delivery of {} failed: {}", c.delivery.event_id,
-                         s.message());
-        std::lock_guard lk(mu_);
-        ++attempts_;
+        done.emplace_back(std::move(c), std::move(outcome));
     }
+    // One transaction for the batch's outcomes (a lost lease skips its own).
+    Status s = store_.finish_deliveries(done, clock_.now());
+    if (!s.is_ok())
+        spdlog::warn("webhooks: recording {} delivery outcomes failed: {}", done.size(),
+                     s.message());
+    std::lock_guard lk(mu_);
+    attempts_ += done.size();
     return true;
 }
 
@@ -325,7 +351,9 @@ void WebhookService::worker_loop() {
 }
 
 Status WebhookService::sweep(SysTime now) {
-    if (!wants("courier.")) return Status::ok();
+    if (!wants("courier.pushcert.expiring") && !wants("courier.pushcert.expired") &&
+        !wants("courier.identity.expiring"))
+        return Status::ok();
     std::vector<db::OutboxEvent> events;
     const SysTimeMs now_ms = now;
     auto certs = store_.active_push_certs();

@@ -104,7 +104,7 @@ class WebhookService {
     Metrics& metrics_;
     const WebhookOptions opts_;
 
-    std::mutex mu_;
+    mutable std::mutex mu_;
     std::condition_variable cv_;
     bool stopping_ = false;
     uint64_t pokes_ = 0;

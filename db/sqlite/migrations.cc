@@ -172,7 +172,9 @@ ALTER TABLE enrollments ADD COLUMN pending_push_until INTEGER;
     // (written in their cause's transaction), one delivery per destination
     // and event (claimed with a lease), the keys of once-only events, and
     // each enrollment's TokenUpdate tally since its last Authenticate.
-    // Only adds.
+    // A delivery behind an earlier one of its destination and enrollment
+    // is 'waiting' (not in the due index) until that one is done, so a
+    // claim reads only the heads of each enrollment's line. Only adds.
     R"sql(
 ALTER TABLE enrollments ADD COLUMN token_update_tally INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE webhooks (
@@ -208,8 +210,8 @@ CREATE TABLE webhook_deliveries (
     PRIMARY KEY (webhook_id, event_seq)
 ) WITHOUT ROWID;
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt) WHERE status = 'pending';
-CREATE INDEX webhook_deliveries_order ON webhook_deliveries(webhook_id, enrollment_id, event_seq)
- WHERE status = 'pending' AND ordered = 1;
+CREATE INDEX webhook_deliveries_line ON webhook_deliveries(webhook_id, enrollment_id, status,
+ event_seq);
 CREATE INDEX webhook_deliveries_status ON webhook_deliveries(webhook_id, status, event_seq);
 CREATE INDEX webhook_deliveries_event ON webhook_deliveries(event_seq);
 CREATE TABLE webhook_once (

@@ -108,12 +108,25 @@ void sqlite::append_outbox(Connection& c, const std::vector<OutboxEvent>& events
                   to_unix(ev.created_at))
             .run();
         int64_t seq = c.last_insert_rowid();
+        // Behind an earlier delivery of the same destination and enrollment:
+        // waiting, until that one is done (finish_delivery promotes it).
+        auto behind = c.prepare(
+            "SELECT 1 FROM webhook_deliveries INDEXED BY webhook_deliveries_line WHERE "
+            "webhook_id = ?1 AND enrollment_id = ?2 AND status IN ('pending', 'waiting') AND "
+            "ordered = 1 LIMIT 1");
         auto ins = c.prepare(
             "INSERT INTO webhook_deliveries (webhook_id, event_seq, enrollment_id, status, "
-            "next_attempt, deadline) VALUES (?1, ?2, ?3, 'pending', ?4, ?5)");
+            "next_attempt, deadline) VALUES (?1, ?2, ?3, ?6, ?4, ?5)");
         for (const Webhook* w : to) {
+            bool waiting = false;
+            if (!ev.enrollment_id.empty()) {
+                behind.bind(w->id, ev.enrollment_id);
+                waiting = behind.step();
+                behind.reset();
+            }
             ins.bind(w->id, seq, ev.enrollment_id, to_unix(ev.created_at),
-                     to_unix(ev.created_at) + kDeliveryWindowSeconds)
+                     to_unix(ev.created_at) + kDeliveryWindowSeconds,
+                     waiting ? "waiting" : "pending")
                 .run();
         }
     }
@@ -180,18 +193,15 @@ Result<std::vector<ClaimedDelivery>> SqliteStore::claim_deliveries(SysTime now,
     std::vector<ClaimedDelivery> out;
     Status s = write([&](Connection& c) {
         out.clear();
-        // Due, not leased, and not held back by an earlier pending ordered
-        // delivery of the same destination and enrollment.
-        auto st = c.prepare(fmt::format(
-            "SELECT {}, w.url, w.hmac_key, e.body, e.tally FROM webhook_deliveries d "
-            "JOIN webhook_events e ON e.seq = d.event_seq JOIN webhooks w ON w.id = "
-            "d.webhook_id WHERE d.status = 'pending' AND d.next_attempt <= ?1 AND "
-            "(d.lease_until IS NULL OR d.lease_until <= ?1) AND w.enabled = 1 AND "
-            "(d.enrollment_id = '' OR d.ordered = 0 OR NOT EXISTS (SELECT 1 FROM "
-            "webhook_deliveries p WHERE p.webhook_id = d.webhook_id AND p.enrollment_id = "
-            "d.enrollment_id AND p.status = 'pending' AND p.ordered = 1 AND p.event_seq < "
-            "d.event_seq)) ORDER BY d.next_attempt, d.event_seq LIMIT ?2",
-            kDeliveryColumns));
+        // Due and not leased. Deliveries held back by an earlier one of
+        // their destination and enrollment are 'waiting', not 'pending'.
+        auto st = c.prepare(
+            fmt::format("SELECT {}, w.url, w.hmac_key, e.body, e.tally FROM webhook_deliveries d "
+                        "JOIN webhook_events e ON e.seq = d.event_seq JOIN webhooks w ON w.id = "
+                        "d.webhook_id WHERE d.status = 'pending' AND d.next_attempt <= ?1 AND "
+                        "(d.lease_until IS NULL OR d.lease_until <= ?1) AND w.enabled = 1 "
+                        "ORDER BY d.next_attempt, d.event_seq LIMIT ?2",
+                        kDeliveryColumns));
         st.bind(to_unix(now), static_cast<int64_t>(limit));
         while (st.step()) {
             ClaimedDelivery cd;
@@ -215,19 +225,50 @@ Result<std::vector<ClaimedDelivery>> SqliteStore::claim_deliveries(SysTime now,
     return out;
 }
 
-Status SqliteStore::finish_delivery(const ClaimedDelivery& claim, const DeliveryOutcome& outcome,
-                                    SysTime now) {
+namespace {
+
+// finish_delivery inside the caller's transaction; false when the lease is lost.
+// (INDEXED BY: without statistics SQLite would walk the primary key's
+// webhook_id prefix, every delivery of the destination, for each event.)
+bool finish_in(Connection& c, const ClaimedDelivery& claim, const DeliveryOutcome& outcome,
+               SysTime now) {
     const char* status = outcome.delivered ? "delivered" : outcome.retry_at ? "pending" : "failed";
     int64_t next = outcome.retry_at ? to_unix(*outcome.retry_at) : to_unix(now);
-    return write([&](Connection& c) {
+    c.prepare(
+         "UPDATE webhook_deliveries SET status = ?4, attempts = attempts + 1, "
+         "next_attempt = ?5, last_status = ?6, last_error = ?7, lease = NULL, "
+         "lease_until = NULL WHERE webhook_id = ?1 AND event_seq = ?2 AND lease = ?3")
+        .bind(claim.delivery.webhook_id, claim.delivery.seq, claim.lease, status, next,
+              outcome.http_status, outcome.error)
+        .run();
+    if (c.changes() == 0) return false;
+    // Done with this one: the next in its enrollment's line is due.
+    if (!outcome.retry_at && claim.delivery.ordered && !claim.delivery.enrollment_id.empty())
         c.prepare(
-             "UPDATE webhook_deliveries SET status = ?4, attempts = attempts + 1, "
-             "next_attempt = ?5, last_status = ?6, last_error = ?7, lease = NULL, "
-             "lease_until = NULL WHERE webhook_id = ?1 AND event_seq = ?2 AND lease = ?3")
-            .bind(claim.delivery.webhook_id, claim.delivery.seq, claim.lease, status, next,
-                  outcome.http_status, outcome.error)
+             "UPDATE webhook_deliveries SET status = 'pending', next_attempt = ?3 WHERE "
+             "webhook_id = ?1 AND event_seq = (SELECT min(event_seq) FROM "
+             "webhook_deliveries INDEXED BY webhook_deliveries_line WHERE webhook_id = ?1 AND "
+             "enrollment_id = ?2 AND status = 'waiting' AND ordered = 1)")
+            .bind(claim.delivery.webhook_id, claim.delivery.enrollment_id, to_unix(now))
             .run();
-        if (c.changes() == 0) return conflict("delivery lease lost");
+    return true;
+}
+
+}  // namespace
+
+Status SqliteStore::finish_delivery(const ClaimedDelivery& claim, const DeliveryOutcome& outcome,
+                                    SysTime now) {
+    return write([&](Connection& c) {
+        if (!finish_in(c, claim, outcome, now)) return conflict("delivery lease lost");
+        return Status::ok();
+    });
+}
+
+Status SqliteStore::finish_deliveries(
+    const std::vector<std::pair<ClaimedDelivery, DeliveryOutcome>>& batch, SysTime now) {
+    if (batch.empty()) return Status::ok();
+    return write([&](Connection& c) {
+        for (const auto& [claim, outcome] : batch) (void)finish_in(c, claim, outcome, now);
         return Status::ok();
     });
 }
@@ -258,7 +299,8 @@ Result<PageOf<Delivery>> SqliteStore::list_deliveries(const std::string& webhook
         if (!known) return Status::ok();
         auto st = c.prepare(fmt::format(
             "SELECT {} FROM webhook_deliveries d JOIN webhook_events e ON e.seq = d.event_seq "
-            "WHERE d.webhook_id = ?1 AND (?2 IS NULL OR d.status = ?2) AND (?3 IS NULL OR "
+            "WHERE d.webhook_id = ?1 AND (?2 IS NULL OR d.status = ?2 OR (?2 = 'pending' AND "
+            "d.status = 'waiting')) AND (?3 IS NULL OR "
             "d.event_seq < ?3) ORDER BY d.event_seq DESC LIMIT ?4",
             kDeliveryColumns));
         st.bind(webhook_id, want, before, limit + 1);
@@ -303,7 +345,7 @@ Result<std::map<std::string, int64_t>> SqliteStore::webhook_backlog() {
     Status s = read([&](Connection& c) {
         auto st = c.prepare(
             "SELECT w.id, (SELECT count(*) FROM webhook_deliveries d WHERE d.webhook_id = w.id "
-            "AND d.status = 'pending') FROM webhooks w");
+            "AND d.status IN ('pending', 'waiting')) FROM webhooks w");
         while (st.step()) out[st.str(0)] = st.int64(1);
         return Status::ok();
     });

@@ -174,6 +174,10 @@ Status FaultyStore::finish_delivery(const ClaimedDelivery& claim, const Delivery
                                     SysTime now) {
     COURIER_FAULTY_WRITE(finish_delivery(claim, outcome, now));
 }
+Status FaultyStore::finish_deliveries(
+    const std::vector<std::pair<ClaimedDelivery, DeliveryOutcome>>& batch, SysTime now) {
+    COURIER_FAULTY_WRITE(finish_deliveries(batch, now));
+}
 Status FaultyStore::retry_delivery(const std::string& webhook_id, const std::string& event_id,
                                    SysTime now) {
     COURIER_FAULTY_WRITE(retry_delivery(webhook_id, event_id, now));

@@ -184,6 +184,8 @@ class FaultyStore final : public Store {
                                                           size_t limit) override;
     Status finish_delivery(const ClaimedDelivery& claim, const DeliveryOutcome& outcome,
                            SysTime now) override;
+    Status finish_deliveries(const std::vector<std::pair<ClaimedDelivery, DeliveryOutcome>>& batch,
+                             SysTime now) override;
     Result<PageOf<Delivery>> list_deliveries(const std::string& webhook_id,
                                              std::optional<DeliveryStatus> status,
                                              const Page& page) override {
