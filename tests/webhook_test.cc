@@ -430,6 +430,14 @@ TEST_F(Webhooks, PushCertExpiryEventsAreSentOnceEach) {
         ASSERT_TRUE(outbox.is_ok());
         ASSERT_EQ(outbox->items.size(), expected);
         ASSERT_TRUE(await_delivered(expected));
+        // Recorded as delivered before the clock jumps on (a jump past an
+        // attempt's lease lets another thread send it again: at least once).
+        for (int i = 0; i < 1000; ++i) {
+            auto b = server_->app().store().webhook_backlog();
+            ASSERT_TRUE(b.is_ok());
+            if (b->at("default") == 0) break;
+            std::this_thread::sleep_for(5ms);  // the outcome's write follows the answer
+        }
     };
     sweep_at(std::chrono::days(31), false);
     sweep_at(std::chrono::days(29), true);
@@ -438,7 +446,10 @@ TEST_F(Webhooks, PushCertExpiryEventsAreSentOnceEach) {
     sweep_at(std::chrono::hours(12), true);
     sweep_at(-std::chrono::hours(1), true);
     sweep_at(-std::chrono::days(3), false);
-    EXPECT_EQ(delivered(receiver_->requests()).size(), 4u);
+    std::set<std::string> ids;
+    for (const auto& r : delivered(receiver_->requests()))
+        ids.insert(r.headers.at("x-courier-event-id"));
+    EXPECT_EQ(ids.size(), 4u);
     std::vector<int64_t> thresholds;
     for (const auto& r : delivered(receiver_->requests(), "courier.pushcert.expiring"))
         thresholds.push_back(parse(r.body).at("courier_event").at("threshold_days").as_int64());
