@@ -178,6 +178,29 @@ TEST_F(Webhooks, UrlParamsTokenUpdateTallyAndUniqueEventIds) {
     EXPECT_EQ(ids.size(), delivered(all).size());
 }
 
+// An Idle that hands out nothing writes nothing: its mdm.Connect event is
+// sent from memory (best effort), shaped like the others.
+TEST_F(Webhooks, AnIdleWithNothingQueuedIsSentFromMemory) {
+    start();
+    std::string err;
+    auto dev = server_->enrolled_device("IDLE-1", sim::AuthMode::kTlsClientCert, &err);
+    ASSERT_TRUE(dev) << err;
+    std::optional<sim::ReceivedCommand> next;
+    ASSERT_EQ(dev->idle(&next).status, 200);
+    EXPECT_FALSE(next);
+    ASSERT_TRUE(await_delivered(1, "mdm.Connect"));
+    auto ack = parse(delivered(receiver_->requests(), "mdm.Connect")[0].body)
+                   .at("acknowledge_event")
+                   .as_object();
+    EXPECT_EQ(ack.at("status").as_string(), "Idle");
+    EXPECT_FALSE(ack.contains("command_uuid"));
+    EXPECT_EQ(ack.at("udid").as_string(), "IDLE-1");
+    // Not in the outbox: only the durable Authenticate and TokenUpdate are.
+    auto outbox = server_->app().store().list_deliveries("default", std::nullopt, {});
+    ASSERT_TRUE(outbox.is_ok());
+    for (const auto& d : outbox->items) EXPECT_NE(d.topic, "mdm.Connect");
+}
+
 TEST_F(Webhooks, A500IsRetriedWithBackoffUntilDelivered) {
     receiver_->set_policy([](const auto&, size_t i) { return i < 3 ? 500 : 200; });
     start();
