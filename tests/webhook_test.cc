@@ -104,6 +104,7 @@ class Webhooks : public ::testing::Test {
     }
 
     std::unique_ptr<WebhookReceiver> receiver_;
+    ManualClock clock_{SystemClock::instance().now()};  // outlives server_
     std::unique_ptr<TestServer> server_;
 };
 
@@ -436,7 +437,7 @@ TEST_F(Webhooks, AnEnrollmentsEventsArriveInOrderDespiteFailures) {
 // courier.pushcert.expiring at 30 days, --cert-warn-days (10) and 1 day
 // before, once each however often the sweep runs; expired once.
 TEST_F(Webhooks, PushCertExpiryEventsAreSentOnceEach) {
-    ManualClock clock(SystemClock::instance().now());
+    ManualClock& clock = clock_;
     start(&clock);
     auto certs = server_->app().store().active_push_certs();
     ASSERT_TRUE(certs.is_ok());

@@ -133,6 +133,24 @@ TEST_F(SqliteStoreTest, ReopeningKeepsTheData) {
     EXPECT_EQ(store->command(uuid)->targets.size(), 1u);
 }
 
+TEST_F(SqliteStoreTest, MigrationSevenAddsWebhooksAndStartsTalliesAtZero) {
+    {
+        auto store = open();
+        ASSERT_TRUE(store->apply_token_update(token_input("A", "A"), now()));
+    }
+    rewind_schema(db_path(), 6);
+    EXPECT_EQ(query(db_path(), "SELECT count(*) FROM sqlite_master WHERE name LIKE 'webhook%'"),
+              "0");
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(query(db_path(), "PRAGMA user_version"),
+              std::to_string(sqlite::latest_schema_version()));
+    EXPECT_EQ(query(db_path(), "SELECT token_update_tally FROM enrollments WHERE id = 'A'"), "0");
+    auto hooks = store->webhooks();
+    ASSERT_TRUE(hooks.is_ok()) << hooks.status().to_string();
+    EXPECT_TRUE(hooks->empty());
+}
+
 // Takes a current database back to the version-5 shape (before the pending
 // push columns), so tests of earlier migrations can replay them.
 TEST_F(SqliteStoreTest, MigrationSixAddsThePendingPushUnmarked) {
