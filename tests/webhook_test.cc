@@ -21,6 +21,7 @@
 #include "tests/support/child_server.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/test_certs.h"
 #include "tests/support/test_server.h"
 #include "tests/support/webhook_receiver.h"
 
@@ -389,6 +390,32 @@ TEST_F(Webhooks, CliAddsListsUpdatesAndRetries) {
     EXPECT_EQ(cli({"retry", "default", event_id}).status, 1) << "no longer failed: 409";
     EXPECT_EQ(cli({"delete", "inv"}).status, 0);
     EXPECT_EQ(cli({"show", "inv"}).status, 1);
+}
+
+// Courier's own events: a push certificate renewal and a push token APNs
+// calls invalid, each written with its cause.
+TEST_F(Webhooks, RenewalAndInvalidTokenEventsAreSent) {
+    start();
+    auto renewed = test::make_push_cert(server_->topic());
+    auto put = server_->api("PUT", "/v1/pushcert", renewed.cert_pem + renewed.key_pem);
+    ASSERT_EQ(put.status, 200) << put.body;
+    ASSERT_TRUE(await_delivered(1, "courier.pushcert.renewed"));
+    auto ev = parse(delivered(receiver_->requests(), "courier.pushcert.renewed")[0].body);
+    EXPECT_EQ(ev.at("courier_event").at("topic").as_string(), server_->topic());
+
+    std::string err;
+    auto dev = server_->enrolled_device("GONE-1", sim::AuthMode::kTlsClientCert, &err);
+    ASSERT_TRUE(dev) << err;
+    server_->apns().set_response(dev->token_hex(), {410, "Unregistered", ""});
+    auto push = server_->api("GET", "/v1/push/GONE-1");
+    ASSERT_TRUE(await_delivered(1, "courier.push.token_invalid")) << push.body;
+    auto inv = parse(delivered(receiver_->requests(), "courier.push.token_invalid")[0].body)
+                   .at("courier_event")
+                   .as_object();
+    EXPECT_EQ(inv.at("enrollment_id").as_string(), "GONE-1");
+    EXPECT_EQ(inv.at("apns_status").as_int64(), 410);
+    EXPECT_EQ(inv.at("reason").as_string(), "Unregistered");
+    EXPECT_FALSE(server_->app().store().enrollment("GONE-1")->token_valid);
 }
 
 // Per destination and enrollment, events arrive in the order they happened,
