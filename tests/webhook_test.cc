@@ -508,6 +508,36 @@ TEST_F(Webhooks, PushCertExpiryEventsAreSentOnceEach) {
     EXPECT_EQ(delivered(receiver_->requests(), "courier.pushcert.expired").size(), 1u);
 }
 
+// courier.identity.expiring: once per device identity, within 30 days of its expiry.
+TEST_F(Webhooks, IdentityExpiringIsSentOncePerIdentity) {
+    start(&clock_);
+    std::string err;
+    auto dev = server_->enrolled_device("EXPIRING-1", sim::AuthMode::kTlsClientCert, &err);
+    ASSERT_TRUE(dev) << err;
+    auto e = server_->app().store().enrollment("EXPIRING-1");
+    ASSERT_TRUE(e.is_ok());
+    ASSERT_TRUE(e->identity_not_after.has_value());
+    auto& hooks = server_->app().webhooks();
+    auto count = [&] {
+        auto list = server_->app().store().list_deliveries("default", std::nullopt, {});
+        size_t n = 0;
+        for (const auto& d : list->items) n += d.topic == "courier.identity.expiring";
+        return n;
+    };
+    clock_.set(*e->identity_not_after - std::chrono::days(31));
+    ASSERT_TRUE(hooks.sweep(clock_.now()));
+    EXPECT_EQ(count(), 0u);
+    clock_.set(*e->identity_not_after - std::chrono::days(29));
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(hooks.sweep(clock_.now()));
+    EXPECT_EQ(count(), 1u);
+    ASSERT_TRUE(await_delivered(1, "courier.identity.expiring"));
+    auto ev = parse(delivered(receiver_->requests(), "courier.identity.expiring")[0].body)
+                  .at("courier_event")
+                  .as_object();
+    EXPECT_EQ(ev.at("enrollment_id").as_string(), "EXPIRING-1");
+    EXPECT_EQ(ev.at("days_left").as_int64(), 29);
+}
+
 // kill -9 with undelivered events, restart: every event is delivered.
 TEST(WebhooksBinary, EventsSurviveKillNineAndAreDeliveredAfterRestart) {
     auto receiver = WebhookReceiver::start();
