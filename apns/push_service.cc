@@ -247,6 +247,9 @@ void PushService::handle_answers(std::vector<Answer>& batch) {
                     "APNs says the push token of {} is invalid ({}); not pushing until "
                     "its next TokenUpdate",
                     id, r.reason);
+                std::unique_ptr<db::EventAttachment> events;
+                if (token_invalid_events_)
+                    events = token_invalid_events_(id, r.http_status, r.reason);
                 (void)pushes_.mark_token_invalid(id, clock_.now());
             } else if (r.http_status == 403) {
                 spdlog::error("APNs refused push certificate #{} ({}); marked unusable",

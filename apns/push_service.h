@@ -39,6 +39,7 @@
 #include "db/enrollment_store.h"
 #include "db/push_cert_store.h"
 #include "db/push_store.h"
+#include "db/webhook_store.h"
 
 namespace courier::apns {
 
@@ -104,6 +105,12 @@ class PushService {
     size_t sweep_once();
     // Enrollments with a push sent and its answer not yet handled.
     size_t in_flight();
+    // Webhook events for a push token APNs called invalid: called before
+    // mark_token_invalid, the attachment it returns (the events) lives across
+    // that write (db::WebhookStore::attach_events). Set before start().
+    using TokenInvalidEvents = std::function<std::unique_ptr<db::EventAttachment>(
+        const std::string& enrollment_id, int http_status, const std::string& reason)>;
+    void set_token_invalid_events(TokenInvalidEvents f) { token_invalid_events_ = std::move(f); }
 
   private:
     struct Inflight {
@@ -138,6 +145,7 @@ class PushService {
     Pusher& pusher_;
     const Clock& clock_;
     Metrics& metrics_;
+    TokenInvalidEvents token_invalid_events_;
     PushServiceOptions opts_;
 
     std::mutex mu_;

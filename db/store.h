@@ -18,6 +18,7 @@
 //   ReadScopes            db/read_scope.h            one read transaction per request
 //   SessionStore          db/session_store.h         web console sessions
 //   ConsoleStore          db/console_store.h         console overview, CSR keys
+//   WebhookStore          db/webhook_store.h         webhook destinations, outbox, deliveries
 // The roles share one database: a transaction of one role sees what another
 // role committed, and a read scope covers the reads of every role of the
 // same Store object.
@@ -38,6 +39,7 @@
 #include "db/read_scope.h"
 #include "db/session_store.h"
 #include "db/store_health.h"
+#include "db/webhook_store.h"
 
 namespace courier::db {
 
@@ -50,7 +52,8 @@ class Store : public StoreHealth,
               public PushStore,
               public EnrollmentTokenStore,
               public SessionStore,
-              public ConsoleStore {
+              public ConsoleStore,
+              public WebhookStore {
   public:
     ~Store() override = default;
 };

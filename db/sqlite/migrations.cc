@@ -168,10 +168,56 @@ CREATE TABLE issued_identities (
 ALTER TABLE enrollments ADD COLUMN pending_push_apns_id TEXT;
 ALTER TABLE enrollments ADD COLUMN pending_push_until INTEGER;
 )sql",
-    // 7: reserved for the webhooks migration being written on another
-    // branch; the lead renumbers at merge (this placeholder changes nothing).
+    // 7: webhooks (SPEC "Webhooks"): destinations, the outbox of events
+    // (written in their cause's transaction), one delivery per destination
+    // and event (claimed with a lease), the keys of once-only events, and
+    // each enrollment's TokenUpdate tally since its last Authenticate.
+    // A delivery behind an earlier one of its destination and enrollment
+    // is 'waiting' (not in the due index) until that one is done, so a
+    // claim reads only the heads of each enrollment's line. Only adds.
     R"sql(
-SELECT 1;
+ALTER TABLE enrollments ADD COLUMN token_update_tally INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE webhooks (
+    id TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    topics TEXT NOT NULL,
+    hmac_key TEXT NOT NULL DEFAULT '',
+    enabled INTEGER NOT NULL DEFAULT 1,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE webhook_events (
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    topic TEXT NOT NULL,
+    enrollment_id TEXT NOT NULL DEFAULT '',
+    body BLOB NOT NULL,
+    tally INTEGER,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE webhook_deliveries (
+    webhook_id TEXT NOT NULL,
+    event_seq INTEGER NOT NULL,
+    enrollment_id TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL,
+    ordered INTEGER NOT NULL DEFAULT 1,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt INTEGER NOT NULL,
+    deadline INTEGER NOT NULL,
+    last_status INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT '',
+    lease TEXT,
+    lease_until INTEGER,
+    PRIMARY KEY (webhook_id, event_seq)
+) WITHOUT ROWID;
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_line ON webhook_deliveries(webhook_id, enrollment_id, status,
+ event_seq);
+CREATE INDEX webhook_deliveries_status ON webhook_deliveries(webhook_id, status, event_seq);
+CREATE INDEX webhook_deliveries_event ON webhook_deliveries(event_seq);
+CREATE TABLE webhook_once (
+    key TEXT PRIMARY KEY,
+    at INTEGER NOT NULL
+) WITHOUT ROWID;
 )sql",
     // 8: the web console (SPEC "Web console"): sign-in sessions, stored as
     // the SHA-256 of their id so that any node serves them; the private keys

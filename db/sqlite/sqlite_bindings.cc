@@ -329,8 +329,10 @@ Result<bool> SqliteStore::note_superseded_use(const std::string& cert_sha256, Sy
     Status s = write([&](Connection& c) {
         auto row = find_binding(c, cert_sha256);
         if (!row) return not_found("no binding of this certificate");
-        if (row->alarm_at && to_unix(now) - to_unix(*row->alarm_at) < kAlarmIntervalSeconds)
+        if (row->alarm_at && to_unix(now) - to_unix(*row->alarm_at) < kAlarmIntervalSeconds) {
+            sqlite::note_no_effect();
             return Status::ok();
+        }
         c.prepare("UPDATE cert_bindings SET alarm_at = ?2 WHERE cert_sha256 = ?1")
             .bind(cert_sha256, to_unix(now))
             .run();

@@ -130,7 +130,7 @@ Status SqliteStore::apply_authenticate(const AuthenticateInput& in, SysTime now)
              "product_name = excluded.product_name, os_version = excluded.os_version, "
              "build_version = excluded.build_version, device_name = excluded.device_name, "
              "imei = excluded.imei, meid = excluded.meid, topic = excluded.topic, "
-             "push_token = NULL, push_magic = NULL, token_valid = 0, "
+             "push_token = NULL, push_magic = NULL, token_valid = 0, token_update_tally = 0, "
              "state = CASE WHEN state = 'retired' THEN 'retired' ELSE 'pending' END, "
              "updated_at = excluded.updated_at, repush_at = NULL, repush_attempts = 0, "
              "identity_not_after = coalesce(excluded.identity_not_after, identity_not_after)")
@@ -204,9 +204,10 @@ Status SqliteStore::apply_token_update(const TokenUpdateInput& in, SysTime now) 
         c.prepare(
              "INSERT INTO enrollments (id, device_id, user_id, type, topic, push_token, "
              "push_magic, unlock_token, token_valid, awaiting_configuration, state, created_at, "
-             "updated_at, identity_not_after) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, "
-             "'enrolled', ?10, ?10, ?11) "
-             "ON CONFLICT(id) DO UPDATE SET topic = excluded.topic, push_token = "
+             "updated_at, identity_not_after, token_update_tally) VALUES (?1, ?2, ?3, ?4, ?5, "
+             "?6, ?7, ?8, 1, ?9, 'enrolled', ?10, ?10, ?11, 1) "
+             "ON CONFLICT(id) DO UPDATE SET token_update_tally = token_update_tally + 1, "
+             "topic = excluded.topic, push_token = "
              "excluded.push_token, push_magic = excluded.push_magic, unlock_token = "
              "coalesce(excluded.unlock_token, unlock_token), token_valid = 1, "
              "awaiting_configuration = excluded.awaiting_configuration, "

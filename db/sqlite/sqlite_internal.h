@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "db/sqlite/sqlite_statement.h"
 #include "db/store.h"
@@ -49,6 +50,17 @@ struct BindPolicy {
 // re-binding needs an administrator's approval.
 Status bind_cert_in(Connection& c, const std::string& cert_sha256, const std::string& device_id,
                     std::optional<SysTime> not_after, SysTime now, const BindPolicy& policy = {});
+
+// Called by a write closure whose write took no effect (a repeated final
+// report, a superseded-use alarm within the hour, a push certificate with
+// no predecessor): events attached with only_if_effective are not appended
+// (WebhookStore::attach_events). Writer thread only.
+void note_no_effect();
+
+// WebhookStore's outbox append inside the caller's transaction: each event
+// fanned out to the enabled destinations that take its topic; an event no
+// destination takes is not stored. `effective`: see note_no_effect.
+void append_outbox(Connection& c, const std::vector<OutboxEvent>& events, bool effective);
 
 // Page limits are clamped to 1..1000.
 int64_t clamp_limit(int64_t limit);

@@ -50,6 +50,7 @@ Result<int64_t> SqliteStore::put_push_cert(const PushCert& cert, SysTime now) {
              "active = 1")
             .bind(cert.topic, to_unix(now))
             .run();
+        if (c.changes() == 0) sqlite::note_no_effect();  // no predecessor: not a renewal
         c.prepare(
              "INSERT INTO push_certs (topic, cert_pem, key_pem, thumbprint_sha1, not_before, "
              "not_after, uploaded_at, active, usable, unusable_reason) "

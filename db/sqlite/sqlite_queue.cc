@@ -249,10 +249,12 @@ Result<std::optional<DeliveredCommand>> SqliteStore::apply_report(const std::str
         std::string request_type = st.str(2);
         st.reset();
         // A final report is recorded once; a NotNow after one is stale.
+        if (is_reported(current)) sqlite::note_no_effect();
         if (!is_reported(current)) {
             bool after_final = is_final(current);
             if (status == TargetStatus::kNotNow && after_final) {
                 // Canceled or expired meanwhile: the device did not run it.
+                sqlite::note_no_effect();
             } else {
                 // The report is the target's result, a NotNow's too (docs/storage.md
                 // "Queue semantics"); the final report replaces it.

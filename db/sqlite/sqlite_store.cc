@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "db/sqlite/migrations.h"
+#include "db/sqlite/sqlite_internal.h"
 #include "db/sqlite/sqlite_statement.h"
 
 namespace courier::db {
@@ -21,6 +22,7 @@ using sqlite::SqlError;
 
 struct SqliteStore::WriteJob {
     Work fn;
+    std::vector<OutboxEvent> events;  // attached by the caller (attach_events)
     Status result;
     bool done = false;
     std::condition_variable cv;
@@ -43,6 +45,16 @@ Status create_private_file(const std::string& path) {
     return Status::ok();
 }
 
+// Events the calling thread attached (WebhookStore::attach_events), for the
+// next write it makes through `store`.
+struct AttachedEvents {
+    const SqliteStore* store = nullptr;
+    std::vector<OutboxEvent>* events = nullptr;
+};
+thread_local AttachedEvents tl_attached;
+// Writer thread: did the closure being run take effect (sqlite::note_no_effect)?
+thread_local bool tl_effective = true;
+
 // Runs fn, turning a thrown SqlError into its Status.
 Status guarded(const std::function<Status(Connection&)>& fn, Connection& conn) {
     try {
@@ -53,6 +65,27 @@ Status guarded(const std::function<Status(Connection&)>& fn, Connection& conn) {
 }
 
 }  // namespace
+
+void sqlite::note_no_effect() {
+    tl_effective = false;
+}
+
+class SqliteStore::Attachment : public EventAttachment {
+  public:
+    Attachment(const SqliteStore& store, std::vector<OutboxEvent> events)
+        : events_(std::move(events)), previous_(tl_attached) {
+        tl_attached = {&store, &events_};
+    }
+    ~Attachment() override { tl_attached = previous_; }
+
+  private:
+    std::vector<OutboxEvent> events_;
+    AttachedEvents previous_;
+};
+
+std::unique_ptr<EventAttachment> SqliteStore::attach_events(std::vector<OutboxEvent> events) {
+    return std::make_unique<Attachment>(*this, std::move(events));
+}
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path,
                                                        const SqliteOptions& options,
@@ -117,6 +150,7 @@ void SqliteStore::close() {
 Status SqliteStore::write(Work fn) {
     WriteJob job;
     job.fn = std::move(fn);
+    if (tl_attached.store == this && tl_attached.events) job.events.swap(*tl_attached.events);
     std::unique_lock lk(mu_);
     if (stopping_) return unavailable("store is closed");
     pending_.push_back(&job);
@@ -252,7 +286,17 @@ void SqliteStore::commit_batch(std::vector<WriteJob*>& batch,
         for (; next < batch.size() && !aborted; ++next) {
             WriteJob& job = *batch[next];
             Status s = conn.try_exec("SAVEPOINT job");
+            tl_effective = true;
             if (s) s = guarded(job.fn, conn);
+            if (s && !job.events.empty()) {
+                bool effective = tl_effective;
+                s = guarded(
+                    [&](Connection& c) {
+                        sqlite::append_outbox(c, job.events, effective);
+                        return Status::ok();
+                    },
+                    conn);
+            }
             if (s) s = conn.try_exec("RELEASE job");
             if (s) {
                 done_in_tx.push_back(&job);

@@ -5,7 +5,8 @@
 //   submits a closure and blocks until the transaction containing it has
 //   committed (group commit): the writer takes every pending closure (up to
 //   SqliteOptions::max_batch), runs them in one BEGIN IMMEDIATE ... COMMIT,
-//   each inside its own SAVEPOINT. A closure that fails is rolled back to its
+//   each inside its own SAVEPOINT (with the webhook events the caller
+//   attached, appended in the same savepoint). A closure that fails is rolled back to its
 //   savepoint and gets its own error; its batch-mates still commit. Only after
 //   COMMIT returns (synchronous=FULL: the WAL is fsynced) is each caller woken
 //   with its result, so "ok" means durable.
@@ -162,9 +163,29 @@ class SqliteStore final : public Store {
     Result<int64_t> put_pending_push_key(const std::string& key_pem, SysTime now) override;
     Result<std::vector<PendingPushKey>> pending_push_keys() override;
     Status delete_pending_push_key(int64_t id) override;
+    Result<std::vector<Webhook>> webhooks() override;
+    Result<Webhook> webhook(const std::string& id) override;
+    Status put_webhook(const Webhook& w, SysTime now) override;
+    Status delete_webhook(const std::string& id) override;
+    std::unique_ptr<EventAttachment> attach_events(std::vector<OutboxEvent> events) override;
+    Status append_events(const std::vector<OutboxEvent>& events) override;
+    Result<std::vector<ClaimedDelivery>> claim_deliveries(SysTime now, std::chrono::seconds lease,
+                                                          size_t limit) override;
+    Status finish_delivery(const ClaimedDelivery& claim, const DeliveryOutcome& outcome,
+                           SysTime now) override;
+    Status finish_deliveries(const std::vector<std::pair<ClaimedDelivery, DeliveryOutcome>>& batch,
+                             SysTime now) override;
+    Result<PageOf<Delivery>> list_deliveries(const std::string& webhook_id,
+                                             std::optional<DeliveryStatus> status,
+                                             const Page& page) override;
+    Status retry_delivery(const std::string& webhook_id, const std::string& event_id,
+                          SysTime now) override;
+    Result<std::map<std::string, int64_t>> webhook_backlog() override;
+    Result<int64_t> prune_deliveries(SysTime before) override;
 
   private:
     struct WriteJob;
+    class Attachment;
     using Work = std::function<Status(sqlite::Connection&)>;
 
     SqliteStore(std::string path, const SqliteOptions& options, const Clock& clock,

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -15,6 +16,7 @@
 #include "db/enrollment_store.h"
 #include "db/enrollment_token_store.h"
 #include "db/push_cert_store.h"
+#include "db/webhook_store.h"
 #include "server/http/http.h"
 
 namespace courier::apns {
@@ -34,6 +36,9 @@ struct AdminOptions {
     // --vendor-cert/--vendor-key (PEM text; both or neither): CSRs also come
     // out vendor-signed (admin_console_api.cc).
     std::string vendor_cert_pem, vendor_key_pem;
+    // Webhook events of a push certificate renewal (courier.pushcert.renewed):
+    // the attachment lives across put_push_cert (db::WebhookStore::attach_events).
+    std::function<std::unique_ptr<db::EventAttachment>(const db::PushCert& cert)> renewal_events;
 };
 
 class AdminApi {

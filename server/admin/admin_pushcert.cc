@@ -71,7 +71,10 @@ Response AdminApi::put_pushcert(Request& req) {
     pc.not_after = parsed->not_after;
     pc.uploaded_at = now;
     pc.active = true;
+    std::unique_ptr<db::EventAttachment> events;
+    if (opts_.renewal_events) events = opts_.renewal_events(pc);
     auto id = push_certs_.put_push_cert(pc, now);
+    events.reset();
     if (!id.is_ok()) return status_response(id.status());
     push_.reload_certificates();
     if (pending_key != 0 && console_) (void)console_->delete_pending_push_key(pending_key);

@@ -18,13 +18,16 @@
 #include "db/open.h"
 #include "db/store.h"
 #include "server/admin/admin_api.h"
+#include "server/admin/admin_console.h"
+#include "server/admin/admin_webhooks.h"
+#include "server/admin/ui_session.h"
 #include "server/device/device_auth.h"
 #include "server/device/device_service.h"
 #include "server/device/enroll_service.h"
 #include "server/http/http.h"
 #include "server/http/listener.h"
-#include "server/admin/admin_console.h"
-#include "server/admin/ui_session.h"
+#include "server/webhook/webhook_events.h"
+#include "server/webhook/webhook_service.h"
 
 namespace courier::server {
 
@@ -156,6 +159,40 @@ Status App::start() {
             .pushes = storage, .push_certs = storage, .enrollments = storage, .queue = storage},
         *pusher_, clock_, metrics_);
 
+    // Webhooks (SPEC "Webhooks"): the --webhook-url destination, then the
+    // delivery workers; events ride on the writes that cause them.
+    if (!cfg_.webhook_url.empty()) {
+        db::Webhook w;
+        w.id = "default";
+        w.url = cfg_.webhook_url;
+        w.topics = cfg_.webhook_topics;
+        w.hmac_key = cfg_.webhook_hmac_key;
+        if (auto why = webhook_invalid(w); !why.empty())
+            return invalid("--webhook-url/--webhook-topics: " + why);
+        if (auto s = storage.put_webhook(w, clock_.now()); !s.is_ok()) return s;
+    }
+    WebhookOptions wo;
+    wo.cert_warn_days = cfg_.cert_warn_days;
+    wo.backoff_base = std::chrono::milliseconds(cfg_.webhook_backoff_ms);
+    wo.retry_window = std::chrono::seconds(cfg_.webhook_retry_window_s);
+    wo.timeout = std::chrono::milliseconds(cfg_.webhook_timeout_ms);
+    // A claim outlives its attempt; one left by a killed node is taken again after it.
+    wo.lease = std::chrono::ceil<std::chrono::seconds>(2 * wo.timeout + std::chrono::seconds(1));
+    webhooks_ = std::make_unique<WebhookService>(storage, clock_, metrics_, wo);
+    push_->set_token_invalid_events(
+        [this](const std::string& id, int http_status,
+               const std::string& reason) -> std::unique_ptr<db::EventAttachment> {
+            if (!webhooks_->wants("courier.push.token_invalid")) return nullptr;
+            boost::json::object o;
+            o["enrollment_id"] = id;
+            o["apns_status"] = http_status;
+            o["reason"] = reason;
+            std::vector<db::OutboxEvent> evs;
+            evs.push_back(webhook::courier_event("courier.push.token_invalid", id, std::move(o),
+                                                 clock_.now_ms()));
+            return webhooks_->attach(std::move(evs));
+        });
+
     device_auth_ =
         std::make_unique<DeviceAuthenticator>(std::move(trust), cfg_.cert_header, clock_);
     device_auth_->set_enrollment_ca(enrollment_ca_->cert());
@@ -166,6 +203,7 @@ Status App::start() {
                                                                      .read_scopes = storage},
                                                *device_auth_, push_.get(), clock_, metrics_);
     devices_->set_binding_policy({.enroll_open = cfg_.enroll_open});
+    devices_->set_webhooks(webhooks_.get());
 
     public_url_ = cfg_.public_url;
     if (public_url_.empty())
@@ -201,6 +239,19 @@ Status App::start() {
         ao.vendor_cert_pem = std::move(*vc);
         ao.vendor_key_pem = std::move(*vk);
     }
+    ao.renewal_events = [this](const db::PushCert& c) -> std::unique_ptr<db::EventAttachment> {
+        if (!webhooks_->wants("courier.pushcert.renewed")) return nullptr;
+        boost::json::object o;
+        o["topic"] = c.topic;
+        o["thumbprint_sha1"] = c.thumbprint_sha1;
+        o["not_after"] = format_rfc3339(c.not_after);
+        auto ev =
+            webhook::courier_event("courier.pushcert.renewed", "", std::move(o), clock_.now_ms());
+        ev.only_if_effective = true;  // a first upload renews nothing
+        std::vector<db::OutboxEvent> evs;
+        evs.push_back(std::move(ev));
+        return webhooks_->attach(std::move(evs));
+    };
     admin_ = std::make_unique<AdminApi>(AdminApi::Stores{.enrollments = storage,
                                                          .bindings = storage,
                                                          .queue = storage,
@@ -232,6 +283,7 @@ Status App::start() {
         register_console_files(*router_);
     }
     admin_->register_routes(*router_);
+    register_webhook_routes(*router_, *admin_, storage, *webhooks_, clock_);
 
     metrics_.help("courier_http_request_seconds", "histogram", "HTTP request latency by route");
     metrics_.help("courier_http_requests_total", "counter", "HTTP requests by route and status");
@@ -327,6 +379,7 @@ Status App::start() {
         enroll_->set_public_url(public_url_);
     }
     push_->start();
+    webhooks_->start();
     warn_expiring_certificates();
     {
         std::lock_guard lock(mu_);
@@ -382,6 +435,7 @@ void App::stop() {
     if (maintenance_.joinable()) maintenance_.join();
     if (http_) http_->stop(std::chrono::milliseconds(5000));
     if (push_) push_->stop();
+    if (webhooks_) webhooks_->stop();
     if (pusher_) pusher_->shutdown();
     http_.reset();
     store_.reset();  // closes: flushes last-seen

@@ -37,6 +37,7 @@ class DeviceService;
 class EnrollService;
 class AdminApi;
 class UiSessions;
+class WebhookService;
 
 class App {
   public:
@@ -67,6 +68,7 @@ class App {
     db::Store& store() { return *store_; }
     apns::PushService& push_service() { return *push_; }
     Metrics& metrics() { return metrics_; }
+    WebhookService& webhooks() { return *webhooks_; }
     // "METHOD /pattern" for every route served (the OpenAPI coverage test).
     std::vector<std::string> routes() const;
 
@@ -88,6 +90,7 @@ class App {
     std::unique_ptr<certs::CertificateAuthority> enrollment_ca_;
     std::unique_ptr<apns::Pusher> pusher_;
     std::unique_ptr<apns::PushService> push_;
+    std::unique_ptr<WebhookService> webhooks_;
     std::unique_ptr<DeviceAuthenticator> device_auth_;
     std::unique_ptr<DeviceService> devices_;
     std::unique_ptr<EnrollService> enroll_;

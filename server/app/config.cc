@@ -103,6 +103,26 @@ void add_serve_options(CLI::App& app, Config* c) {
     opt(app, "--proxy-protocol", c->proxy_protocol,
         "every connection on --listen starts with HAProxy's PROXY v2 header (TCP passthrough), "
         "whose address is the client's; connections without one are refused (true/false)");
+    opt(app, "--webhook-url", c->webhook_url,
+        "webhook destination 'default' (http:// or https://), created or updated at start; "
+        "more through /v1/webhooks (docs/webhooks.md)");
+    opt(app, "--webhook-hmac-key", c->webhook_hmac_key,
+        "sign the default destination's requests: X-Hmac-Signature = "
+        "base64(HMAC-SHA256(key, body))");
+    opt(app, "--webhook-topics", c->webhook_topics,
+        "topic prefixes the default destination takes (comma-separated), e.g. "
+        "mdm.,courier.pushcert.")
+        ->delimiter(',');
+    // Hidden: tests shorten the retry schedule.
+    opt(app, "--webhook-backoff-ms", c->webhook_backoff_ms, "")
+        ->check(CLI::Range(int64_t{1}, int64_t{3600000}))
+        ->group("");
+    opt(app, "--webhook-timeout-ms", c->webhook_timeout_ms, "")
+        ->check(CLI::Range(int64_t{100}, int64_t{10000}))
+        ->group("");
+    opt(app, "--webhook-retry-window-seconds", c->webhook_retry_window_s, "")
+        ->check(CLI::Range(int64_t{0}, int64_t{24 * 3600}))
+        ->group("");
 }
 
 }  // namespace courier::server

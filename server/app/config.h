@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,13 @@ struct Config {
     bool ui = true;                  // the web console under /ui/
     // MDM vendor identity (PEM files): CSRs also come out vendor-signed.
     std::string vendor_cert, vendor_key;
+    // The webhook destination "default", created or updated at start.
+    std::string webhook_url, webhook_hmac_key;
+    std::vector<std::string> webhook_topics{"mdm."};
+    // Hidden (tests): the first retry's delay and the retry window.
+    int64_t webhook_backoff_ms = 5000;
+    int64_t webhook_retry_window_s = 24 * 3600;
+    int64_t webhook_timeout_ms = 10000;
 };
 
 }  // namespace courier::server

@@ -108,6 +108,7 @@ constexpr void (*kGroups[])(CLI::App&, const cli::Context&) = {
     cli::add_command_commands,
     cli::add_pushcert_commands,
     cli::add_enroll_token_commands,
+    cli::add_webhook_commands,
 };
 
 }  // namespace

@@ -47,5 +47,6 @@ void add_device_commands(CLI::App& app, const Context& ctx);
 void add_command_commands(CLI::App& app, const Context& ctx);
 void add_pushcert_commands(CLI::App& app, const Context& ctx);
 void add_enroll_token_commands(CLI::App& app, const Context& ctx);
+void add_webhook_commands(CLI::App& app, const Context& ctx);
 
 }  // namespace courier::client::cli

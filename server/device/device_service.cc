@@ -3,9 +3,13 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <boost/json.hpp>
+
 #include "apns/push_service.h"
 #include "common/encoding.h"
 #include "mdm/checkin.h"
+#include "server/webhook/webhook_events.h"
+#include "server/webhook/webhook_service.h"
 
 namespace courier::server {
 
@@ -81,15 +85,31 @@ Response DeviceService::superseded_use(const Request& req, const db::Binding& b,
                                   ? "identity certificate was revoked by an administrator"
                                   : "identity certificate was superseded by a later enrollment");
     if (b.alarm_at && now - *b.alarm_at < kAlarmInterval) return refusal;  // alarmed this hour
+    // The courier.identity.superseded webhook event, on the alarm's
+    // once-an-hour schedule: written only when the alarm is.
+    std::unique_ptr<db::EventAttachment> events;
+    if (webhooks_ && webhooks_->wants("courier.identity.superseded")) {
+        boost::json::object o;
+        o["device_id"] = b.device_id;
+        o["claimed_id"] = claimed_id;
+        o["cert_sha256"] = b.cert_sha256;
+        o["state"] = db::binding_state_name(b.state);
+        o["remote_address"] = req.remote_address;
+        auto ev = webhook::courier_event("courier.identity.superseded", b.device_id, std::move(o),
+                                         clock_.now_ms());
+        ev.only_if_effective = true;
+        std::vector<db::OutboxEvent> evs;
+        evs.push_back(std::move(ev));
+        events = webhooks_->attach(std::move(evs));
+    }
     auto noted = bindings_.note_superseded_use(b.cert_sha256, now);
+    events.reset();
     if (!noted.is_ok() || !*noted) return refusal;
     spdlog::warn(
         "{} identity certificate sha256:{}… of device {} presented again by {} for {}: a "
         "takeover, or the device's old holder (refused; alarmed at most once an hour)",
         db::binding_state_name(b.state), b.cert_sha256.substr(0, 16), b.device_id,
         req.remote_address, claimed_id);
-    // Hook: the courier.identity.superseded webhook event (docs/security.md "Re-binding")
-    // goes here, on the same once-an-hour schedule as this log line.
     return refusal;
 }
 
@@ -152,6 +172,37 @@ std::optional<Response> DeviceService::admit_authenticate(const Request& req, co
     return std::nullopt;
 }
 
+std::vector<db::OutboxEvent> DeviceService::checkin_events(const Request& req,
+                                                           const mdm::EnrollmentIdentity& ident,
+                                                           std::string_view message_type) {
+    std::vector<db::OutboxEvent> out;
+    if (!webhooks_ || !webhooks_->wants(fmt::format("mdm.{}", message_type))) return out;
+    out.push_back(
+        webhook::checkin_event(message_type, {ident, req.query}, req.body, clock_.now_ms()));
+    return out;
+}
+
+std::vector<db::OutboxEvent> DeviceService::report_events(
+    const Request& req, const mdm::EnrollmentIdentity& ident, std::string_view status,
+    const std::string& uuid, std::optional<db::TargetStatus> finished) {
+    std::vector<db::OutboxEvent> out;
+    if (!webhooks_) return out;
+    if (webhooks_->wants("mdm.Connect"))
+        out.push_back(webhook::acknowledge_event({ident, req.query}, status, uuid, req.body,
+                                                 clock_.now_ms()));
+    if (finished && webhooks_->wants("courier.command.finished")) {
+        boost::json::object o;
+        o["command_uuid"] = uuid;
+        o["enrollment_id"] = ident.enrollment_id();
+        o["status"] = db::target_status_name(*finished);
+        auto ev = webhook::courier_event("courier.command.finished", ident.enrollment_id(),
+                                         std::move(o), clock_.now_ms());
+        ev.only_if_effective = true;  // a repeated final report finishes nothing
+        out.push_back(std::move(ev));
+    }
+    return out;
+}
+
 Response DeviceService::handle(Request& req, bool command_channel) {
     return *process(req, command_channel, true);
 }
@@ -208,6 +259,16 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
         }
         Status st;
         Response answer = Response::empty(200);
+        // The message's webhook event rides on its store write; the
+        // messages that write nothing append it on their own (durable too).
+        std::vector<db::OutboxEvent> events =
+            checkin_events(req, ident, mdm::message_type_name(msg.type));
+        std::unique_ptr<db::EventAttachment> attached;
+        bool writes = msg.type == mdm::MessageType::kAuthenticate ||
+                      msg.type == mdm::MessageType::kTokenUpdate ||
+                      msg.type == mdm::MessageType::kCheckOut ||
+                      msg.type == mdm::MessageType::kSetBootstrapToken;
+        if (writes && !events.empty()) attached = webhooks_->attach(std::move(events));
         switch (msg.type) {
             case mdm::MessageType::kAuthenticate: {
                 auto before = bindings_.active_binding(device_id);
@@ -237,6 +298,7 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
                 if (policy_.enroll_open && cred->enrollment_ca)
                     in.approval_quiet_period = policy_.quiet_period;
                 st = enrollments_.apply_authenticate(in, now);
+                attached.reset();  // taken by that write, or dropped with it
                 if (st.is_ok()) bindings_.touch_binding(cred->cert_sha256, now);
                 if (st.is_ok() && before.is_ok() && before->has_value() &&
                     (*before)->cert_sha256 != cred->cert_sha256)
@@ -291,6 +353,7 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
                 // Beyond kMaxUserChannels no new user channel (checked in the
                 // store's transaction): 400.
                 st = enrollments_.apply_token_update(in, now);
+                attached.reset();
                 if (st.code() == Code::kTooLarge || st.code() == Code::kConflict)
                     return refuse(req, id, st.message());
                 if (st.is_ok() && push_) {
@@ -341,6 +404,8 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
             case mdm::MessageType::kGetToken:
                 return refuse(req, id, "GetToken is not supported by this server");
         }
+        attached.reset();
+        if (st.is_ok() && !writes && !events.empty()) st = webhooks_->append(std::move(events));
         if (!st.is_ok()) {
             spdlog::error("{} for {}: {}", mdm::message_type_name(msg.type), id, st.to_string());
             return status_response(st, {}, Audience::kDevice);
@@ -365,7 +430,11 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
     enrollments_.touch_last_seen({id}, clock_.now_ms());
     // Only the command channel's answer is read as a command: an Idle that
     // arrives on the check-in channel gets an empty 200 and hands nothing out.
+    const std::string_view status_name = mdm::report_status_name(rep.status);
     if (!command_channel && rep.status == mdm::ReportStatus::kIdle) {
+        if (webhooks_)  // hands nothing out: best effort, from memory
+            for (auto& ev : report_events(req, ident, status_name, "", std::nullopt))
+                webhooks_->send_from_memory(ev);
         Response r = Response::empty(200);
         r.log_enrollment = id;
         return r;
@@ -380,7 +449,17 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
         bool clear_push = existing->push_pending_at(now);
         if ((*pending || clear_push) && !writes_allowed) return std::nullopt;  // a write
         metrics_.counter("courier_checkins_total", {{"message_type", "Idle"}}).inc();
-        if (*pending || clear_push) next = queue_.next_command(id, true, now);
+        if (*pending || clear_push) {
+            std::unique_ptr<db::EventAttachment> attached;
+            if (webhooks_)
+                attached =
+                    webhooks_->attach(report_events(req, ident, status_name, "", std::nullopt));
+            next = queue_.next_command(id, true, now);
+        } else if (webhooks_) {
+            // An Idle that writes nothing (SPEC): best effort, from memory.
+            for (auto& ev : report_events(req, ident, status_name, "", std::nullopt))
+                webhooks_->send_from_memory(ev);
+        }
     } else {
         metrics_
             .counter("courier_checkins_total",
@@ -403,13 +482,25 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
             case mdm::ReportStatus::kIdle:
                 break;
         }
-        next = queue_.apply_report(id, rep.command_uuid, ts, req.body, now);
+        {
+            std::optional<db::TargetStatus> finished;
+            if (db::is_final(ts)) finished = ts;
+            std::unique_ptr<db::EventAttachment> attached;
+            if (webhooks_)
+                attached = webhooks_->attach(
+                    report_events(req, ident, status_name, rep.command_uuid, finished));
+            next = queue_.apply_report(id, rep.command_uuid, ts, req.body, now);
+        }
         if (next.is_ok())
             metrics_.counter("courier_commands_total", {{"status", db::target_status_name(ts)}})
                 .inc();
         if (!next.is_ok() && next.status().code() == Code::kNotFound) {
             spdlog::warn("{} reported {} for unknown command {}; answering as Idle", id,
                          mdm::report_status_name(rep.status), rep.command_uuid);
+            std::unique_ptr<db::EventAttachment> attached;
+            if (webhooks_)
+                attached = webhooks_->attach(
+                    report_events(req, ident, status_name, rep.command_uuid, std::nullopt));
             next = queue_.next_command(id, true, now);
         }
     }

@@ -19,6 +19,8 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/metrics.h"
@@ -27,6 +29,7 @@
 #include "db/enrollment_store.h"
 #include "db/push_cert_store.h"
 #include "db/read_scope.h"
+#include "db/webhook_store.h"
 #include "server/device/device_auth.h"
 #include "server/http/http.h"
 
@@ -34,7 +37,13 @@ namespace courier::apns {
 class PushService;
 }
 
+namespace courier::mdm {
+struct EnrollmentIdentity;
+}
+
 namespace courier::server {
+
+class WebhookService;
 
 struct BindingPolicy {
     bool enroll_open = true;  // --enroll-open
@@ -69,6 +78,9 @@ class DeviceService {
     std::optional<Response> handle_idle_without_writes(Request& req);
     // Set once during setup, before requests.
     void set_binding_policy(const BindingPolicy& p) { policy_ = p; }
+    // Webhook events (SPEC "Webhooks"): written with the message's store
+    // write; set once during setup, before requests. Null: none.
+    void set_webhooks(WebhookService* w) { webhooks_ = w; }
     static constexpr size_t kInlineBodyMax = 4096;
 
   private:
@@ -92,6 +104,15 @@ class DeviceService {
     Response superseded_use(const Request& req, const db::Binding& b, const std::string& claimed_id,
                             SysTime now);
 
+    // The events a message makes (only topics a destination takes).
+    std::vector<db::OutboxEvent> checkin_events(const Request& req,
+                                                const mdm::EnrollmentIdentity& ident,
+                                                std::string_view message_type);
+    std::vector<db::OutboxEvent> report_events(const Request& req,
+                                               const mdm::EnrollmentIdentity& ident,
+                                               std::string_view status, const std::string& uuid,
+                                               std::optional<db::TargetStatus> finished);
+
     db::EnrollmentStore& enrollments_;
     db::BindingStore& bindings_;
     db::CommandQueue& queue_;
@@ -102,6 +123,7 @@ class DeviceService {
     const Clock& clock_;
     Metrics& metrics_;
     BindingPolicy policy_;
+    WebhookService* webhooks_ = nullptr;
 };
 
 }  // namespace courier::server

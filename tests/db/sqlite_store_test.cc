@@ -50,7 +50,11 @@ void rewind_schema(const fs::path& db, int version) {
         query(db, "DROP TABLE pending_push_keys");
         query(db, "DROP INDEX push_attempts_at");
     }
-    // 7 (a placeholder on this branch) changes nothing.
+    if (version < 7) {
+        for (const char* t : {"webhook_once", "webhook_deliveries", "webhook_events", "webhooks"})
+            query(db, fmt::format("DROP TABLE {}", t));
+        query(db, "ALTER TABLE enrollments DROP COLUMN token_update_tally");
+    }
     if (version < 6) {
         query(db, "ALTER TABLE enrollments DROP COLUMN pending_push_apns_id");
         query(db, "ALTER TABLE enrollments DROP COLUMN pending_push_until");
@@ -122,6 +126,24 @@ TEST_F(SqliteStoreTest, ReopeningKeepsTheData) {
     ASSERT_NE(store, nullptr);
     EXPECT_EQ(store->enrollment("A")->state, EnrollmentState::kEnrolled);
     EXPECT_EQ(store->command(uuid)->targets.size(), 1u);
+}
+
+TEST_F(SqliteStoreTest, MigrationSevenAddsWebhooksAndStartsTalliesAtZero) {
+    {
+        auto store = open();
+        ASSERT_TRUE(store->apply_token_update(token_input("A", "A"), now()));
+    }
+    rewind_schema(db_path(), 6);
+    EXPECT_EQ(query(db_path(), "SELECT count(*) FROM sqlite_master WHERE name LIKE 'webhook%'"),
+              "0");
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(query(db_path(), "PRAGMA user_version"),
+              std::to_string(sqlite::latest_schema_version()));
+    EXPECT_EQ(query(db_path(), "SELECT token_update_tally FROM enrollments WHERE id = 'A'"), "0");
+    auto hooks = store->webhooks();
+    ASSERT_TRUE(hooks.is_ok()) << hooks.status().to_string();
+    EXPECT_TRUE(hooks->empty());
 }
 
 // Takes a current database back to the version-5 shape (before the pending

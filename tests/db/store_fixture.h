@@ -45,6 +45,10 @@ struct Impl {
     std::function<std::unique_ptr<Store>(const fs::path&, const Clock&)> open;
 };
 
+// Every implementation (tests/db/store_impls.cc), for suites with fixtures
+// of their own.
+const std::vector<Impl>& store_impls();
+
 // Test names in ctest's list say which implementation runs.
 inline void PrintTo(const Impl& impl, std::ostream* os) {
     *os << impl.name;

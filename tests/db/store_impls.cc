@@ -62,6 +62,15 @@ const Impl kImpls[] = {
      }},
 };
 
+}  // namespace
+
+const std::vector<store_tests::Impl>& store_tests::store_impls() {
+    static const std::vector<Impl> impls(std::begin(kImpls), std::end(kImpls));
+    return impls;
+}
+
+namespace {
+
 INSTANTIATE_TEST_SUITE_P(Impls, StoreTest, ::testing::ValuesIn(kImpls),
                          [](const auto& info) { return info.param.name; });
 

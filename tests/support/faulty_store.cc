@@ -170,6 +170,34 @@ Result<int64_t> FaultyStore::put_pending_push_key(const std::string& key_pem, Sy
 
 Status FaultyStore::delete_pending_push_key(int64_t id) {
     COURIER_FAULTY_WRITE(delete_pending_push_key(id));
+Status FaultyStore::put_webhook(const Webhook& w, SysTime now) {
+    COURIER_FAULTY_WRITE(put_webhook(w, now));
+}
+Status FaultyStore::delete_webhook(const std::string& id) {
+    COURIER_FAULTY_WRITE(delete_webhook(id));
+}
+Status FaultyStore::append_events(const std::vector<OutboxEvent>& events) {
+    COURIER_FAULTY_WRITE(append_events(events));
+}
+Result<std::vector<ClaimedDelivery>> FaultyStore::claim_deliveries(SysTime now,
+                                                                   std::chrono::seconds lease,
+                                                                   size_t limit) {
+    COURIER_FAULTY_WRITE(claim_deliveries(now, lease, limit));
+}
+Status FaultyStore::finish_delivery(const ClaimedDelivery& claim, const DeliveryOutcome& outcome,
+                                    SysTime now) {
+    COURIER_FAULTY_WRITE(finish_delivery(claim, outcome, now));
+}
+Status FaultyStore::finish_deliveries(
+    const std::vector<std::pair<ClaimedDelivery, DeliveryOutcome>>& batch, SysTime now) {
+    COURIER_FAULTY_WRITE(finish_deliveries(batch, now));
+}
+Status FaultyStore::retry_delivery(const std::string& webhook_id, const std::string& event_id,
+                                   SysTime now) {
+    COURIER_FAULTY_WRITE(retry_delivery(webhook_id, event_id, now));
+}
+Result<int64_t> FaultyStore::prune_deliveries(SysTime before) {
+    COURIER_FAULTY_WRITE(prune_deliveries(before));
 }
 
 #undef COURIER_FAULTY_WRITE

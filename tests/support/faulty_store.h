@@ -181,6 +181,42 @@ class FaultyStore final : public Store {
     }
     Status delete_pending_push_key(int64_t id) override;
 
+    Result<std::vector<Webhook>> webhooks() override {
+        if (Status f = read_fault(); !f.is_ok()) return f;
+        return inner_->webhooks();
+    }
+    Result<Webhook> webhook(const std::string& id) override {
+        if (Status f = read_fault(); !f.is_ok()) return f;
+        return inner_->webhook(id);
+    }
+    Status put_webhook(const Webhook& w, SysTime now) override;
+    Status delete_webhook(const std::string& id) override;
+    // Attaching writes nothing: the attached events ride on the next write,
+    // which a fault refuses whole.
+    std::unique_ptr<EventAttachment> attach_events(std::vector<OutboxEvent> events) override {
+        return inner_->attach_events(std::move(events));
+    }
+    Status append_events(const std::vector<OutboxEvent>& events) override;
+    Result<std::vector<ClaimedDelivery>> claim_deliveries(SysTime now, std::chrono::seconds lease,
+                                                          size_t limit) override;
+    Status finish_delivery(const ClaimedDelivery& claim, const DeliveryOutcome& outcome,
+                           SysTime now) override;
+    Status finish_deliveries(const std::vector<std::pair<ClaimedDelivery, DeliveryOutcome>>& batch,
+                             SysTime now) override;
+    Result<PageOf<Delivery>> list_deliveries(const std::string& webhook_id,
+                                             std::optional<DeliveryStatus> status,
+                                             const Page& page) override {
+        if (Status f = read_fault(); !f.is_ok()) return f;
+        return inner_->list_deliveries(webhook_id, status, page);
+    }
+    Status retry_delivery(const std::string& webhook_id, const std::string& event_id,
+                          SysTime now) override;
+    Result<std::map<std::string, int64_t>> webhook_backlog() override {
+        if (Status f = read_fault(); !f.is_ok()) return f;
+        return inner_->webhook_backlog();
+    }
+    Result<int64_t> prune_deliveries(SysTime before) override;
+
   private:
     // The injected failure for this write call, or ok to forward it.
     Status take_fault();

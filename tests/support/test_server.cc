@@ -41,6 +41,7 @@ std::unique_ptr<TestServer> TestServer::start(const TestServerOptions& opts, std
     cfg.log_level = "warn";
     cfg.io_threads = 1;
     cfg.worker_threads = 4;
+    if (opts.configure) opts.configure(cfg);
     t->app_ = std::make_unique<server::App>(
         cfg, opts.clock ? *opts.clock : static_cast<const Clock&>(SystemClock::instance()));
     if (opts.faulty_store) {

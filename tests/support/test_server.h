@@ -3,6 +3,7 @@
 // administrator or as an enrolling device.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,6 +31,8 @@ struct TestServerOptions {
     const Clock* clock = nullptr;  // the App's clock (outlives the server); system when null
     // --vendor-cert/--vendor-key files
     std::string vendor_cert{}, vendor_key{};
+    // Last word on the App's configuration (e.g. webhook flags).
+    std::function<void(server::Config&)> configure{};
 };
 
 class TestServer {

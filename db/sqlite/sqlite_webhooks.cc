@@ -1,0 +1,376 @@
+// SqliteStore: webhook destinations, the outbox and deliveries
+// (db/webhook_store.h).
+#include <fmt/format.h>
+
+#include <charconv>
+
+#include "common/encoding.h"
+#include "db/sqlite/sqlite_internal.h"
+#include "db/sqlite/sqlite_store.h"
+
+namespace courier::db {
+
+using sqlite::Blob;
+using sqlite::Connection;
+
+namespace {
+
+constexpr int64_t kDeliveryWindowSeconds = 24 * 3600;  // SPEC: retried for 24 h
+
+std::string join_topics(const std::vector<std::string>& topics) {
+    std::string out;
+    for (const auto& t : topics) {
+        if (!out.empty()) out += '\n';
+        out += t;
+    }
+    return out;
+}
+
+std::vector<std::string> split_topics(const std::string& s) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (start <= s.size() && !s.empty()) {
+        size_t nl = s.find('\n', start);
+        if (nl == std::string::npos) nl = s.size();
+        out.push_back(s.substr(start, nl - start));
+        start = nl + 1;
+    }
+    return out;
+}
+
+const char kWebhookColumns[] = "id, url, topics, hmac_key, enabled, created_at";
+
+Webhook webhook_row(sqlite::Statement& st) {
+    Webhook w;
+    w.id = st.str(0);
+    w.url = st.str(1);
+    w.topics = split_topics(st.str(2));
+    w.hmac_key = st.str(3);
+    w.enabled = st.int64(4) != 0;
+    w.created_at = from_unix(st.int64(5));
+    return w;
+}
+
+const char kDeliveryColumns[] =
+    "d.webhook_id, e.event_id, e.topic, d.enrollment_id, d.event_seq, d.status, d.attempts, "
+    "e.created_at, d.next_attempt, d.deadline, d.last_status, d.last_error, d.ordered";
+
+Delivery delivery_row(sqlite::Statement& st) {
+    Delivery d;
+    d.webhook_id = st.str(0);
+    d.event_id = st.str(1);
+    d.topic = st.str(2);
+    d.enrollment_id = st.str(3);
+    d.seq = st.int64(4);
+    d.status = parse_delivery_status(st.str(5)).value_or(DeliveryStatus::kPending);
+    d.attempts = static_cast<int>(st.int64(6));
+    d.created_at = from_unix(st.int64(7));
+    d.next_attempt = from_unix(st.int64(8));
+    d.deadline = from_unix(st.int64(9));
+    d.last_status = static_cast<int>(st.int64(10));
+    d.last_error = st.str(11);
+    d.ordered = st.int64(12) != 0;
+    return d;
+}
+
+}  // namespace
+
+void sqlite::append_outbox(Connection& c, const std::vector<OutboxEvent>& events, bool effective) {
+    std::vector<Webhook> dests;
+    {
+        auto st =
+            c.prepare(fmt::format("SELECT {} FROM webhooks WHERE enabled = 1", kWebhookColumns));
+        while (st.step()) dests.push_back(webhook_row(st));
+    }
+    if (dests.empty()) return;
+    for (const auto& ev : events) {
+        if (ev.only_if_effective && !effective) continue;
+        std::vector<const Webhook*> to;
+        for (const auto& w : dests)
+            if (topic_matches(w.topics, ev.topic)) to.push_back(&w);
+        if (to.empty()) continue;
+        if (!ev.once_key.empty()) {
+            c.prepare("INSERT OR IGNORE INTO webhook_once (key, at) VALUES (?1, ?2)")
+                .bind(ev.once_key, to_unix(ev.created_at))
+                .run();
+            if (c.changes() == 0) continue;  // sent once already
+        }
+        std::optional<int64_t> tally;
+        if (ev.with_tally) {
+            auto st = c.prepare("SELECT token_update_tally FROM enrollments WHERE id = ?1");
+            st.bind(ev.enrollment_id);
+            if (st.step()) tally = st.int64(0);
+        }
+        c.prepare(
+             "INSERT INTO webhook_events (event_id, topic, enrollment_id, body, tally, "
+             "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+            .bind(ev.event_id, ev.topic, ev.enrollment_id, Blob{ev.body}, tally,
+                  to_unix(ev.created_at))
+            .run();
+        int64_t seq = c.last_insert_rowid();
+        // Behind an earlier delivery of the same destination and enrollment:
+        // waiting, until that one is done (finish_delivery promotes it).
+        auto behind = c.prepare(
+            "SELECT 1 FROM webhook_deliveries INDEXED BY webhook_deliveries_line WHERE "
+            "webhook_id = ?1 AND enrollment_id = ?2 AND status IN ('pending', 'waiting') AND "
+            "ordered = 1 LIMIT 1");
+        auto ins = c.prepare(
+            "INSERT INTO webhook_deliveries (webhook_id, event_seq, enrollment_id, status, "
+            "next_attempt, deadline) VALUES (?1, ?2, ?3, ?6, ?4, ?5)");
+        for (const Webhook* w : to) {
+            bool waiting = false;
+            if (!ev.enrollment_id.empty()) {
+                behind.bind(w->id, ev.enrollment_id);
+                waiting = behind.step();
+                behind.reset();
+            }
+            ins.bind(w->id, seq, ev.enrollment_id, to_unix(ev.created_at),
+                     to_unix(ev.created_at) + kDeliveryWindowSeconds,
+                     waiting ? "waiting" : "pending")
+                .run();
+        }
+    }
+}
+
+Result<std::vector<Webhook>> SqliteStore::webhooks() {
+    std::vector<Webhook> out;
+    Status s = read([&](Connection& c) {
+        auto st = c.prepare(fmt::format("SELECT {} FROM webhooks ORDER BY id", kWebhookColumns));
+        while (st.step()) out.push_back(webhook_row(st));
+        return Status::ok();
+    });
+    if (!s) return s;
+    return out;
+}
+
+Result<Webhook> SqliteStore::webhook(const std::string& id) {
+    std::optional<Webhook> out;
+    Status s = read([&](Connection& c) {
+        auto st = c.prepare(fmt::format("SELECT {} FROM webhooks WHERE id = ?1", kWebhookColumns));
+        st.bind(id);
+        if (st.step()) out = webhook_row(st);
+        return Status::ok();
+    });
+    if (!s) return s;
+    if (!out) return not_found("no webhook " + id);
+    return *out;
+}
+
+Status SqliteStore::put_webhook(const Webhook& w, SysTime now) {
+    if (w.id.empty() || w.url.empty()) return invalid("webhook id and url are required");
+    return write([&](Connection& c) {
+        c.prepare(
+             "INSERT INTO webhooks (id, url, topics, hmac_key, enabled, created_at) VALUES "
+             "(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO UPDATE SET url = excluded.url, "
+             "topics = excluded.topics, hmac_key = excluded.hmac_key, enabled = "
+             "excluded.enabled")
+            .bind(w.id, w.url, join_topics(w.topics), w.hmac_key, w.enabled, to_unix(now))
+            .run();
+        return Status::ok();
+    });
+}
+
+Status SqliteStore::delete_webhook(const std::string& id) {
+    return write([&](Connection& c) {
+        c.prepare("DELETE FROM webhooks WHERE id = ?1").bind(id).run();
+        if (c.changes() == 0) return not_found("no webhook " + id);
+        c.prepare("DELETE FROM webhook_deliveries WHERE webhook_id = ?1").bind(id).run();
+        return Status::ok();
+    });
+}
+
+Status SqliteStore::append_events(const std::vector<OutboxEvent>& events) {
+    if (events.empty()) return Status::ok();
+    return write([&](Connection& c) {
+        sqlite::append_outbox(c, events, true);
+        return Status::ok();
+    });
+}
+
+Result<std::vector<ClaimedDelivery>> SqliteStore::claim_deliveries(SysTime now,
+                                                                   std::chrono::seconds lease,
+                                                                   size_t limit) {
+    std::vector<ClaimedDelivery> out;
+    Status s = write([&](Connection& c) {
+        out.clear();
+        // Due and not leased. Deliveries held back by an earlier one of
+        // their destination and enrollment are 'waiting', not 'pending'.
+        auto st = c.prepare(
+            fmt::format("SELECT {}, w.url, w.hmac_key, e.body, e.tally FROM webhook_deliveries d "
+                        "JOIN webhook_events e ON e.seq = d.event_seq JOIN webhooks w ON w.id = "
+                        "d.webhook_id WHERE d.status = 'pending' AND d.next_attempt <= ?1 AND "
+                        "(d.lease_until IS NULL OR d.lease_until <= ?1) AND w.enabled = 1 "
+                        "ORDER BY d.next_attempt, d.event_seq LIMIT ?2",
+                        kDeliveryColumns));
+        st.bind(to_unix(now), static_cast<int64_t>(limit));
+        while (st.step()) {
+            ClaimedDelivery cd;
+            cd.delivery = delivery_row(st);
+            cd.url = st.str(13);
+            cd.hmac_key = st.str(14);
+            cd.body = st.str(15);
+            cd.tally = st.opt_int64(16);
+            cd.lease = random_token(12);
+            out.push_back(std::move(cd));
+        }
+        st.reset();
+        auto upd = c.prepare(
+            "UPDATE webhook_deliveries SET lease = ?3, lease_until = ?4 WHERE webhook_id = ?1 "
+            "AND event_seq = ?2");
+        for (const auto& cd : out)
+            upd.bind(cd.delivery.webhook_id, cd.delivery.seq, cd.lease, to_unix(now + lease)).run();
+        return Status::ok();
+    });
+    if (!s) return s;
+    return out;
+}
+
+namespace {
+
+// finish_delivery inside the caller's transaction; false when the lease is lost.
+// (INDEXED BY: without statistics SQLite would walk the primary key's
+// webhook_id prefix, every delivery of the destination, for each event.)
+bool finish_in(Connection& c, const ClaimedDelivery& claim, const DeliveryOutcome& outcome,
+               SysTime now) {
+    const char* status = outcome.delivered ? "delivered" : outcome.retry_at ? "pending" : "failed";
+    int64_t next = outcome.retry_at ? to_unix(*outcome.retry_at) : to_unix(now);
+    c.prepare(
+         "UPDATE webhook_deliveries SET status = ?4, attempts = attempts + 1, "
+         "next_attempt = ?5, last_status = ?6, last_error = ?7, lease = NULL, "
+         "lease_until = NULL WHERE webhook_id = ?1 AND event_seq = ?2 AND lease = ?3")
+        .bind(claim.delivery.webhook_id, claim.delivery.seq, claim.lease, status, next,
+              outcome.http_status, outcome.error)
+        .run();
+    if (c.changes() == 0) return false;
+    // Done with this one: the next in its enrollment's line is due.
+    if (!outcome.retry_at && claim.delivery.ordered && !claim.delivery.enrollment_id.empty())
+        c.prepare(
+             "UPDATE webhook_deliveries SET status = 'pending', next_attempt = ?3 WHERE "
+             "webhook_id = ?1 AND event_seq = (SELECT min(event_seq) FROM "
+             "webhook_deliveries INDEXED BY webhook_deliveries_line WHERE webhook_id = ?1 AND "
+             "enrollment_id = ?2 AND status = 'waiting' AND ordered = 1)")
+            .bind(claim.delivery.webhook_id, claim.delivery.enrollment_id, to_unix(now))
+            .run();
+    return true;
+}
+
+}  // namespace
+
+Status SqliteStore::finish_delivery(const ClaimedDelivery& claim, const DeliveryOutcome& outcome,
+                                    SysTime now) {
+    return write([&](Connection& c) {
+        if (!finish_in(c, claim, outcome, now)) return conflict("delivery lease lost");
+        return Status::ok();
+    });
+}
+
+Status SqliteStore::finish_deliveries(
+    const std::vector<std::pair<ClaimedDelivery, DeliveryOutcome>>& batch, SysTime now) {
+    if (batch.empty()) return Status::ok();
+    return write([&](Connection& c) {
+        for (const auto& [claim, outcome] : batch) (void)finish_in(c, claim, outcome, now);
+        return Status::ok();
+    });
+}
+
+Result<PageOf<Delivery>> SqliteStore::list_deliveries(const std::string& webhook_id,
+                                                      std::optional<DeliveryStatus> status,
+                                                      const Page& page) {
+    std::optional<int64_t> before;
+    if (!page.cursor.empty()) {
+        auto decoded = hex_decode(page.cursor);
+        int64_t v = 0;
+        if (!decoded || decoded->empty() ||
+            std::from_chars(decoded->data(), decoded->data() + decoded->size(), v).ec !=
+                std::errc())
+            return invalid("malformed cursor");
+        before = v;
+    }
+    int64_t limit = sqlite::clamp_limit(page.limit);
+    std::optional<std::string> want;
+    if (status) want = delivery_status_name(*status);
+    PageOf<Delivery> out;
+    bool known = false;
+    Status s = read([&](Connection& c) {
+        auto k = c.prepare("SELECT 1 FROM webhooks WHERE id = ?1");
+        k.bind(webhook_id);
+        known = k.step();
+        k.reset();
+        if (!known) return Status::ok();
+        auto st = c.prepare(fmt::format(
+            "SELECT {} FROM webhook_deliveries d JOIN webhook_events e ON e.seq = d.event_seq "
+            "WHERE d.webhook_id = ?1 AND (?2 IS NULL OR d.status = ?2 OR (?2 = 'pending' AND "
+            "d.status = 'waiting')) AND (?3 IS NULL OR "
+            "d.event_seq < ?3) ORDER BY d.event_seq DESC LIMIT ?4",
+            kDeliveryColumns));
+        st.bind(webhook_id, want, before, limit + 1);
+        while (st.step()) out.items.push_back(delivery_row(st));
+        return Status::ok();
+    });
+    if (!s) return s;
+    if (!known) return not_found("no webhook " + webhook_id);
+    if (static_cast<int64_t>(out.items.size()) > limit) {
+        out.items.pop_back();
+        out.next_cursor = hex_encode(std::to_string(out.items.back().seq));
+    }
+    return out;
+}
+
+Status SqliteStore::retry_delivery(const std::string& webhook_id, const std::string& event_id,
+                                   SysTime now) {
+    return write([&](Connection& c) {
+        auto st = c.prepare(
+            "SELECT d.event_seq, d.status FROM webhook_deliveries d JOIN webhook_events e ON "
+            "e.seq = d.event_seq WHERE d.webhook_id = ?1 AND e.event_id = ?2");
+        st.bind(webhook_id, event_id);
+        if (!st.step()) return not_found("no delivery of event " + event_id + " to " + webhook_id);
+        int64_t seq = st.int64(0);
+        std::string status = st.str(1);
+        st.reset();
+        if (status != "failed")
+            return conflict("delivery of event " + event_id + " is " + status +
+                            ", not failed: nothing to retry");
+        c.prepare(
+             "UPDATE webhook_deliveries SET status = 'pending', ordered = 0, next_attempt = ?3, "
+             "deadline = ?4, lease = NULL, lease_until = NULL WHERE webhook_id = ?1 AND "
+             "event_seq = ?2")
+            .bind(webhook_id, seq, to_unix(now), to_unix(now) + kDeliveryWindowSeconds)
+            .run();
+        return Status::ok();
+    });
+}
+
+Result<std::map<std::string, int64_t>> SqliteStore::webhook_backlog() {
+    std::map<std::string, int64_t> out;
+    Status s = read([&](Connection& c) {
+        auto st = c.prepare(
+            "SELECT w.id, (SELECT count(*) FROM webhook_deliveries d WHERE d.webhook_id = w.id "
+            "AND d.status IN ('pending', 'waiting')) FROM webhooks w");
+        while (st.step()) out[st.str(0)] = st.int64(1);
+        return Status::ok();
+    });
+    if (!s) return s;
+    return out;
+}
+
+Result<int64_t> SqliteStore::prune_deliveries(SysTime before) {
+    int64_t pruned = 0;
+    Status s = write([&](Connection& c) {
+        c.prepare(
+             "DELETE FROM webhook_deliveries WHERE status = 'delivered' AND event_seq IN "
+             "(SELECT seq FROM webhook_events WHERE created_at < ?1)")
+            .bind(to_unix(before))
+            .run();
+        pruned = c.changes();
+        c.prepare(
+             "DELETE FROM webhook_events WHERE created_at < ?1 AND NOT EXISTS (SELECT 1 FROM "
+             "webhook_deliveries d WHERE d.event_seq = webhook_events.seq)")
+            .bind(to_unix(before))
+            .run();
+        return Status::ok();
+    });
+    if (!s) return s;
+    return pruned;
+}
+
+}  // namespace courier::db
