@@ -554,7 +554,13 @@ function pushcertPage(main) {
 // ---- Enrollment ------------------------------------------------------------------
 
 function enrollmentPage(main) {
-  const link = location.origin + '/enroll';
+  // The link devices reach (--public-url), from the overview: it may differ
+  // from the address this console was opened at.
+  const enrollLink = h('p', {}, '…');
+  api('GET', '/v1/overview').then((r) => {
+    const link = r.data.enroll_url;
+    replace(enrollLink, h('a', { href: link, class: 'mono' }, link));
+  }).catch((err) => replace(enrollLink, h('span', { class: 'error' }, 'Enrollment link unavailable: ' + err.message)));
   const list = h('div', {});
   const created = h('div', { role: 'status' });
   const uses = h('input', { type: 'number', min: '-1', value: '1' });
@@ -562,7 +568,7 @@ function enrollmentPage(main) {
   const expires = h('input', { type: 'datetime-local' });
   main.append(h('h1', {}, 'Enrollment'),
     h('p', {}, 'Devices enroll from this link (open it on the device in Safari):'),
-    h('p', {}, h('a', { href: link, class: 'mono' }, link)),
+    enrollLink,
     h('form', { class: 'panel', onsubmit: create }, h('h2', {}, 'New enrollment token'),
       field('Uses', uses, '-1: unlimited.'), field('Note', note), field('Expires', expires, 'Optional.'),
       h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Create token')), created),

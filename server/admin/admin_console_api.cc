@@ -39,6 +39,9 @@ Response AdminApi::overview(Request&) {
                                        {"expiring", expiring},
                                        {"expired", expired}};
     out["cert_warn_days"] = opts_.cert_warn_days;
+    // The link devices enroll from: the --public-url devices reach, which
+    // may differ from the address the console was opened at.
+    out["enroll_url"] = opts_.public_url + "/enroll";
     out["generated_at"] = format_rfc3339(now);
     return json_response(200, out);
 }

@@ -191,6 +191,11 @@ TEST_F(ConsoleApi, OverviewCountsDevicesQueueAndPushes) {
     EXPECT_GE(o["pushes_last_hour"].as_int64(), 1);
     EXPECT_EQ(o["push_errors_last_hour"].as_int64(), 0);
     EXPECT_EQ(o["certificates"].as_object()["active"].as_int64(), 1);
+    // The enrollment link is the public URL's, as in token links.
+    auto t = server_->api("POST", "/v1/enrollment-tokens", R"({"uses":1})");
+    ASSERT_EQ(t.status, 201) << t.body;
+    std::string token_url(object_of(t.body)["enroll_url"].as_string());
+    EXPECT_EQ(token_url.substr(0, token_url.find('?')), o["enroll_url"].as_string());
     EXPECT_EQ(browser("GET", "/v1/overview").status, 401);
 }
 

@@ -334,7 +334,8 @@ test('the Commands page filters by status and opens a command with its results',
 test('enrollment tokens are created, shown once and revoked', async () => {
   await page.locator(aria('Enrollment', 'link')).click();
   await page.waitForSelector('::-p-aria([name="Enrollment"][role="heading"])');
-  assert.ok(await page.$(`main a[href="${origin}/enroll"]`), 'the enrollment link');
+  // The link devices reach (--public-url, from the overview), not this page's address.
+  await page.waitForSelector(`main a[href="${origin}/enroll"]`);
   await page.locator(aria('Uses', 'spinbutton')).fill('2');
   await page.locator(aria('Note', 'textbox')).fill('loaner iPads');
   await page.locator(aria('Create token', 'button')).click();
