@@ -22,6 +22,7 @@
 #include "server/admin/admin_webhooks.h"
 #include "server/admin/ui_session.h"
 #include "server/device/device_auth.h"
+#include "server/device/device_handlers.h"
 #include "server/device/device_service.h"
 #include "server/device/enroll_service.h"
 #include "server/http/http.h"
@@ -271,9 +272,11 @@ Status App::start() {
                                                                 {"why", "store: " + s.message()}}));
         return Response::json(200, R"({"status":"ok"})");
     });
-    router_->add("GET", "/enroll", [this](Request& r) { return enroll_->handle(r); });
-    router_->add("PUT", "/mdm", [this](Request& r) { return devices_->handle(r, true); });
-    router_->add("PUT", "/checkin", [this](Request& r) { return devices_->handle(r, false); });
+    router_->add("GET", "/enroll", [this](Request& r) { return handle_enroll(*enroll_, r); });
+    router_->add("PUT", "/mdm",
+                 [this](Request& r) { return handle_device_message(*devices_, r, true); });
+    router_->add("PUT", "/checkin",
+                 [this](Request& r) { return handle_device_message(*devices_, r, false); });
     if (cfg_.ui) {  // the web console (server/ui_session.h, server/admin_console.h)
         ui_sessions_ =
             std::make_unique<UiSessions>(storage, clock_, UiSessionOptions{.api_key = api_key_});
@@ -336,7 +339,7 @@ Status App::start() {
             req.body.find("<string>Idle</string>") == std::string::npos)
             return std::nullopt;
         auto t0 = std::chrono::steady_clock::now();
-        auto r = devices_->handle_idle_without_writes(req);
+        auto r = handle_idle_inline(*devices_, req);
         if (r) observe("/mdm", t0, r->status);
         return r;
     };

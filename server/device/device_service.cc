@@ -14,14 +14,6 @@
 namespace courier::server {
 
 namespace {
-const char kCommandContentType[] = "application/xml";
-
-Response command_response(const db::DeliveredCommand& cmd) {
-    Response r = Response::plist(cmd.plist);
-    r.headers["Content-Type"] = kCommandContentType;
-    return r;
-}
-
 // The superseded-identity alarm (log, timeline, webhook): once an hour per
 // certificate at most; the counter counts every use.
 constexpr std::chrono::hours kAlarmInterval{1};
@@ -61,29 +53,26 @@ DeviceService::DeviceService(const Stores& stores, DeviceAuthenticator& auth,
     metrics_.counter("courier_superseded_identity_total");
 }
 
-Response DeviceService::refuse(const Request& req, const std::string& who, const std::string& why) {
+DeviceResult DeviceService::refuse(const Request& req, const std::string& who,
+                                   const std::string& why) {
     spdlog::warn("device request refused: {} {} from {} ({}): {}", req.method, req.path,
                  req.remote_address, who.empty() ? "unknown device" : who, why);
     metrics_.counter("courier_device_refusals_total").inc();
-    Response r = Response::error(400, why);
-    r.log_enrollment = who;
+    DeviceResult r;
+    r.kind = DeviceResult::Kind::kRefused;
+    r.body = why;
+    r.enrollment = who;
     return r;
 }
 
-Response DeviceService::retired_answer() {
-    Response r = Response::json(
-        403,
-        R"({"code":"com.apple.unrecognized.device","description":"This device was retired by its administrator.","message":"This device is no longer managed by this organization."})");
-    return r;
-}
-
-Response DeviceService::superseded_use(const Request& req, const db::Binding& b,
-                                       const std::string& claimed_id, SysTime now) {
+DeviceResult DeviceService::superseded_use(const Request& req, const db::Binding& b,
+                                           const std::string& claimed_id, SysTime now) {
     metrics_.counter("courier_superseded_identity_total").inc();
-    Response refusal = refuse(req, claimed_id,
-                              b.state == db::BindingState::kRevoked
-                                  ? "identity certificate was revoked by an administrator"
-                                  : "identity certificate was superseded by a later enrollment");
+    DeviceResult refusal =
+        refuse(req, claimed_id,
+               b.state == db::BindingState::kRevoked
+                   ? "identity certificate was revoked by an administrator"
+                   : "identity certificate was superseded by a later enrollment");
     if (b.alarm_at && now - *b.alarm_at < kAlarmInterval) return refusal;  // alarmed this hour
     // The courier.identity.superseded webhook event, on the alarm's
     // once-an-hour schedule: written only when the alarm is.
@@ -113,13 +102,14 @@ Response DeviceService::superseded_use(const Request& req, const db::Binding& b,
     return refusal;
 }
 
-std::optional<Response> DeviceService::require_binding(const Request& req, const std::string& id,
-                                                       const std::string& device_id,
-                                                       const DeviceCredential& cred,
-                                                       bool writes_allowed, bool* defer) {
+std::optional<DeviceResult> DeviceService::require_binding(const Request& req,
+                                                           const std::string& id,
+                                                           const std::string& device_id,
+                                                           const DeviceCredential& cred,
+                                                           bool writes_allowed, bool* defer) {
     *defer = false;
     auto b = bindings_.binding(cred.cert_sha256);
-    if (!b.is_ok()) return status_response(b.status(), "store", Audience::kDevice);
+    if (!b.is_ok()) return DeviceResult::failed(b.status(), "store");
     if (!b->has_value())
         return refuse(req, id, "certificate is not bound to this enrollment (Authenticate first)");
     const db::Binding& bound = **b;
@@ -142,12 +132,13 @@ std::optional<Response> DeviceService::require_binding(const Request& req, const
     return std::nullopt;
 }
 
-std::optional<Response> DeviceService::admit_authenticate(const Request& req, const std::string& id,
-                                                          const std::string& device_id,
-                                                          const DeviceCredential& cred,
-                                                          SysTime now) {
+std::optional<DeviceResult> DeviceService::admit_authenticate(const Request& req,
+                                                              const std::string& id,
+                                                              const std::string& device_id,
+                                                              const DeviceCredential& cred,
+                                                              SysTime now) {
     auto b = bindings_.binding(cred.cert_sha256);
-    if (!b.is_ok()) return status_response(b.status(), "store", Audience::kDevice);
+    if (!b.is_ok()) return DeviceResult::failed(b.status(), "store");
     if (b->has_value()) {
         const db::Binding& row = **b;
         if (row.state == db::BindingState::kSuperseded || row.state == db::BindingState::kRevoked)
@@ -161,7 +152,7 @@ std::optional<Response> DeviceService::admit_authenticate(const Request& req, co
     // A binding to make (new certificate, or a pending/approved re-binding).
     if (!policy_.enroll_open && cred.enrollment_ca) {
         auto token = bindings_.issued_with_token(cred.cert_sha256);
-        if (!token.is_ok()) return status_response(token.status(), "store", Audience::kDevice);
+        if (!token.is_ok()) return DeviceResult::failed(token.status(), "store");
         if (!token->has_value())
             return refuse(req, id,
                           "enrollment needs a token: this identity was not issued by a "
@@ -203,25 +194,25 @@ std::vector<db::OutboxEvent> DeviceService::report_events(
     return out;
 }
 
-Response DeviceService::handle(Request& req, bool command_channel) {
+DeviceResult DeviceService::handle(Request& req, bool command_channel) {
     return *process(req, command_channel, true);
 }
 
-std::optional<Response> DeviceService::handle_idle_without_writes(Request& req) {
+std::optional<DeviceResult> DeviceService::handle_idle_without_writes(Request& req) {
     if (req.body.size() > kInlineBodyMax) return std::nullopt;  // to a worker
     auto scope = read_scopes_.read_scope();  // its three reads in one transaction
     return process(req, true, false);
 }
 
-std::optional<Response> DeviceService::process(Request& req, bool command_channel,
-                                               bool writes_allowed) {
+std::optional<DeviceResult> DeviceService::process(Request& req, bool command_channel,
+                                                   bool writes_allowed) {
     auto cred = auth_.authenticate(req);
     if (!cred.is_ok()) return refuse(req, "", cred.status().message());
 
     auto decoded = mdm::decode_device_message(req.body);
     if (!decoded.is_ok()) {
         if (decoded.status().code() == Code::kTooLarge)
-            return Response::error(413, decoded.status().message());
+            return DeviceResult::failed(decoded.status());  // 413
         return refuse(req, "", decoded.status().message());
     }
     if (!writes_allowed &&
@@ -234,10 +225,12 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
 
     auto existing = enrollments_.enrollment(id);
     if (!existing.is_ok() && existing.status().code() != Code::kNotFound)
-        return status_response(existing.status(), "store", Audience::kDevice);
+        return DeviceResult::failed(existing.status(), "store");
     if (existing.is_ok() && existing->state == db::EnrollmentState::kRetired) {
         spdlog::info("retired device {} answered with com.apple.unrecognized.device", id);
-        return retired_answer();
+        DeviceResult retired;
+        retired.kind = DeviceResult::Kind::kRetired;
+        return retired;
     }
 
     if (decoded->checkin) {
@@ -258,7 +251,7 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
             enrollments_.touch_last_seen({id}, clock_.now_ms());
         }
         Status st;
-        Response answer = Response::empty(200);
+        DeviceResult answer;  // an empty 200 unless the message says otherwise
         // The message's webhook event rides on its store write; the
         // messages that write nothing append it on their own (durable too).
         std::vector<db::OutboxEvent> events =
@@ -313,7 +306,7 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
                                                        cred->not_after, now);
                     if (s.code() == Code::kTooLarge) return refuse(req, id, s.message());
                     if (!s.is_ok() && s.code() != Code::kConflict)
-                        return status_response(s, "store", Audience::kDevice);
+                        return DeviceResult::failed(s, "store");
                     spdlog::warn(
                         "device {} asked to re-bind to a new identity sha256:{}… from {}: {}; "
                         "pending an administrator's approval",
@@ -372,33 +365,32 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
                 break;
             case mdm::MessageType::kGetBootstrapToken: {
                 auto tok = enrollments_.bootstrap_token(device_id);
-                if (!tok.is_ok()) return status_response(tok.status(), "store", Audience::kDevice);
+                if (!tok.is_ok()) return DeviceResult::failed(tok.status(), "store");
                 if (tok->has_value() && !(*tok)->empty()) {
                     plist::Dict d;
                     d.set("BootstrapToken", plist::Data{**tok});
-                    answer = Response::plist(plist::write_xml(plist::Value(std::move(d))));
+                    answer.kind = DeviceResult::Kind::kPlist;
+                    answer.body = plist::write_xml(plist::Value(std::move(d)));
                 }
                 break;
             }
             case mdm::MessageType::kUserAuthenticate:
                 // Courier does not manage macOS user channels beyond their
                 // TokenUpdate: decline the user (protocol doc §1).
-                answer = Response::empty(410);
+                answer.kind = DeviceResult::Kind::kDeclined;
                 break;
             case mdm::MessageType::kDeclarativeManagement:
                 if (msg.endpoint == "tokens") {
-                    answer = Response::json(200, R"({"SyncTokens":{"DeclarationsToken":")" +
-                                                     declarations_token() +
-                                                     R"(","Timestamp":"2026-01-01T00:00:00Z"}})");
+                    answer.kind = DeviceResult::Kind::kJson;
+                    answer.body = R"({"SyncTokens":{"DeclarationsToken":")" + declarations_token() +
+                                  R"(","Timestamp":"2026-01-01T00:00:00Z"}})";
                 } else if (msg.endpoint == "declaration-items") {
-                    answer = Response::json(
-                        200,
+                    answer.kind = DeviceResult::Kind::kJson;
+                    answer.body =
                         R"({"Declarations":{"Activations":[],"Assets":[],"Configurations":[],"Management":[]},"DeclarationsToken":")" +
-                            declarations_token() + R"("})");
-                } else if (msg.endpoint == "status") {
-                    answer = Response::empty(200);
-                } else {
-                    answer = Response::error(404, "no such declaration");
+                        declarations_token() + R"("})";
+                } else if (msg.endpoint != "status") {  // status: an empty 200
+                    answer.kind = DeviceResult::Kind::kNoSuchDeclaration;
                 }
                 break;
             case mdm::MessageType::kGetToken:
@@ -408,11 +400,11 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
         if (st.is_ok() && !writes && !events.empty()) st = webhooks_->append(std::move(events));
         if (!st.is_ok()) {
             spdlog::error("{} for {}: {}", mdm::message_type_name(msg.type), id, st.to_string());
-            return status_response(st, {}, Audience::kDevice);
+            return DeviceResult::failed(std::move(st));
         }
         if (msg.type == mdm::MessageType::kAuthenticate)
             enrollments_.touch_last_seen({id}, clock_.now_ms());
-        answer.log_enrollment = id;
+        answer.enrollment = id;
         return answer;
     }
 
@@ -435,15 +427,15 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
         if (webhooks_)  // hands nothing out: best effort, from memory
             for (auto& ev : report_events(req, ident, status_name, "", std::nullopt))
                 webhooks_->send_from_memory(ev);
-        Response r = Response::empty(200);
-        r.log_enrollment = id;
+        DeviceResult r;
+        r.enrollment = id;
         return r;
     }
 
     Result<std::optional<db::DeliveredCommand>> next = std::optional<db::DeliveredCommand>{};
     if (rep.status == mdm::ReportStatus::kIdle) {
         auto pending = queue_.has_pending(id, now);
-        if (!pending.is_ok()) return status_response(pending.status(), "store", Audience::kDevice);
+        if (!pending.is_ok()) return DeviceResult::failed(pending.status(), "store");
         // A pending push is cleared in the transaction that reads the queue
         // (docs/apns.md "Pending push"); only an Idle that finds one set writes.
         bool clear_push = existing->push_pending_at(now);
@@ -506,11 +498,15 @@ std::optional<Response> DeviceService::process(Request& req, bool command_channe
     }
     if (!next.is_ok()) {
         spdlog::error("command channel for {}: {}", id, next.status().to_string());
-        return status_response(next.status(), "store", Audience::kDevice);
+        return DeviceResult::failed(next.status(), "store");
     }
     if (next->has_value()) metrics_.counter("courier_commands_total", {{"status", "sent"}}).inc();
-    Response r = next->has_value() ? command_response(**next) : Response::empty(200);
-    r.log_enrollment = id;
+    DeviceResult r;
+    if (next->has_value()) {
+        r.kind = DeviceResult::Kind::kPlist;
+        r.body = std::move((*next)->plist);
+    }
+    r.enrollment = id;
     return r;
 }
 

@@ -1,7 +1,8 @@
 // The device side of the protocol: PUT /checkin and PUT /mdm.
 //
 // One request flows: identity (DeviceAuthenticator) → decode (mdm/checkin.h)
-// → binding and retirement checks → one store transaction → answer. Refusals
+// → binding and retirement checks → one store transaction → a DeviceResult,
+// which server/device/device_handlers.h turns into the HTTP answer. Refusals
 // answer 400 (never 401) and write nothing; a retired device gets 403 with
 // the com.apple.unrecognized.device body.
 //
@@ -51,6 +52,34 @@ struct BindingPolicy {
     std::chrono::seconds quiet_period = std::chrono::hours(24 * 7);
 };
 
+// What a device message came to, free of HTTP; device_response()
+// (server/device/device_handlers.h) makes the answer of each kind.
+struct DeviceResult {
+    enum class Kind {
+        kEmpty,              // 200, no body
+        kDeclined,           // 410, no body: a UserAuthenticate, declined
+        kPlist,              // 200, body: an XML plist (a command, the bootstrap token)
+        kJson,               // 200, body: JSON (declarative management)
+        kNoSuchDeclaration,  // 404: an unknown declarative management endpoint
+        kRefused,            // 400 {"error": body}: refused, nothing written
+        kRetired,            // 403 com.apple.unrecognized.device
+        kFailed,             // status_response(status, context, Audience::kDevice)
+    };
+    Kind kind = Kind::kEmpty;
+    std::string body;          // kPlist, kJson: the answer; kRefused: the reason
+    Status status;             // kFailed
+    std::string_view context;  // kFailed: "store" or nothing (a literal)
+    std::string enrollment;    // the request log's enrollment, when known
+
+    static DeviceResult failed(Status s, std::string_view context = {}) {
+        DeviceResult r;
+        r.kind = Kind::kFailed;
+        r.status = std::move(s);
+        r.context = context;
+        return r;
+    }
+};
+
 class DeviceService {
   public:
     // The storage roles it uses (in the server, all one db::Store: server/app/app.cc).
@@ -66,8 +95,8 @@ class DeviceService {
 
     // /checkin (command_channel=false) or /mdm (true). Both accept both kinds
     // of message; the channel only changes what the log says.
-    Response handle(Request& req, bool command_channel);
-    // The same answer as handle(req, true), for the I/O thread: given only when
+    DeviceResult handle(Request& req, bool command_channel);
+    // The same result as handle(req, true), for the I/O thread: given only when
     // it needs no store write — an Idle with nothing queued, the most common
     // request of a fleet — else nullopt (nothing done, nothing counted), and
     // the request goes to a worker. Reads only (indexed, WAL: no waiting on
@@ -75,7 +104,7 @@ class DeviceService {
     // Bodies over kInlineBodyMax are never parsed here (nullopt): an Idle is a
     // few hundred bytes, and parsing must not hold an I/O thread for more
     // than about a millisecond (docs/security.md "Input limits").
-    std::optional<Response> handle_idle_without_writes(Request& req);
+    std::optional<DeviceResult> handle_idle_without_writes(Request& req);
     // Set once during setup, before requests.
     void set_binding_policy(const BindingPolicy& p) { policy_ = p; }
     // Webhook events (SPEC "Webhooks"): written with the message's store
@@ -84,25 +113,25 @@ class DeviceService {
     static constexpr size_t kInlineBodyMax = 4096;
 
   private:
-    std::optional<Response> process(Request& req, bool command_channel, bool writes_allowed);
-    Response refuse(const Request& req, const std::string& who, const std::string& why);
-    Response retired_answer();
+    std::optional<DeviceResult> process(Request& req, bool command_channel, bool writes_allowed);
+    // Logs and counts the refusal.
+    DeviceResult refuse(const Request& req, const std::string& who, const std::string& why);
     // Every message but Authenticate: the certificate must be the device's
     // active binding. nullopt when it is; else the refusal (or, without
     // writes, nullopt in *defer when a worker must record the alarm).
-    std::optional<Response> require_binding(const Request& req, const std::string& id,
-                                            const std::string& device_id,
-                                            const DeviceCredential& cred, bool writes_allowed,
-                                            bool* defer);
+    std::optional<DeviceResult> require_binding(const Request& req, const std::string& id,
+                                                const std::string& device_id,
+                                                const DeviceCredential& cred, bool writes_allowed,
+                                                bool* defer);
     // Authenticate: may it bind? nullopt: go ahead (apply_authenticate
     // binds); else the refusal.
-    std::optional<Response> admit_authenticate(const Request& req, const std::string& id,
-                                               const std::string& device_id,
-                                               const DeviceCredential& cred, SysTime now);
+    std::optional<DeviceResult> admit_authenticate(const Request& req, const std::string& id,
+                                                   const std::string& device_id,
+                                                   const DeviceCredential& cred, SysTime now);
     // A superseded or revoked certificate was presented: counted, alarmed
     // (warn, timeline) at most once an hour per certificate, and refused.
-    Response superseded_use(const Request& req, const db::Binding& b, const std::string& claimed_id,
-                            SysTime now);
+    DeviceResult superseded_use(const Request& req, const db::Binding& b,
+                                const std::string& claimed_id, SysTime now);
 
     // The events a message makes (only topics a destination takes).
     std::vector<db::OutboxEvent> checkin_events(const Request& req,

@@ -23,32 +23,33 @@ void EnrollService::set_public_url(std::string url) {
     opts_.public_url = std::move(url);
 }
 
-Response EnrollService::handle(Request& req) {
+EnrollResult EnrollService::handle(Request& req) {
     // The topic first: a token must not be used up by a request that fails.
     std::string topic = req.query_or("topic");
     if (topic.empty()) {
         auto certs = push_certs_.active_push_certs();
-        if (!certs.is_ok()) return status_response(certs.status());
+        if (!certs.is_ok()) return EnrollResult::failed(certs.status());
         const db::PushCert* newest = nullptr;
         for (const auto& c : *certs)
             if (!newest || c.uploaded_at > newest->uploaded_at) newest = &c;
-        if (!newest)
-            return Response::error(503,
-                                   "no push certificate yet: import one (PUT /v1/pushcert or "
-                                   "`courier pushcert import`) before enrolling devices");
+        if (!newest) {
+            EnrollResult none;
+            none.kind = EnrollResult::Kind::kNoPushCert;
+            return none;
+        }
         topic = newest->topic;
     } else {
         auto c = push_certs_.active_push_cert(topic);
-        if (!c.is_ok()) return status_response(c.status());
-        if (!c->has_value()) return Response::error(404, "no push certificate for topic " + topic);
+        if (!c.is_ok()) return EnrollResult::failed(c.status());
+        if (!c->has_value())
+            return EnrollResult::failed(not_found("no push certificate for topic " + topic));
     }
 
     // HEAD never touches the token (docs/security.md "Input limits"): mail scanners and
     // link previews probe URLs, and must not use up a single-use token.
     if (req.method == "HEAD") {
-        Response head;
-        head.status = 200;
-        head.headers["Content-Type"] = "application/x-apple-aspen-config";
+        EnrollResult head;
+        head.kind = EnrollResult::Kind::kHead;
         return head;
     }
 
@@ -64,11 +65,13 @@ Response EnrollService::handle(Request& req) {
             spdlog::warn("/enroll refused from {}: enrollment token {}", req.remote_address,
                          s.message());
             if (s.code() == Code::kForbidden)
-                return Response::error(403, "enrollment token is unknown, expired or used up");
-            return status_response(s);
+                return EnrollResult::failed(
+                    {Code::kForbidden, "enrollment token is unknown, expired or used up"});
+            return EnrollResult::failed(std::move(s));
         }
     } else if (!opts_.enroll_open) {
-        return Response::error(403, "an enrollment token is required: /enroll?token=…");
+        return EnrollResult::failed(
+            {Code::kForbidden, "an enrollment token is required: /enroll?token=…"});
     }
     auto built = build_profile(topic, token_sha256);
     if (!built.is_ok()) {
@@ -77,15 +80,12 @@ Response EnrollService::handle(Request& req) {
                 spdlog::error("/enroll: could not give back the enrollment token's use: {}",
                               s.to_string());
         }
-        return status_response(built.status());
+        return EnrollResult::failed(built.status());
     }
     spdlog::info("/enroll: profile with topic {} issued to {}{}", topic, req.remote_address,
                  token.empty() ? "" : " (token)");
-    Response r;
-    r.status = 200;
-    r.headers["Content-Type"] = "application/x-apple-aspen-config";
-    r.headers["Content-Disposition"] = "attachment; filename=\"courier.mobileconfig\"";
-    r.body = std::move(*built);
+    EnrollResult r;
+    r.profile = std::move(*built);
     return r;
 }
 

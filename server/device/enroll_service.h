@@ -1,4 +1,6 @@
 // GET /enroll: the signed enrollment profile with a fresh device identity.
+// EnrollService decides and returns an EnrollResult; enroll_response()
+// (server/device/device_handlers.h) makes the HTTP answer.
 #pragma once
 
 #include <mutex>
@@ -22,6 +24,26 @@ struct EnrollOptions {
     int identity_days = 730;
 };
 
+// What a GET /enroll came to, free of HTTP.
+struct EnrollResult {
+    enum class Kind {
+        kProfile,     // 200, body: the signed profile
+        kHead,        // a HEAD: 200 with the profile's Content-Type, no body
+        kNoPushCert,  // 503: no push certificate imported yet
+        kFailed,      // status_response(status): 403 token refusals, 404 topic, 5xx
+    };
+    Kind kind = Kind::kProfile;
+    std::string profile;  // kProfile
+    Status status;        // kFailed
+
+    static EnrollResult failed(Status s) {
+        EnrollResult r;
+        r.kind = Kind::kFailed;
+        r.status = std::move(s);
+        return r;
+    }
+};
+
 class EnrollService {
   public:
     // The storage roles it uses (in the server, all one db::Store: server/app/app.cc).
@@ -33,11 +55,11 @@ class EnrollService {
     EnrollService(const Stores& stores, const certs::CertificateAuthority& ca,
                   certs::Identity profile_signer, EnrollOptions opts, const Clock& clock);
 
-    // 200 signed profile; 403 JSON for a bad/used/missing token (a browser is
-    // fetching); 503 JSON when no push certificate exists yet or the store
-    // fails; 500 when the profile cannot be built (the token's use is given
-    // back).
-    Response handle(Request& req);
+    // The signed profile; kForbidden for a bad/used/missing token (a browser
+    // is fetching); kNoPushCert when no push certificate exists yet;
+    // kUnavailable when the store fails; kInternal when the profile cannot be
+    // built (the token's use is given back).
+    EnrollResult handle(Request& req);
     // The URL written into profiles, when it is known only after binding.
     void set_public_url(std::string url);
 

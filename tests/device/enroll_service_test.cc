@@ -8,6 +8,7 @@
 
 #include "certs/pkcs.h"
 #include "db/sqlite/sqlite_store.h"
+#include "server/device/device_handlers.h"
 #include "server/device/enroll_service.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_certs.h"
@@ -59,7 +60,7 @@ class EnrollTokens : public ::testing::Test {
         req.method = "GET";
         req.path = "/enroll";
         req.query["token"] = kToken;
-        return s.handle(req);
+        return server::handle_enroll(s, req);
     }
     int64_t uses_left() {
         auto list = store_->enrollment_tokens();
