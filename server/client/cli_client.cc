@@ -104,11 +104,8 @@ namespace {
 // Every command group, in `courier --help` order. A new group is a new
 // cli_<group>.cc with its add_*_commands, declared in cli_common.h and listed here.
 constexpr void (*kGroups[])(CLI::App&, const cli::Context&) = {
-    cli::add_device_commands,
-    cli::add_command_commands,
-    cli::add_pushcert_commands,
-    cli::add_enroll_token_commands,
-    cli::add_webhook_commands,
+    cli::add_device_commands,       cli::add_command_commands, cli::add_pushcert_commands,
+    cli::add_enroll_token_commands, cli::add_webhook_commands,
 };
 
 }  // namespace

@@ -109,8 +109,9 @@ void add_webhook_commands(CLI::App& app, const Context& ctx) {
         ctx.add_common(sub);
         auto id = std::make_shared<std::string>();
         sub->add_option("id", *id, "destination id")->required();
-        sub->callback(
-            ctx.run([=](AdminClient& c, const Options& o) { return request(c, o, "GET", "/v1/webhooks/" + url_escape(*id), "", show_one); }));
+        sub->callback(ctx.run([=](AdminClient& c, const Options& o) {
+            return request(c, o, "GET", "/v1/webhooks/" + url_escape(*id), "", show_one);
+        }));
     }
     {
         auto* sub = wh->add_subcommand("update", "change a destination");
@@ -121,7 +122,7 @@ void add_webhook_commands(CLI::App& app, const Context& ctx) {
         add_fields(sub, f.get(), false);
         sub->callback(ctx.run([=](AdminClient& c, const Options& o) {
             return request(c, o, "PATCH", "/v1/webhooks/" + url_escape(*id),
-                               json::serialize(fields_json(*f)), show_one);
+                           json::serialize(fields_json(*f)), show_one);
         }));
     }
     {
@@ -131,7 +132,7 @@ void add_webhook_commands(CLI::App& app, const Context& ctx) {
         sub->add_option("id", *id, "destination id")->required();
         sub->callback(ctx.run([=](AdminClient& c, const Options& o) {
             return request(c, o, "DELETE", "/v1/webhooks/" + url_escape(*id), "",
-                               [&](const json::value&) { std::cout << "deleted " << *id << "\n"; });
+                           [&](const json::value&) { std::cout << "deleted " << *id << "\n"; });
         }));
     }
     {
@@ -176,8 +177,9 @@ void add_webhook_commands(CLI::App& app, const Context& ctx) {
         sub->add_option("id", *id, "destination id")->required();
         sub->add_option("event_id", *event, "the failed event")->required();
         sub->callback(ctx.run([=](AdminClient& c, const Options& o) {
-            return request(c, o, 
-                "POST", "/v1/webhooks/" + url_escape(*id) + "/deliveries/" + url_escape(*event) + "/retry",
+            return request(
+                c, o, "POST",
+                "/v1/webhooks/" + url_escape(*id) + "/deliveries/" + url_escape(*event) + "/retry",
                 "{}", [&](const json::value&) { std::cout << "retrying " << *event << "\n"; });
         }));
     }
