@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# One throw-away PostgreSQL server for a test run (ctest fixture "postgres").
+#   tools/pg-test-server.sh start STATE_DIR   initdb + start; writes STATE_DIR/uri
+#   tools/pg-test-server.sh stop STATE_DIR    stop it and delete its data
+# The server listens on 127.0.0.1 on a free port, its socket in its own temp
+# dir; its data dir is a temp dir owned by the user that runs it (PostgreSQL
+# refuses to run as root: as root, it runs as user postgres). Tests read the
+# base URI from STATE_DIR/uri and create a database each.
+# Without PostgreSQL installed: exit 0 with STATE_DIR/uri absent (tests skip
+# with a reason), except in CI (CI=true), where that is a failure.
+set -euo pipefail
+cmd=${1:?start|stop}
+state=${2:?state dir}
+mkdir -p "$state"
+
+as_pg() {
+  if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
+
+case $cmd in
+start)
+  rm -f "$state/uri"
+  if [[ -z "$bindir" || ! -x "$bindir/initdb" ]]; then
+    echo "pg-test-server: PostgreSQL is not installed (tools/install-deps.sh installs it)" >&2
+    [[ "${CI:-}" == "true" ]] && exit 1
+    exit 0
+  fi
+  # A previous run's server, if any, goes first.
+  "$0" stop "$state" || true
+  tmp=$(mktemp -d /tmp/courier-pg.XXXXXX)
+  chmod 0700 "$tmp"
+  [[ $(id -u) -eq 0 ]] && chown postgres: "$tmp"
+  echo "$tmp" >"$state/datadir"
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  as_pg "$bindir/initdb" -D "$tmp/data" -U courier -A trust -E UTF8 --locale=C.UTF-8 \
+    --no-sync >"$tmp/initdb.log" 2>&1 || { cat "$tmp/initdb.log" >&2; exit 1; }
+  # fsync off: this server holds test data only (Courier's own durability
+  # setting, synchronous_commit, is what the tests check).
+  as_pg "$bindir/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w -t 60 start -o \
+    "-c listen_addresses=127.0.0.1 -p $port -k $tmp -c fsync=off -c full_page_writes=off \
+     -c max_connections=300 -c shared_buffers=64MB" >/dev/null \
+    || { cat "$tmp/server.log" >&2; exit 1; }
+  echo "postgresql://courier@127.0.0.1:$port/postgres" >"$state/uri"
+  echo "pg-test-server: $(cat "$state/uri") (data $tmp)"
+  ;;
+stop)
+  [[ -f "$state/datadir" ]] || exit 0
+  tmp=$(cat "$state/datadir")
+  if [[ -n "$bindir" && -d "$tmp/data" ]]; then
+    as_pg "$bindir/pg_ctl" -D "$tmp/data" -w -t 60 stop -m fast >/dev/null 2>&1 || true
+  fi
+  rm -rf "$tmp"
+  rm -f "$state/datadir" "$state/uri"
+  ;;
+*)
+  echo "usage: $0 start|stop STATE_DIR" >&2
+  exit 2
+  ;;
+esac
