@@ -14,6 +14,7 @@
 #include "certs/pkcs.h"
 #include "common/encoding.h"
 #include "db/open.h"
+#include "db/postgres/pg_store.h"
 #include "db/store.h"
 #include "server/admin_api.h"
 #include "server/device_auth.h"
@@ -94,11 +95,32 @@ Status App::load_api_key() {
 Status App::start() {
     if (started_) return Status::ok();
     if (auto s = prepare_data_dir(); !s.is_ok()) return s;
-    if (auto s = load_api_key(); !s.is_ok()) return s;
 
-    auto store = db::open_store(cfg_.db, cfg_.data_dir);
+    auto store = db::open_store(cfg_.db, cfg_.data_dir, {cfg_.db_pool});
     if (!store.is_ok()) return store.status();
     store_ = std::move(*store);
+    if (auto* pg = dynamic_cast<db::PgStore*>(store_.get())) {
+        // Several nodes, one database: generated keys (API key, TLS CA,
+        // enrollment CA) are made once and kept in the database; each node
+        // writes copies into its data dir (SPEC "Secrets in the database").
+        Status s = pg->share_files(
+            cfg_.data_dir,
+            {"api-key", "tls/ca.crt", "tls/ca.key", "enrollment-ca.crt", "enrollment-ca.key"},
+            [&]() -> Status {
+                if (auto k = load_api_key(); !k.is_ok()) return k;
+                if (cfg_.tls_cert.empty()) {
+                    auto tls_ca = certs::CertificateAuthority::load_or_create(
+                        fs::path(cfg_.data_dir) / "tls", "ca",
+                        "Courier Local CA (" + host_name() + ")");
+                    if (!tls_ca.is_ok()) return tls_ca.status();
+                }
+                auto ca = certs::CertificateAuthority::load_or_create(
+                    cfg_.data_dir, "enrollment-ca", "Courier Enrollment CA");
+                return ca.is_ok() ? Status::ok() : ca.status();
+            });
+        if (!s.is_ok()) return s;
+    }
+    if (auto s = load_api_key(); !s.is_ok()) return s;
     if (wrap_store_) store_ = wrap_store_(std::move(store_));
 
     // TLS identity: given, or generated (a local CA + leaf, renewed ahead of expiry).
@@ -258,16 +280,19 @@ Status App::start() {
     };
     // Idle check-ins with nothing queued are answered on the I/O thread
     // (reads only); everything else, and every store write, on a worker.
-    lo.inline_handler = [this, observe](Request& req) -> std::optional<Response> {
-        if (req.method != "PUT" || req.path != "/mdm" ||
-            req.body.size() > DeviceService::kInlineBodyMax ||
-            req.body.find("<string>Idle</string>") == std::string::npos)
-            return std::nullopt;
-        auto t0 = std::chrono::steady_clock::now();
-        auto r = devices_->handle_idle_without_writes(req);
-        if (r) observe("/mdm", t0, r->status);
-        return r;
-    };
+    // Not on PostgreSQL: its reads are network round trips, which must not
+    // hold an I/O thread.
+    if (!db::is_postgres_url(cfg_.db))
+        lo.inline_handler = [this, observe](Request& req) -> std::optional<Response> {
+            if (req.method != "PUT" || req.path != "/mdm" ||
+                req.body.size() > DeviceService::kInlineBodyMax ||
+                req.body.find("<string>Idle</string>") == std::string::npos)
+                return std::nullopt;
+            auto t0 = std::chrono::steady_clock::now();
+            auto r = devices_->handle_idle_without_writes(req);
+            if (r) observe("/mdm", t0, r->status);
+            return r;
+        };
     http_ = std::make_unique<HttpServer>(lo, [this, observe](Request& req) {
         auto t0 = std::chrono::steady_clock::now();
         Response r = router_->dispatch(req);

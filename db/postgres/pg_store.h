@@ -83,6 +83,16 @@ class PgStore final : public Store {
     // Schema version of the database.
     static int latest_schema_version();
 
+    // Generated key material shared by every node (SPEC "Secrets in the
+    // database"). Under an advisory lock (one node at a time): each of
+    // `files` (paths relative to dir) the database holds is written into dir
+    // (keys 0600, .crt 0644), replacing a different local copy; then
+    // generate() runs (it makes what is still missing, reading what is
+    // there); then each file present in dir and absent from the database is
+    // stored. kUnavailable when the database cannot be reached.
+    Status share_files(const std::string& dir, const std::vector<std::string>& files,
+                       const std::function<Status()>& generate);
+
     Status ping() override;
 
     Status apply_authenticate(const AuthenticateInput& in, SysTime now) override;
