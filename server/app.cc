@@ -5,6 +5,8 @@
 #include <unistd.h>
 #include <boost/json.hpp>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -109,6 +111,10 @@ Status App::start() {
             [&]() -> Status {
                 if (auto k = load_api_key(); !k.is_ok()) return k;
                 if (cfg_.tls_cert.empty()) {
+                    fs::path tls_dir = fs::path(cfg_.data_dir) / "tls";
+                    if (::mkdir(tls_dir.c_str(), 0700) != 0 && errno != EEXIST)
+                        return internal_error("mkdir " + tls_dir.string() + ": " +
+                                              std::strerror(errno));
                     auto tls_ca = certs::CertificateAuthority::load_or_create(
                         fs::path(cfg_.data_dir) / "tls", "ca",
                         "Courier Local CA (" + host_name() + ")");

@@ -41,7 +41,9 @@ class ScaleOut : public ::testing::Test {
     void start_nodes(int n, const std::string& db_uri = "") {
         for (int i = 0; i < n; ++i) {
             std::string err;
-            auto node = test::ChildServer::create(dir_.path() / ("node" + std::to_string(i)), &err);
+            auto dir = dir_.path() / ("node" + std::to_string(i));
+            std::filesystem::create_directories(dir);  // ChildServer writes its APNs CA here
+            auto node = test::ChildServer::create(dir, &err);
             ASSERT_TRUE(node) << err;
             if (i > 0) node->use_apns(nodes_[0]->apns().base_url(), apns_ca());
             ASSERT_TRUE(
@@ -156,9 +158,19 @@ TEST_F(ScaleOut, ABurstThroughTwoNodesCausesOnePush) {
     auto dev = nodes_[0]->device("UDID-P");
     ASSERT_EQ(dev->authenticate().status, 200);
     ASSERT_EQ(dev->token_update().status, 200);
-    for (int i = 0; i < 5; ++i) enqueue(i % 2, "UDID-P");
-    ASSERT_TRUE(nodes_[0]->apns().wait_for(
-        [&](const apns::FakeApnsState& s) { return !s.requests.empty(); }, 10s));
+    // Each answer carries the push's apns-id (the API waits for the push's
+    // outcome): one push, whichever node queued the command.
+    std::set<std::string> apns_ids;
+    for (int i = 0; i < 5; ++i) {
+        auto r =
+            nodes_[i % 2]->api("POST", "/v1/commands",
+                               R"({"targets":["UDID-P"],"command":{"RequestType":"ProfileList"}})");
+        ASSERT_EQ(r.status, 201) << r.body;
+        auto push = json::parse(r.body).at("targets").at("UDID-P").at("push").as_object();
+        ASSERT_EQ(push.at("status").as_string(), "pushed") << r.body;
+        apns_ids.insert(std::string(push.at("apns_id").as_string()));
+    }
+    EXPECT_EQ(apns_ids.size(), 1u);
     EXPECT_EQ(pushes_to(dev->token_hex()), 1u);
 }
 
@@ -187,8 +199,7 @@ TEST_F(ScaleOut, KillNineOfANodeUnderLoadLosesNothingAcknowledged) {
         std::string n = db_->query("SELECT count(*) FROM commands");
         return n.empty() || n[0] < '0' || n[0] > '9' ? 0 : std::stoi(n);
     };
-    while (commands() < 5 &&
-           std::chrono::steady_clock::now() < deadline)
+    while (commands() < 5 && std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(20ms);
     nodes_[1]->kill();
     stop = true;
@@ -254,6 +265,7 @@ TEST_F(ScaleOut, ADatabaseAwayIs503AndTheNodeServesAgainWhenItReturns) {
 // a node on the target serves it; a second run refuses the non-empty target.
 TEST_F(ScaleOut, MigrateCopiesASingleNodeInstallation) {
     std::string err;
+    std::filesystem::create_directories(dir_.path() / "single");
     auto single = test::ChildServer::create(dir_.path() / "single", &err);
     ASSERT_TRUE(single) << err;
     ASSERT_TRUE(single->start({}, &err)) << err;
