@@ -324,5 +324,81 @@ TEST_F(ScaleOut, MigrateCopiesASingleNodeInstallation) {
     EXPECT_NE(done.body.find("acknowledged"), std::string::npos);
 }
 
+// PostgreSQL itself crashes and restarts (immediate stop, WAL recovery) while
+// commands are being queued: every command answered 201 is there afterwards
+// and reaches the device in order; the node needed no restart. A server of
+// its own, so the run's shared one is not disturbed.
+TEST_F(ScaleOut, ADatabaseRestartUnderLoadLosesNothingAcknowledged) {
+    TempDir state;
+    const std::string script = std::string(COURIER_SOURCE_DIR) + "/tools/pg-test-server.sh";
+    auto run_script = [&](const std::string& cmd) {
+        test::Process p({script, cmd, state.path().string()});
+        int rc = p.wait(120s);
+        EXPECT_EQ(rc, 0) << p.output();
+        return rc == 0;
+    };
+    ASSERT_TRUE(run_script("start"));
+    struct Stop {
+        std::function<void()> fn;
+        ~Stop() { fn(); }
+    } stop_server{[&] { run_script("stop"); }};
+    std::ifstream f(state.path() / "uri");
+    std::string uri;
+    ASSERT_TRUE(std::getline(f, uri));
+    start_nodes(1, uri);
+    ASSERT_TRUE(nodes_[0]->import_push_cert(nullptr));
+    auto dev = nodes_[0]->device("UDID-R");
+    ASSERT_EQ(dev->authenticate().status, 200);
+    ASSERT_EQ(dev->token_update().status, 200);
+
+    std::mutex mu;
+    std::vector<std::string> acknowledged;
+    std::atomic<int> refused{0};
+    std::atomic<bool> stop{false};
+    std::thread load([&] {
+        while (!stop) {
+            auto r =
+                nodes_[0]->api("POST", "/v1/commands?nopush=1",
+                               R"({"targets":["UDID-R"],"command":{"RequestType":"ProfileList"}})");
+            if (r.status == 201) {
+                std::lock_guard lk(mu);
+                acknowledged.push_back(
+                    std::string(json::parse(r.body).at("command_uuid").as_string()));
+            } else {
+                ++refused;  // 503 while the database is away; an admin retries
+            }
+        }
+    });
+    auto acked = [&] {
+        std::lock_guard lk(mu);
+        return acknowledged.size();
+    };
+    auto wait_acked = [&](size_t n) {
+        auto deadline = std::chrono::steady_clock::now() + 60s;
+        while (acked() < n && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(20ms);
+        return acked() >= n;
+    };
+    EXPECT_TRUE(wait_acked(10));
+    ASSERT_TRUE(run_script("restart"));
+    size_t before = acked();
+    EXPECT_TRUE(wait_acked(before + 10)) << "the node serves again after the restart";
+    stop = true;
+    load.join();
+
+    std::vector<std::string> received;
+    std::optional<sim::ReceivedCommand> next;
+    ASSERT_EQ(dev->idle(&next).status, 200);
+    while (next && received.size() < acknowledged.size() + 10) {
+        received.push_back(next->uuid);
+        ASSERT_EQ(dev->report("Acknowledged", next->uuid, &next).status, 200);
+    }
+    std::vector<std::string> seen_ack;
+    for (const auto& u : received)
+        if (std::find(acknowledged.begin(), acknowledged.end(), u) != acknowledged.end())
+            seen_ack.push_back(u);
+    EXPECT_EQ(seen_ack, acknowledged);
+}
+
 }  // namespace
 }  // namespace courier

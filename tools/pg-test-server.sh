@@ -2,6 +2,8 @@
 # One throw-away PostgreSQL server for a test run (ctest fixture "postgres").
 #   tools/pg-test-server.sh start STATE_DIR   initdb + start; writes STATE_DIR/uri
 #   tools/pg-test-server.sh stop STATE_DIR    stop it and delete its data
+#   tools/pg-test-server.sh restart STATE_DIR crash it (immediate stop: no
+#                                             checkpoint, WAL recovery) and start it again
 # The server listens on 127.0.0.1 on a free port, its socket in its own temp
 # dir; its data dir is a temp dir owned by the user that runs it (PostgreSQL
 # refuses to run as root: as root, it runs as user postgres). Tests read the
@@ -54,8 +56,14 @@ stop)
   rm -rf "$tmp"
   rm -f "$state/datadir" "$state/uri"
   ;;
+restart)
+  tmp=$(cat "$state/datadir")
+  # pg_ctl restart keeps the options the server was started with.
+  as_pg "$bindir/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w -t 60 restart -m immediate \
+    >/dev/null || { cat "$tmp/server.log" >&2; exit 1; }
+  ;;
 *)
-  echo "usage: $0 start|stop STATE_DIR" >&2
+  echo "usage: $0 start|stop|restart STATE_DIR" >&2
   exit 2
   ;;
 esac
