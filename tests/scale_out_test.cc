@@ -400,5 +400,78 @@ TEST_F(ScaleOut, ADatabaseRestartUnderLoadLosesNothingAcknowledged) {
     EXPECT_EQ(seen_ack, acknowledged);
 }
 
+// A primary with a synchronous standby, the node on a multi-host URI with
+// target_session_attrs=read-write: the primary crashes under load and the
+// standby is promoted; every command answered 201 before or after is on
+// the new primary and reaches the device, and the node follows without a
+// restart.
+TEST_F(ScaleOut, StandbyFailoverLosesNothingAcknowledged) {
+    TempDir state;
+    const std::string script = std::string(COURIER_SOURCE_DIR) + "/tools/pg-test-server.sh";
+    auto run_script = [&](const std::string& cmd) {
+        test::Process p({script, cmd, state.path().string()});
+        int rc = p.wait(120s);
+        EXPECT_EQ(rc, 0) << p.output();
+        return rc == 0;
+    };
+    ASSERT_TRUE(run_script("start-pair"));
+    struct Stop {
+        std::function<void()> fn;
+        ~Stop() { fn(); }
+    } stop_server{[&] { run_script("stop"); }};
+    std::ifstream f(state.path() / "uri");
+    std::string uri;
+    ASSERT_TRUE(std::getline(f, uri));
+    ASSERT_NE(uri.find("target_session_attrs=read-write"), std::string::npos);
+    start_nodes(1, uri);
+    ASSERT_TRUE(nodes_[0]->import_push_cert(nullptr));
+    auto dev = nodes_[0]->device("UDID-F");
+    ASSERT_EQ(dev->authenticate().status, 200);
+    ASSERT_EQ(dev->token_update().status, 200);
+
+    std::mutex mu;
+    std::vector<std::string> acknowledged;
+    std::atomic<bool> stop{false};
+    std::thread load([&] {
+        while (!stop) {
+            auto r =
+                nodes_[0]->api("POST", "/v1/commands",
+                               R"({"targets":["UDID-F"],"command":{"RequestType":"ProfileList"}})");
+            if (r.status != 201) continue;  // 503 during the failover; retried
+            std::lock_guard lk(mu);
+            acknowledged.push_back(std::string(json::parse(r.body).at("command_uuid").as_string()));
+        }
+    });
+    auto acked = [&] {
+        std::lock_guard lk(mu);
+        return acknowledged.size();
+    };
+    auto wait_acked = [&](size_t n) {
+        auto deadline = std::chrono::steady_clock::now() + 60s;
+        while (acked() < n && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(20ms);
+        return acked() >= n;
+    };
+    EXPECT_TRUE(wait_acked(10));
+    ASSERT_TRUE(run_script("fail-primary"));
+    size_t before = acked();
+    EXPECT_TRUE(wait_acked(before + 10)) << "the node follows the promoted standby";
+    stop = true;
+    load.join();
+
+    std::vector<std::string> received;
+    std::optional<sim::ReceivedCommand> next;
+    ASSERT_EQ(dev->idle(&next).status, 200);
+    while (next && received.size() < acknowledged.size() + 10) {
+        received.push_back(next->uuid);
+        ASSERT_EQ(dev->report("Acknowledged", next->uuid, &next).status, 200);
+    }
+    std::vector<std::string> seen_ack;
+    for (const auto& u : received)
+        if (std::find(acknowledged.begin(), acknowledged.end(), u) != acknowledged.end())
+            seen_ack.push_back(u);
+    EXPECT_EQ(seen_ack, acknowledged);
+}
+
 }  // namespace
 }  // namespace courier

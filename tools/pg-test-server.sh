@@ -4,6 +4,11 @@
 #   tools/pg-test-server.sh stop STATE_DIR    stop it and delete its data
 #   tools/pg-test-server.sh restart STATE_DIR crash it (immediate stop: no
 #                                             checkpoint, WAL recovery) and start it again
+#   tools/pg-test-server.sh start-pair STATE_DIR  a primary and a synchronous
+#       standby (streaming replication); STATE_DIR/uri is a multi-host URI
+#       with target_session_attrs=read-write
+#   tools/pg-test-server.sh fail-primary STATE_DIR  crash the primary, promote
+#       the standby
 # The server listens on 127.0.0.1 on a free port, its socket in its own temp
 # dir; its data dir is a temp dir owned by the user that runs it (PostgreSQL
 # refuses to run as root: as root, it runs as user postgres). Tests read the
@@ -50,11 +55,46 @@ start)
 stop)
   [[ -f "$state/datadir" ]] || exit 0
   tmp=$(cat "$state/datadir")
-  if [[ -n "$bindir" && -d "$tmp/data" ]]; then
-    as_pg "$bindir/pg_ctl" -D "$tmp/data" -w -t 60 stop -m fast >/dev/null 2>&1 || true
-  fi
+  for d in "$tmp/standby" "$tmp/data"; do
+    if [[ -n "$bindir" && -d "$d" ]]; then
+      as_pg "$bindir/pg_ctl" -D "$d" -w -t 60 stop -m fast >/dev/null 2>&1 || true
+    fi
+  done
   rm -rf "$tmp"
   rm -f "$state/datadir" "$state/uri"
+  ;;
+start-pair)
+  [[ -n "$bindir" && -x "$bindir/initdb" ]] || { echo "pg-test-server: no PostgreSQL" >&2; exit 1; }
+  "$0" stop "$state" || true
+  tmp=$(mktemp -d /tmp/courier-pg.XXXXXX)
+  chmod 0700 "$tmp"
+  [[ $(id -u) -eq 0 ]] && chown postgres: "$tmp"
+  echo "$tmp" >"$state/datadir"
+  free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+  p1=$(free_port); p2=$(free_port)
+  as_pg "$bindir/initdb" -D "$tmp/data" -U courier -A trust -E UTF8 --locale=C.UTF-8 \
+    --no-sync >"$tmp/initdb.log" 2>&1 || { cat "$tmp/initdb.log" >&2; exit 1; }
+  echo "host replication courier 127.0.0.1/32 trust" | as_pg tee -a "$tmp/data/pg_hba.conf" >/dev/null
+  # The primary waits for the standby's flush before a commit returns
+  # (synchronous_commit on, the default, with a synchronous standby).
+  as_pg "$bindir/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w -t 60 start -o \
+    "-c listen_addresses=127.0.0.1 -p $p1 -k $tmp -c wal_level=replica -c max_wal_senders=4 \
+     -c synchronous_standby_names=standby -c max_connections=100" >/dev/null \
+    || { cat "$tmp/server.log" >&2; exit 1; }
+  as_pg "$bindir/pg_basebackup" -h 127.0.0.1 -p "$p1" -U courier -D "$tmp/standby" -R \
+    -X stream -d "application_name=standby" >"$tmp/basebackup.log" 2>&1 \
+    || { cat "$tmp/basebackup.log" >&2; exit 1; }
+  as_pg "$bindir/pg_ctl" -D "$tmp/standby" -l "$tmp/standby.log" -w -t 60 start -o \
+    "-c listen_addresses=127.0.0.1 -p $p2 -k $tmp -c synchronous_standby_names= \
+     -c max_connections=100" >/dev/null || { cat "$tmp/standby.log" >&2; exit 1; }
+  echo "postgresql://courier@127.0.0.1:$p1,127.0.0.1:$p2/postgres?target_session_attrs=read-write" \
+    >"$state/uri"
+  echo "pg-test-server: $(cat "$state/uri") (data $tmp)"
+  ;;
+fail-primary)
+  tmp=$(cat "$state/datadir")
+  as_pg "$bindir/pg_ctl" -D "$tmp/data" -w -t 60 stop -m immediate >/dev/null
+  as_pg "$bindir/pg_ctl" -D "$tmp/standby" -w -t 60 promote >/dev/null
   ;;
 restart)
   tmp=$(cat "$state/datadir")
@@ -63,7 +103,7 @@ restart)
     >/dev/null || { cat "$tmp/server.log" >&2; exit 1; }
   ;;
 *)
-  echo "usage: $0 start|stop|restart STATE_DIR" >&2
+  echo "usage: $0 start|stop|restart|start-pair|fail-primary STATE_DIR" >&2
   exit 2
   ;;
 esac
