@@ -45,9 +45,14 @@ start)
     --no-sync >"$tmp/initdb.log" 2>&1 || { cat "$tmp/initdb.log" >&2; exit 1; }
   # fsync off: this server holds test data only (Courier's own durability
   # setting, synchronous_commit, is what the tests check).
+  # PG_BENCH=1 (benchmarks): fsync on and a bigger cache, as in production.
+  if [[ -n "${PG_BENCH:-}" ]]; then
+    opts="-c shared_buffers=512MB -c max_wal_size=4GB"
+  else
+    opts="-c fsync=off -c full_page_writes=off -c shared_buffers=64MB"
+  fi
   as_pg "$bindir/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w -t 60 start -o \
-    "-c listen_addresses=127.0.0.1 -p $port -k $tmp -c fsync=off -c full_page_writes=off \
-     -c max_connections=300 -c shared_buffers=64MB" >/dev/null \
+    "-c listen_addresses=127.0.0.1 -p $port -k $tmp -c max_connections=300 $opts" >/dev/null \
     || { cat "$tmp/server.log" >&2; exit 1; }
   echo "postgresql://courier@127.0.0.1:$port/postgres" >"$state/uri"
   echo "pg-test-server: $(cat "$state/uri") (data $tmp)"

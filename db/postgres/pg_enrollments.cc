@@ -57,6 +57,13 @@ bool lock_enrollment(Connection& c, const std::string& id) {
     return !c.query("SELECT 1 FROM enrollments WHERE id = $1 FOR UPDATE", id).empty();
 }
 
+std::optional<bool> lock_enrollment_pending(Connection& c, const std::string& id) {
+    auto r = c.query(
+        "SELECT pending_push_until IS NOT NULL FROM enrollments WHERE id = $1 FOR UPDATE", id);
+    if (r.empty()) return std::nullopt;
+    return r.boolean(0, 0);
+}
+
 Status require_active_binding(Connection& c, const std::string& cert_sha256,
                               const std::string& device_id) {
     if (cert_sha256.empty()) return Status::ok();  // not a device request

@@ -33,14 +33,19 @@ void clear_repush_if_idle(Connection& c, const std::string& id);
 // device requests for one enrollment, on any node, take turns. False when
 // there is no such row.
 bool lock_enrollment(Connection& c, const std::string& id);
+// lock_enrollment that also says whether a pending push is marked (nullopt:
+// no such row); one round trip for a device request's lock and check.
+std::optional<bool> lock_enrollment_pending(Connection& c, const std::string& id);
 
 // Serializes the binding changes of one device id across nodes for the rest
 // of the transaction (an advisory lock on the id).
 void lock_device_bindings(Connection& c, const std::string& device_id);
 
-// next_command inside the caller's transaction (the enrollment row locked).
+// next_command inside the caller's transaction (the enrollment row locked;
+// pending: whether it has a pending push to clear).
 std::optional<DeliveredCommand> pick_next_command(Connection& c, const std::string& id,
-                                                  bool include_notnow, SysTime now);
+                                                  bool include_notnow, SysTime now,
+                                                  bool pending = true);
 
 struct BindPolicy {
     std::optional<std::chrono::seconds> quiet_period;

@@ -82,42 +82,39 @@ std::vector<TargetInfo> targets_of(Connection& c, int64_t seq, const std::string
 namespace pg {
 
 std::optional<DeliveredCommand> pick_next_command(Connection& c, const std::string& id,
-                                                  bool include_notnow, SysTime now) {
+                                                  bool include_notnow, SysTime now, bool pending) {
     // The device is here: its pending push is answered. Cleared under the
     // row lock, so an enqueue that saw the mark (holding FOR KEY SHARE)
     // committed before this transaction read the queue below.
-    c.query(
-        "UPDATE enrollments SET pending_push_apns_id = NULL, pending_push_until = NULL "
-        "WHERE id = $1 AND pending_push_until IS NOT NULL",
-        id);
+    if (pending)
+        c.query(
+            "UPDATE enrollments SET pending_push_apns_id = NULL, pending_push_until = NULL "
+            "WHERE id = $1 AND pending_push_until IS NOT NULL",
+            id);
     expire_due_targets(c, id, now);
     // The oldest open target: the smallest command_seq per eligible status,
-    // each one probe of targets_queue.
-    auto first = c.query(
-        "SELECT least((SELECT min(command_seq) FROM targets WHERE enrollment_id = $1 AND "
-        "status = 'queued'), (SELECT min(command_seq) FROM targets WHERE enrollment_id = $1 AND "
-        "status = 'sent'), (SELECT min(command_seq) FROM targets WHERE enrollment_id = $1 AND "
-        "status = 'notnow' AND $2::boolean))",
+    // each one probe of targets_queue; with its command, in one round trip.
+    auto r = c.query(
+        "SELECT t.command_seq, t.status, c.uuid, c.request_type, c.plist FROM targets t "
+        "JOIN commands c ON c.seq = t.command_seq WHERE t.enrollment_id = $1 AND "
+        "t.command_seq = least((SELECT min(command_seq) FROM targets WHERE enrollment_id = $1 "
+        "AND status = 'queued'), (SELECT min(command_seq) FROM targets WHERE enrollment_id = $1 "
+        "AND status = 'sent'), (SELECT min(command_seq) FROM targets WHERE enrollment_id = $1 "
+        "AND status = 'notnow' AND $2::boolean))",
         id, include_notnow);
-    if (first.is_null(0, 0)) {
+    if (r.empty()) {
         clear_repush_if_idle(c, id);
         return std::nullopt;
     }
-    int64_t seq = first.int64(0, 0);
-    auto r = c.query(
-        "SELECT t.status, c.uuid, c.request_type, c.plist FROM targets t "
-        "JOIN commands c ON c.seq = t.command_seq WHERE t.enrollment_id = $1 AND "
-        "t.command_seq = $2",
-        id, seq);
-    if (r.empty()) return std::nullopt;
-    bool again = r.str(0, 0) != "queued";
-    DeliveredCommand out{r.str(0, 1), r.str(0, 2), r.bytes(0, 3)};
+    int64_t seq = r.int64(0, 0);
+    bool again = r.str(0, 1) != "queued";
+    DeliveredCommand out{r.str(0, 2), r.str(0, 3), r.bytes(0, 4)};
+    // Marked sent and the hand-over recorded in one statement.
     c.query(
-        "UPDATE targets SET status = 'sent', updated_at = $3 "
-        "WHERE enrollment_id = $1 AND command_seq = $2",
-        id, seq, to_unix(now));
-    add_event(
-        c, id, now, "command",
+        "WITH u AS (UPDATE targets SET status = 'sent', updated_at = $3 "
+        "WHERE enrollment_id = $1 AND command_seq = $2) "
+        "INSERT INTO timeline (enrollment_id, at, kind, detail) VALUES ($1, $3, 'command', $4)",
+        id, seq, to_unix(now),
         fmt::format("{} {} handed over{}", out.request_type, out.uuid, again ? " again" : ""));
     return out;
 }
@@ -200,8 +197,9 @@ Result<std::optional<DeliveredCommand>> PgStore::next_command(const std::string&
     std::optional<DeliveredCommand> out;
     Status s = write([&](Connection& c) {
         out.reset();
-        if (!pg::lock_enrollment(c, id)) return Status::ok();  // nothing queued for no one
-        out = pg::pick_next_command(c, id, include_notnow, now);
+        auto pending = pg::lock_enrollment_pending(c, id);
+        if (!pending) return Status::ok();  // nothing queued for no one
+        out = pg::pick_next_command(c, id, include_notnow, now, *pending);
         return Status::ok();
     });
     if (!s) return s;
@@ -236,7 +234,8 @@ Result<std::optional<DeliveredCommand>> PgStore::apply_report(const std::string&
     std::optional<DeliveredCommand> out;
     Status s = write([&](Connection& c) {
         out.reset();
-        if (!pg::lock_enrollment(c, id)) return not_found("no command " + uuid + " for " + id);
+        auto pending = pg::lock_enrollment_pending(c, id);
+        if (!pending) return not_found("no command " + uuid + " for " + id);
         auto r = c.query(
             "SELECT t.command_seq, t.status, c.request_type FROM targets t JOIN commands c ON "
             "c.seq = t.command_seq WHERE c.uuid = $2 AND t.enrollment_id = $1",
@@ -250,18 +249,20 @@ Result<std::optional<DeliveredCommand>> PgStore::apply_report(const std::string&
             if (status == TargetStatus::kNotNow && after_final) {
                 // Canceled or expired meanwhile: the device did not run it.
             } else {
+                // The result and its timeline event in one statement.
                 c.query(
-                    "UPDATE targets SET status = $3, updated_at = $4, result = $5 "
-                    "WHERE enrollment_id = $1 AND command_seq = $2",
-                    id, seq, target_status_name(status), to_unix(now), Bytes{report});
-                pg::add_event(c, id, now, "report",
-                              fmt::format("{} {} {}{}", request_type, uuid, report_name(status),
-                                          after_final ? fmt::format(" (after it was {})",
-                                                                    target_status_name(current))
-                                                      : ""));
+                    "WITH u AS (UPDATE targets SET status = $3, updated_at = $4, result = $5 "
+                    "WHERE enrollment_id = $1 AND command_seq = $2) "
+                    "INSERT INTO timeline (enrollment_id, at, kind, detail) "
+                    "VALUES ($1, $4, 'report', $6)",
+                    id, seq, target_status_name(status), to_unix(now), Bytes{report},
+                    fmt::format("{} {} {}{}", request_type, uuid, report_name(status),
+                                after_final
+                                    ? fmt::format(" (after it was {})", target_status_name(current))
+                                    : ""));
             }
         }
-        out = pg::pick_next_command(c, id, /*include_notnow=*/false, now);
+        out = pg::pick_next_command(c, id, /*include_notnow=*/false, now, *pending);
         return Status::ok();
     });
     if (!s) return s;

@@ -136,7 +136,16 @@ Status PgStore::run(const Work& fn, bool read_only) {
         if (!conn) return conn.status();
         bool commit_sent = false;
         try {
-            (*conn)->exec(read_only ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN");
+            // Reads run without BEGIN/COMMIT: each statement is its own
+            // snapshot (two round trips fewer per read; the reads of one
+            // call are an enrollment or a command with its targets, where a
+            // commit landing between two statements is harmless).
+            if (read_only) {
+                Status s = fn(**conn);
+                give_back(std::move(*conn));
+                return s;
+            }
+            (*conn)->exec("BEGIN");
             Status s = fn(**conn);
             if (!s) {
                 (*conn)->exec("ROLLBACK");
