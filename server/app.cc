@@ -286,19 +286,19 @@ Status App::start() {
     };
     // Idle check-ins with nothing queued are answered on the I/O thread
     // (reads only); everything else, and every store write, on a worker.
+    lo.inline_handler = [this, observe](Request& req) -> std::optional<Response> {
+        if (req.method != "PUT" || req.path != "/mdm" ||
+            req.body.size() > DeviceService::kInlineBodyMax ||
+            req.body.find("<string>Idle</string>") == std::string::npos)
+            return std::nullopt;
+        auto t0 = std::chrono::steady_clock::now();
+        auto r = devices_->handle_idle_without_writes(req);
+        if (r) observe("/mdm", t0, r->status);
+        return r;
+    };
     // Not on PostgreSQL: its reads are network round trips, which must not
     // hold an I/O thread.
-    if (!db::is_postgres_url(cfg_.db))
-        lo.inline_handler = [this, observe](Request& req) -> std::optional<Response> {
-            if (req.method != "PUT" || req.path != "/mdm" ||
-                req.body.size() > DeviceService::kInlineBodyMax ||
-                req.body.find("<string>Idle</string>") == std::string::npos)
-                return std::nullopt;
-            auto t0 = std::chrono::steady_clock::now();
-            auto r = devices_->handle_idle_without_writes(req);
-            if (r) observe("/mdm", t0, r->status);
-            return r;
-        };
+    if (db::is_postgres_url(cfg_.db)) lo.inline_handler = nullptr;
     http_ = std::make_unique<HttpServer>(lo, [this, observe](Request& req) {
         auto t0 = std::chrono::steady_clock::now();
         Response r = router_->dispatch(req);
