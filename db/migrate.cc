@@ -271,6 +271,10 @@ Result<MigrateReport> migrate_sqlite_to_postgres(const std::string& sqlite_path,
                 c.exec("ROLLBACK");
                 return invalid(fmt::format("reading {}: {}", t.name, err));
             }
+            struct Finalize {
+                sqlite3_stmt* st;
+                ~Finalize() { sqlite3_finalize(st); }
+            } finalize{st};
             int64_t copied = 0;
             std::vector<std::string> lits(t.columns.size());
             int in_batch = 0;
@@ -303,7 +307,6 @@ Result<MigrateReport> migrate_sqlite_to_postgres(const std::string& sqlite_path,
                 ++copied;
                 if (in_batch == kBatch) flush();
             }
-            sqlite3_finalize(st);
             if (rc != SQLITE_DONE) {
                 c.exec("ROLLBACK");
                 return internal_error(

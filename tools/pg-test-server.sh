@@ -26,6 +26,16 @@ as_pg() {
 
 bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
 
+# A port nothing listens on (bash only: no python in the base packages).
+free_port() {
+  local p
+  for _ in $(seq 1 50); do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+  done
+  return 1
+}
+
 case $cmd in
 start)
   rm -f "$state/uri"
@@ -40,7 +50,7 @@ start)
   chmod 0700 "$tmp"
   [[ $(id -u) -eq 0 ]] && chown postgres: "$tmp"
   echo "$tmp" >"$state/datadir"
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  port=$(free_port)
   as_pg "$bindir/initdb" -D "$tmp/data" -U courier -A trust -E UTF8 --locale=C.UTF-8 \
     --no-sync >"$tmp/initdb.log" 2>&1 || { cat "$tmp/initdb.log" >&2; exit 1; }
   # fsync off: this server holds test data only (Courier's own durability
@@ -75,7 +85,6 @@ start-pair)
   chmod 0700 "$tmp"
   [[ $(id -u) -eq 0 ]] && chown postgres: "$tmp"
   echo "$tmp" >"$state/datadir"
-  free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
   p1=$(free_port); p2=$(free_port)
   as_pg "$bindir/initdb" -D "$tmp/data" -U courier -A trust -E UTF8 --locale=C.UTF-8 \
     --no-sync >"$tmp/initdb.log" 2>&1 || { cat "$tmp/initdb.log" >&2; exit 1; }
