@@ -32,7 +32,7 @@ struct Table {
     const char* identity = nullptr;  // GENERATED ALWAYS column, kept as is
 };
 
-// Every table of the schema (SQLite version 6 = PostgreSQL version 1), in
+// Every table of the schema (SQLite version 8 = PostgreSQL version 2), in
 // an order that satisfies the foreign keys.
 const std::vector<Table>& tables() {
     static const std::vector<Table> t = {
@@ -67,7 +67,8 @@ const std::vector<Table>& tables() {
           {"repush_attempts", Kind::kInt},
           {"facts_truncated", Kind::kBool},
           {"pending_push_apns_id", Kind::kText},
-          {"pending_push_until", Kind::kInt}}},
+          {"pending_push_until", Kind::kInt},
+          {"token_update_tally", Kind::kInt}}},
         {"commands",
          {{"seq", Kind::kInt},
           {"uuid", Kind::kText},
@@ -130,6 +131,41 @@ const std::vector<Table>& tables() {
           {"expires_at", Kind::kInt},
           {"created_at", Kind::kInt},
           {"note", Kind::kText}}},
+        {"webhooks",
+         {{"id", Kind::kText},
+          {"url", Kind::kText},
+          {"topics", Kind::kText},
+          {"hmac_key", Kind::kText},
+          {"enabled", Kind::kBool},
+          {"created_at", Kind::kInt}}},
+        {"webhook_events",
+         {{"seq", Kind::kInt},
+          {"event_id", Kind::kText},
+          {"topic", Kind::kText},
+          {"enrollment_id", Kind::kText},
+          {"body", Kind::kBytes},
+          {"tally", Kind::kInt},
+          {"created_at", Kind::kInt}},
+         "seq"},
+        {"webhook_deliveries",
+         {{"webhook_id", Kind::kText},
+          {"event_seq", Kind::kInt},
+          {"enrollment_id", Kind::kText},
+          {"status", Kind::kText},
+          {"ordered", Kind::kBool},
+          {"attempts", Kind::kInt},
+          {"next_attempt", Kind::kInt},
+          {"deadline", Kind::kInt},
+          {"last_status", Kind::kInt},
+          {"last_error", Kind::kText},
+          {"lease", Kind::kText},
+          {"lease_until", Kind::kInt}}},
+        {"webhook_once", {{"key", Kind::kText}, {"at", Kind::kInt}}},
+        {"console_sessions",
+         {{"id_sha256", Kind::kText}, {"created_at", Kind::kInt}, {"expires_at", Kind::kInt}}},
+        {"pending_push_keys",
+         {{"id", Kind::kInt}, {"key_pem", Kind::kText}, {"created_at", Kind::kInt}},
+         "id"},
     };
     return t;
 }
@@ -213,13 +249,13 @@ Result<MigrateReport> migrate_sqlite_to_postgres(const std::string& sqlite_path,
         return invalid("no SQLite database at " + sqlite_path);
     {
         // Brings an older file up to this build's schema (and refuses a
-        // newer one), as `courier serve` would; the copy expects version 6.
+        // newer one), as `courier serve` would; the copy expects version 8.
         auto s = SqliteStore::open(sqlite_path, SqliteOptions{}, SystemClock::instance());
         if (!s) return s.status();
         (*s)->close();
     }
-    if (sqlite::latest_schema_version() != 6)
-        return internal_error("courier migrate knows SQLite schema 6; update db/migrate.cc");
+    if (sqlite::latest_schema_version() != 8)
+        return internal_error("courier migrate knows SQLite schema 8; update db/migrate.cc");
     SqliteDb src;
     if (sqlite3_open_v2(sqlite_path.c_str(), &src.db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK)
         return invalid("cannot open " + sqlite_path + ": " + sqlite3_errmsg(src.db));
@@ -245,7 +281,8 @@ Result<MigrateReport> migrate_sqlite_to_postgres(const std::string& sqlite_path,
             c.exec(fmt::format("LOCK TABLE {} IN EXCLUSIVE MODE", t.name));
         c.exec("LOCK TABLE secrets IN EXCLUSIVE MODE");
         for (const char* name : {"enrollments", "commands", "cert_bindings", "push_certs",
-                                 "enrollment_tokens", "timeline", "secrets"}) {
+                                 "enrollment_tokens", "timeline", "secrets", "webhooks",
+                                 "webhook_events", "console_sessions", "pending_push_keys"}) {
             if (!c.query(fmt::format("SELECT 1 FROM {} LIMIT 1", name)).empty()) {
                 c.exec("ROLLBACK");
                 return conflict(fmt::format(

@@ -17,7 +17,9 @@ struct MigrateReport {
 
 // Copies every table of the SQLite database at sqlite_path (enrollments,
 // bindings, issued identities, push certificates and their history, push
-// attempts, commands, targets and results, timeline, enrollment tokens) and
+// attempts, commands, targets and results, timeline, enrollment tokens,
+// webhook destinations with their pending events and deliveries, console
+// sessions and the kept CSR keys) and
 // the generated keys in data_dir (api-key, tls/ca.*, enrollment-ca.*) into
 // the PostgreSQL database at pg_uri, migrated to this build's schema first,
 // in one transaction; then counts every table on both sides. kConflict, and

@@ -324,8 +324,10 @@ Result<bool> PgStore::note_superseded_use(const std::string& cert_sha256, SysTim
         auto r = c.query(sql, cert_sha256);
         if (r.empty()) return not_found("no binding of this certificate");
         Binding row = binding_from_row(r, 0);
-        if (row.alarm_at && to_unix(now) - to_unix(*row.alarm_at) < kAlarmIntervalSeconds)
+        if (row.alarm_at && to_unix(now) - to_unix(*row.alarm_at) < kAlarmIntervalSeconds) {
+            pg::note_no_effect();
             return Status::ok();
+        }
         c.query("UPDATE cert_bindings SET alarm_at = $2 WHERE cert_sha256 = $1", cert_sha256,
                 to_unix(now));
         pg::add_event(c, row.device_id, now, "binding",

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <unordered_set>
 
 #include "common/encoding.h"
@@ -142,7 +143,7 @@ Status PgStore::apply_authenticate(const AuthenticateInput& in, SysTime now) {
             "product_name = excluded.product_name, os_version = excluded.os_version, "
             "build_version = excluded.build_version, device_name = excluded.device_name, "
             "imei = excluded.imei, meid = excluded.meid, topic = excluded.topic, "
-            "push_token = NULL, push_magic = NULL, token_valid = false, "
+            "push_token = NULL, push_magic = NULL, token_valid = false, token_update_tally = 0, "
             "state = CASE WHEN enrollments.state = 'retired' THEN 'retired' ELSE 'pending' END, "
             "updated_at = excluded.updated_at, repush_at = NULL, repush_attempts = 0, "
             "identity_not_after = coalesce(excluded.identity_not_after, "
@@ -188,9 +189,10 @@ Status PgStore::apply_token_update(const TokenUpdateInput& in, SysTime now) {
         c.query(
             "INSERT INTO enrollments (id, device_id, user_id, type, topic, push_token, "
             "push_magic, unlock_token, token_valid, awaiting_configuration, state, created_at, "
-            "updated_at, identity_not_after) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, true, $9, "
-            "'enrolled', $10, $10, $11) "
-            "ON CONFLICT (id) DO UPDATE SET topic = excluded.topic, push_token = "
+            "updated_at, identity_not_after, token_update_tally) VALUES ($1, $2, $3, $4, $5, $6, "
+            "$7, $8, true, $9, 'enrolled', $10, $10, $11, 1) "
+            "ON CONFLICT (id) DO UPDATE SET token_update_tally = enrollments.token_update_tally "
+            "+ 1, topic = excluded.topic, push_token = "
             "excluded.push_token, push_magic = excluded.push_magic, unlock_token = "
             "coalesce(excluded.unlock_token, enrollments.unlock_token), token_valid = true, "
             "awaiting_configuration = excluded.awaiting_configuration, "
@@ -257,19 +259,26 @@ Result<PageOf<Enrollment>> PgStore::list_enrollments(const EnrollmentFilter& f, 
     static const std::string sql = fmt::format(
         "SELECT {} FROM enrollments e WHERE id > $1 AND ($2::text IS NULL OR state = $2) AND "
         "($3::text IS NULL OR topic = $3) AND ($4::text IS NULL OR serial_number = $4) AND "
-        "($5::bigint IS NULL OR last_seen >= $5) ORDER BY id LIMIT $6",
+        "($5::bigint IS NULL OR last_seen >= $5) AND ($7::text IS NULL OR "
+        "strpos(lower(id COLLATE \"C\"), $7) > 0 OR strpos(lower(udid COLLATE \"C\"), $7) > 0 OR "
+        "strpos(lower(serial_number COLLATE \"C\"), $7) > 0 OR "
+        "strpos(lower(device_name COLLATE \"C\"), $7) > 0) "
+        "ORDER BY id LIMIT $6",
         kEnrollmentColumns);
     auto opt_str = [](const std::string& v) {
         return v.empty() ? std::nullopt : std::optional<std::string>(v);
     };
     std::optional<std::string> state;
     if (f.state) state = state_name(*f.state);
+    // Lowered here, ASCII only, as SqliteStore does (lower() of the text).
+    std::string query = f.query;
+    for (char& ch : query) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     PageOf<Enrollment> out;
     Status s = run(
         [&](Connection& c) {
             out.items.clear();
             auto r = c.query(sql, after, state, opt_str(f.topic), opt_str(f.serial_number),
-                             opt_unix(f.seen_since), limit + 1);
+                             opt_unix(f.seen_since), limit + 1, opt_str(query));
             for (int i = 0; i < r.size(); ++i) out.items.push_back(enrollment_from_row(r, i));
             return Status::ok();
         },

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "db/postgres/pg_connection.h"
 #include "db/store.h"
@@ -61,6 +62,17 @@ Status require_active_binding(Connection& c, const std::string& cert_sha256,
                               const std::string& device_id);
 
 int64_t clamp_limit(int64_t limit);
+
+// Called by a write whose effect did not happen (a repeated final report, a
+// superseded-use alarm within the hour, a push certificate with no
+// predecessor): events attached with only_if_effective are not appended
+// (WebhookStore::attach_events). Calling thread only.
+void note_no_effect();
+
+// WebhookStore's outbox append inside the caller's transaction: each event
+// fanned out to the enabled destinations that take its topic; an event no
+// destination takes is not stored. `effective`: see note_no_effect.
+void append_outbox(Connection& c, const std::vector<OutboxEvent>& events, bool effective);
 
 inline std::optional<int64_t> opt_unix(const std::optional<SysTime>& t) {
     if (!t) return std::nullopt;

@@ -30,7 +30,7 @@ struct Migration {
 // shipped entry is never edited. Times are Unix seconds (bigint). Ids that
 // are sorted or compared as ranges are COLLATE "C": bytewise, as in SQLite,
 // whatever the database's locale.
-constexpr std::array<Migration, 1> kMigrations = {{
+constexpr std::array<Migration, 2> kMigrations = {{
     {R"sql(
 CREATE TABLE enrollments (
     id text COLLATE "C" PRIMARY KEY,
@@ -163,6 +163,73 @@ CREATE TABLE secrets (
     value bytea NOT NULL,
     created_at bigint NOT NULL
 );
+)sql",
+     1},
+    // 2: webhooks (SPEC "Webhooks") and the web console (SPEC "Web console"),
+    // as SQLite's migrations 7 and 8: destinations, the outbox of events
+    // (written in their cause's transaction), one delivery per destination
+    // and event (claimed with a lease, FOR UPDATE SKIP LOCKED), the keys of
+    // once-only events, each enrollment's TokenUpdate tally since its last
+    // Authenticate; console sessions (by id digest) and the private keys of
+    // CSRs the server made. A delivery behind an earlier one of its
+    // destination and enrollment is 'waiting' until that one is done. Only
+    // adds.
+    {R"sql(
+ALTER TABLE enrollments ADD COLUMN token_update_tally bigint NOT NULL DEFAULT 0;
+CREATE TABLE webhooks (
+    id text COLLATE "C" PRIMARY KEY,
+    url text NOT NULL,
+    topics text NOT NULL,
+    hmac_key text NOT NULL DEFAULT '',
+    enabled boolean NOT NULL DEFAULT true,
+    created_at bigint NOT NULL
+);
+CREATE TABLE webhook_events (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id text COLLATE "C" NOT NULL UNIQUE,
+    topic text NOT NULL,
+    enrollment_id text COLLATE "C" NOT NULL DEFAULT '',
+    body bytea NOT NULL,
+    tally bigint,
+    created_at bigint NOT NULL
+);
+CREATE TABLE webhook_deliveries (
+    webhook_id text COLLATE "C" NOT NULL,
+    event_seq bigint NOT NULL,
+    enrollment_id text COLLATE "C" NOT NULL DEFAULT '',
+    status text NOT NULL,
+    ordered boolean NOT NULL DEFAULT true,
+    attempts integer NOT NULL DEFAULT 0,
+    next_attempt bigint NOT NULL,
+    deadline bigint NOT NULL,
+    last_status integer NOT NULL DEFAULT 0,
+    last_error text NOT NULL DEFAULT '',
+    lease text,
+    lease_until bigint,
+    PRIMARY KEY (webhook_id, event_seq)
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt, event_seq)
+ WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_line ON webhook_deliveries(webhook_id, enrollment_id, status,
+ event_seq);
+CREATE INDEX webhook_deliveries_status ON webhook_deliveries(webhook_id, status, event_seq);
+CREATE INDEX webhook_deliveries_event ON webhook_deliveries(event_seq);
+CREATE TABLE webhook_once (
+    key text COLLATE "C" PRIMARY KEY,
+    at bigint NOT NULL
+);
+CREATE TABLE console_sessions (
+    id_sha256 text COLLATE "C" PRIMARY KEY,
+    created_at bigint NOT NULL,
+    expires_at bigint NOT NULL
+);
+CREATE INDEX console_sessions_expiry ON console_sessions(expires_at);
+CREATE TABLE pending_push_keys (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    key_pem text NOT NULL,
+    created_at bigint NOT NULL
+);
+CREATE INDEX push_attempts_at ON push_attempts(at);
 )sql",
      1},
 }};

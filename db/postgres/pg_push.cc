@@ -54,9 +54,10 @@ Result<int64_t> PgStore::put_push_cert(const PushCert& cert, SysTime now) {
     Status s = write([&](Connection& c) {
         // Renewals of one topic from two nodes take turns.
         c.query("SELECT pg_advisory_xact_lock(1668248179, hashtext($1))", cert.topic);
-        c.query(
+        auto replaced = c.query(
             "UPDATE push_certs SET active = false, replaced_at = $2 WHERE topic = $1 AND active",
             cert.topic, to_unix(now));
+        if (replaced.affected() == 0) pg::note_no_effect();  // no predecessor: not a renewal
         id = c.query(
                   "INSERT INTO push_certs (topic, cert_pem, key_pem, thumbprint_sha1, not_before, "
                   "not_after, uploaded_at, active, usable, unusable_reason) "

@@ -244,10 +244,12 @@ Result<std::optional<DeliveredCommand>> PgStore::apply_report(const std::string&
         int64_t seq = r.int64(0, 0);
         TargetStatus current = parse_target_status(r.str(0, 1)).value_or(TargetStatus::kQueued);
         std::string request_type = r.str(0, 2);
+        if (is_reported(current)) pg::note_no_effect();
         if (!is_reported(current)) {
             bool after_final = is_final(current);
             if (status == TargetStatus::kNotNow && after_final) {
                 // Canceled or expired meanwhile: the device did not run it.
+                pg::note_no_effect();
             } else {
                 // The result and its timeline event in one statement.
                 c.query(

@@ -20,7 +20,38 @@ using pg::PgError;
 namespace {
 constexpr int kMaxAttempts = 5;
 constexpr int64_t kKeepSeenMs = 5000;
+
+// Events the calling thread attached (WebhookStore::attach_events), for the
+// next write it makes through `store`.
+struct AttachedEvents {
+    const PgStore* store = nullptr;
+    std::vector<OutboxEvent>* events = nullptr;
+};
+thread_local AttachedEvents tl_attached;
+// Did the write fn being run take effect (pg::note_no_effect)?
+thread_local bool tl_effective = true;
 }  // namespace
+
+void pg::note_no_effect() {
+    tl_effective = false;
+}
+
+class PgStore::Attachment : public EventAttachment {
+  public:
+    Attachment(const PgStore& store, std::vector<OutboxEvent> events)
+        : events_(std::move(events)), previous_(tl_attached) {
+        tl_attached = {&store, &events_};
+    }
+    ~Attachment() override { tl_attached = previous_; }
+
+  private:
+    std::vector<OutboxEvent> events_;
+    AttachedEvents previous_;
+};
+
+std::unique_ptr<EventAttachment> PgStore::attach_events(std::vector<OutboxEvent> events) {
+    return std::make_unique<Attachment>(*this, std::move(events));
+}
 
 int PgStore::latest_schema_version() {
     return pg::latest_schema_version();
@@ -131,6 +162,10 @@ void PgStore::give_back(std::unique_ptr<Connection> conn) {
 Status PgStore::run(const Work& fn, bool read_only) {
     Status last;
     bool fresh_retry_used = false;
+    // One write takes the attached events (appended in its transaction).
+    std::vector<OutboxEvent> events;
+    if (!read_only && tl_attached.store == this && tl_attached.events)
+        events.swap(*tl_attached.events);
     for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
         auto conn = take();
         if (!conn) return conn.status();
@@ -146,7 +181,9 @@ Status PgStore::run(const Work& fn, bool read_only) {
                 return s;
             }
             (*conn)->exec("BEGIN");
+            tl_effective = true;
             Status s = fn(**conn);
+            if (s && !events.empty()) pg::append_outbox(**conn, events, tl_effective);
             if (!s) {
                 (*conn)->exec("ROLLBACK");
                 give_back(std::move(*conn));
@@ -193,7 +230,7 @@ Status PgStore::ping() {
             c.query("SELECT 1");
             return Status::ok();
         },
-        false);
+        true);
 }
 
 // ---- last seen -------------------------------------------------------------

@@ -18,6 +18,12 @@
 //   transaction-scoped advisory lock on the id; push certificates by one on
 //   the topic. A serialization failure or deadlock runs the transaction
 //   again (at most 5 times).
+// - Webhook events attached to the calling thread's next write
+//   (attach_events) are appended in that write's transaction, just before
+//   COMMIT; a retried transaction appends them again with it. Deliveries
+//   are claimed with FOR UPDATE SKIP LOCKED, so two nodes never lease one
+//   delivery; the appends and completions of one destination's and
+//   enrollment's line are serialized by an advisory lock on the pair.
 // - Reads run in READ ONLY REPEATABLE READ transactions (one snapshot).
 // - touch_last_seen() and touch_binding() update in-memory maps that a
 //   background thread folds into one transaction about once a second, as
@@ -164,7 +170,37 @@ class PgStore final : public Store {
     Status consume_enrollment_token(const std::string& token_sha256, SysTime now) override;
     Status release_enrollment_token(const std::string& token_sha256) override;
 
+    Status put_session(const ConsoleSession& s) override;
+    Result<std::optional<ConsoleSession>> session(const std::string& id_sha256,
+                                                  SysTime now) override;
+    Status delete_session(const std::string& id_sha256) override;
+    Result<Overview> overview(SysTime since) override;
+    Result<int64_t> put_pending_push_key(const std::string& key_pem, SysTime now) override;
+    Result<std::vector<PendingPushKey>> pending_push_keys() override;
+    Status delete_pending_push_key(int64_t id) override;
+
+    Result<std::vector<Webhook>> webhooks() override;
+    Result<Webhook> webhook(const std::string& id) override;
+    Status put_webhook(const Webhook& w, SysTime now) override;
+    Status delete_webhook(const std::string& id) override;
+    std::unique_ptr<EventAttachment> attach_events(std::vector<OutboxEvent> events) override;
+    Status append_events(const std::vector<OutboxEvent>& events) override;
+    Result<std::vector<ClaimedDelivery>> claim_deliveries(SysTime now, std::chrono::seconds lease,
+                                                          size_t limit) override;
+    Status finish_delivery(const ClaimedDelivery& claim, const DeliveryOutcome& outcome,
+                           SysTime now) override;
+    Status finish_deliveries(const std::vector<std::pair<ClaimedDelivery, DeliveryOutcome>>& batch,
+                             SysTime now) override;
+    Result<PageOf<Delivery>> list_deliveries(const std::string& webhook_id,
+                                             std::optional<DeliveryStatus> status,
+                                             const Page& page) override;
+    Status retry_delivery(const std::string& webhook_id, const std::string& event_id,
+                          SysTime now) override;
+    Result<std::map<std::string, int64_t>> webhook_backlog() override;
+    Result<int64_t> prune_deliveries(SysTime before) override;
+
   private:
+    class Attachment;
     PgStore(std::string uri, const PgOptions& options, const Clock& clock);
 
     Status run(const Work& fn, bool read_only);

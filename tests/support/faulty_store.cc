@@ -170,6 +170,8 @@ Result<int64_t> FaultyStore::put_pending_push_key(const std::string& key_pem, Sy
 
 Status FaultyStore::delete_pending_push_key(int64_t id) {
     COURIER_FAULTY_WRITE(delete_pending_push_key(id));
+}
+
 Status FaultyStore::put_webhook(const Webhook& w, SysTime now) {
     COURIER_FAULTY_WRITE(put_webhook(w, now));
 }
