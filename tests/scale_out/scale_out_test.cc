@@ -270,6 +270,13 @@ TEST_F(ScaleOut, MigrateCopiesASingleNodeInstallation) {
     ASSERT_TRUE(single) << err;
     ASSERT_TRUE(single->start({}, &err)) << err;
     ASSERT_TRUE(single->import_push_cert(&err)) << err;
+    // A destination that never answers: the device's events stay pending.
+    ASSERT_EQ(single
+                  ->api("POST", "/v1/webhooks",
+                        R"({"id":"archive","url":"http://127.0.0.1:1/hook","topics":["mdm."],)"
+                        R"("hmac_key":"k1"})")
+                  .status,
+              201);
     auto dev = single->device("UDID-M");
     ASSERT_EQ(dev->authenticate().status, 200);
     ASSERT_EQ(dev->token_update().status, 200);
@@ -307,6 +314,16 @@ TEST_F(ScaleOut, MigrateCopiesASingleNodeInstallation) {
     EXPECT_EQ(db_->query("SELECT count(*) FROM push_certs"), "1");
     EXPECT_EQ(db_->query("SELECT count(*) FROM enrollment_tokens"), "1");
     EXPECT_EQ(db_->query("SELECT count(*) FROM secrets"), "5");
+    EXPECT_EQ(db_->query("SELECT count(*) FROM webhooks"), "1");
+    EXPECT_EQ(db_->query("SELECT hmac_key FROM webhooks WHERE id = 'archive'"), "k1");
+    // Authenticate, TokenUpdate, the Idle that got a command and the
+    // Acknowledged report (at least), each with its pending delivery.
+    const int events = std::stoi(db_->query("SELECT count(*) FROM webhook_events"));
+    EXPECT_GE(events, 3);
+    EXPECT_EQ(db_->query("SELECT count(*) FROM webhook_deliveries WHERE status <> 'delivered' "
+                         "AND webhook_id = 'archive'"),
+              std::to_string(events));
+    EXPECT_EQ(db_->query("SELECT token_update_tally FROM enrollments"), "1");
     auto [rc2, out2] = run();
     EXPECT_EQ(rc2, 1);
     EXPECT_NE(out2.find("not empty"), std::string::npos) << out2;
@@ -322,6 +339,12 @@ TEST_F(ScaleOut, MigrateCopiesASingleNodeInstallation) {
     auto done = nodes_[0]->api("GET", "/v1/commands/" + done_uuid);
     ASSERT_EQ(done.status, 200);
     EXPECT_NE(done.body.find("acknowledged"), std::string::npos);
+    // The destination and its pending events moved too; new events join them.
+    auto hooks = nodes_[0]->api("GET", "/v1/webhooks/archive/deliveries?status=pending");
+    ASSERT_EQ(hooks.status, 200) << hooks.body;
+    EXPECT_NE(hooks.body.find("mdm.Authenticate"), std::string::npos) << hooks.body;
+    EXPECT_NE(hooks.body.find("mdm.TokenUpdate"), std::string::npos) << hooks.body;
+    EXPECT_GT(std::stoi(db_->query("SELECT count(*) FROM webhook_events")), events);
 }
 
 // PostgreSQL itself crashes and restarts (immediate stop, WAL recovery) while
