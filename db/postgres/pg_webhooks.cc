@@ -27,6 +27,12 @@ namespace {
 
 constexpr int64_t kDeliveryWindowSeconds = 24 * 3600;  // SPEC: retried for 24 h
 
+// The destinations' lock: appends hold it shared while they fan out, changes
+// to destinations (put, delete) exclusive, so an append never fans out to a
+// destination deleted or disabled before it committed (no orphan or
+// unwanted delivery, as with SQLite's single writer).
+constexpr int64_t kDestinationsLock = 0x636f757269657277;  // "courierw"
+
 std::string join_topics(const std::vector<std::string>& topics) {
     std::string out;
     for (const auto& t : topics) {
@@ -114,6 +120,8 @@ void lock_lines(Connection& c, const std::set<int64_t>& keys) {
 void pg::append_outbox(Connection& c, const std::vector<OutboxEvent>& events, bool effective) {
     std::vector<Webhook> dests;
     {
+        // Its own statement: the read below takes its snapshot after the lock.
+        c.query("SELECT pg_advisory_xact_lock_shared($1)", kDestinationsLock);
         static const std::string sql =
             fmt::format("SELECT {} FROM webhooks WHERE enabled ORDER BY id", kWebhookColumns);
         auto r = c.query(sql);
@@ -210,6 +218,7 @@ Result<Webhook> PgStore::webhook(const std::string& id) {
 Status PgStore::put_webhook(const Webhook& w, SysTime now) {
     if (w.id.empty() || w.url.empty()) return invalid("webhook id and url are required");
     return write([&](Connection& c) {
+        c.query("SELECT pg_advisory_xact_lock($1)", kDestinationsLock);
         c.query(
             "INSERT INTO webhooks (id, url, topics, hmac_key, enabled, created_at) VALUES "
             "($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET url = excluded.url, "
@@ -222,6 +231,7 @@ Status PgStore::put_webhook(const Webhook& w, SysTime now) {
 
 Status PgStore::delete_webhook(const std::string& id) {
     return write([&](Connection& c) {
+        c.query("SELECT pg_advisory_xact_lock($1)", kDestinationsLock);
         if (c.query("DELETE FROM webhooks WHERE id = $1", id).affected() == 0)
             return not_found("no webhook " + id);
         c.query("DELETE FROM webhook_deliveries WHERE webhook_id = $1", id);
