@@ -108,7 +108,7 @@ void PushService::sweep_loop() {
 }
 
 size_t PushService::sweep_once() {
-    auto due = pushes_.due_repushes(clock_.now(), opts_.sweep_batch);
+    auto due = pushes_.claim_due_repushes(clock_.now(), opts_.sweep_batch);
     if (!due.is_ok()) {
         spdlog::warn("re-push sweep: {}", due.status().to_string());
         return 0;

@@ -50,6 +50,15 @@ class PushStore {
     // due_repushes: ordered by due time.
     virtual Status schedule_repush(const std::string& id, SysTime at, int attempts) = 0;
     virtual Result<std::vector<RepushDue>> due_repushes(SysTime now, size_t limit) = 0;
+    // The re-push sweep's claim: due_repushes, and each one returned is
+    // withheld from every other caller (every node) for a lease, so a due
+    // push is sent by one node. The default (one node) claims nothing
+    // beyond due_repushes; PgStore locks the rows with FOR UPDATE SKIP
+    // LOCKED and moves their due time past the lease in the same
+    // transaction.
+    virtual Result<std::vector<RepushDue>> claim_due_repushes(SysTime now, size_t limit) {
+        return due_repushes(now, limit);
+    }
     // Many APNs answers at once: each attempt recorded and its enrollment's
     // schedule set as schedule_repush does (an enrollment that no longer
     // exists is skipped). The default does it one call at a time; SqliteStore

@@ -11,6 +11,7 @@ packages=(
   libcli11-dev libssl-dev libsqlite3-dev sqlite3 libpugixml-dev
   libspdlog-dev libfmt-dev libcurl4-openssl-dev libnghttp2-dev
   libgtest-dev libgmock-dev
+  postgresql libpq-dev  # the PostgreSQL backend and its tests
   clang-16 libclang-rt-16-dev clang-format
   chromium nodejs  # the web console's browser suite (tests/browser/)
 )

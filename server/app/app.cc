@@ -5,6 +5,8 @@
 #include <unistd.h>
 #include <boost/json.hpp>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -16,6 +18,7 @@
 #include "common/encoding.h"
 #include "common/file_io.h"
 #include "db/open.h"
+#include "db/postgres/pg_store.h"
 #include "db/store.h"
 #include "server/admin/admin_api.h"
 #include "server/admin/admin_console.h"
@@ -94,11 +97,36 @@ Status App::load_api_key() {
 Status App::start() {
     if (started_) return Status::ok();
     if (auto s = prepare_data_dir(); !s.is_ok()) return s;
-    if (auto s = load_api_key(); !s.is_ok()) return s;
 
-    auto store = db::open_store(cfg_.db, cfg_.data_dir);
+    auto store = db::open_store(cfg_.db, cfg_.data_dir, {cfg_.db_pool});
     if (!store.is_ok()) return store.status();
     store_ = std::move(*store);
+    if (auto* pg = dynamic_cast<db::PgStore*>(store_.get())) {
+        // Several nodes, one database: generated keys (API key, TLS CA,
+        // enrollment CA) are made once and kept in the database; each node
+        // writes copies into its data dir (SPEC "Secrets in the database").
+        Status s = pg->share_files(
+            cfg_.data_dir,
+            {"api-key", "tls/ca.crt", "tls/ca.key", "enrollment-ca.crt", "enrollment-ca.key"},
+            [&]() -> Status {
+                if (auto k = load_api_key(); !k.is_ok()) return k;
+                if (cfg_.tls_cert.empty()) {
+                    fs::path tls_dir = fs::path(cfg_.data_dir) / "tls";
+                    if (::mkdir(tls_dir.c_str(), 0700) != 0 && errno != EEXIST)
+                        return internal_error("mkdir " + tls_dir.string() + ": " +
+                                              std::strerror(errno));
+                    auto tls_ca = certs::CertificateAuthority::load_or_create(
+                        fs::path(cfg_.data_dir) / "tls", "ca",
+                        "Courier Local CA (" + host_name() + ")");
+                    if (!tls_ca.is_ok()) return tls_ca.status();
+                }
+                auto ca = certs::CertificateAuthority::load_or_create(
+                    cfg_.data_dir, "enrollment-ca", "Courier Enrollment CA");
+                return ca.is_ok() ? Status::ok() : ca.status();
+            });
+        if (!s.is_ok()) return s;
+    }
+    if (auto s = load_api_key(); !s.is_ok()) return s;
     if (wrap_store_) store_ = wrap_store_(std::move(store_));
 
     // TLS identity: given, or generated (a local CA + leaf, renewed ahead of expiry).
@@ -343,6 +371,9 @@ Status App::start() {
         if (r) observe("/mdm", t0, r->status);
         return r;
     };
+    // Not on PostgreSQL: its reads are network round trips, which must not
+    // hold an I/O thread.
+    if (db::is_postgres_url(cfg_.db)) lo.inline_handler = nullptr;
     http_ = std::make_unique<HttpServer>(lo, [this, observe](Request& req) {
         auto t0 = std::chrono::steady_clock::now();
         Response r = router_->dispatch(req);

@@ -30,7 +30,10 @@ void add_serve_options(CLI::App& app, Config* c) {
     opt(app, "--data-dir", c->data_dir,
         "directory for the database, generated CA, TLS key and API key (created 0700)");
     opt(app, "--db", c->db,
-        "storage URL; default sqlite://<data-dir>/courier.db (postgres:// is not built yet)");
+        "storage URL: sqlite://PATH (default sqlite://<data-dir>/courier.db) or postgres://… "
+        "(a libpq URI; every node on one database, docs/scaling.md)");
+    opt(app, "--db-pool", c->db_pool, "PostgreSQL connections per node (with --db postgres://…)")
+        ->check(CLI::Range(1, 1000));
     opt(app, "--tls-cert", c->tls_cert,
         "server TLS certificate chain (PEM, leaf first); default: generated into the data dir")
         ->check(CLI::ExistingFile);

@@ -13,7 +13,8 @@ struct Config {
     std::string listen = "0.0.0.0:8443";
     std::string http_listen;
     std::string data_dir = "./courier-data";
-    std::string db;  // default sqlite://<data-dir>/courier.db
+    std::string db;       // default sqlite://<data-dir>/courier.db
+    size_t db_pool = 16;  // PostgreSQL connections per node
     std::string tls_cert, tls_key;
     std::string public_url;  // default https://<hostname>:<port>
     std::string api_key;     // default generated into <data-dir>/api-key

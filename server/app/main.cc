@@ -7,10 +7,14 @@
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "apns/fake/fake_apns.h"
 #include "common/log.h"
+#include "db/migrate.h"
+#include "db/open.h"
 #include "server/app/app.h"
 #include "server/app/serve_flags.h"
 #include "server/client/cli_client.h"
@@ -58,6 +62,33 @@ int run_serve(const courier::server::Config& cfg) {
 
 }  // namespace
 
+int run_migrate(const std::string& from, const std::string& to, std::string data_dir) {
+    std::string path = from;
+    if (path.rfind("sqlite://", 0) == 0) path = path.substr(9);
+    if (path.empty() || path.find("://") != std::string::npos) {
+        std::fprintf(stderr, "courier migrate: --from takes sqlite://PATH\n");
+        return 2;
+    }
+    if (!courier::db::is_postgres_url(to)) {
+        std::fprintf(stderr, "courier migrate: --to takes postgres://…\n");
+        return 2;
+    }
+    if (data_dir.empty()) data_dir = std::filesystem::path(path).parent_path().string();
+    if (data_dir.empty()) data_dir = ".";
+    auto r = courier::db::migrate_sqlite_to_postgres(path, data_dir, to);
+    if (!r.is_ok()) {
+        std::fprintf(stderr, "courier migrate: %s\n", r.status().message().c_str());
+        return 1;
+    }
+    for (const auto& [table, rows] : r->rows)
+        std::printf("%-18s %lld rows copied and verified\n", table.c_str(),
+                    static_cast<long long>(rows));
+    for (const auto& [file, copied] : r->files)
+        std::printf("%-18s %s\n", file.c_str(), copied ? "copied" : "absent (not copied)");
+    std::printf("done: start the nodes with --db %s\n", "<the target URI>");
+    return 0;
+}
+
 int main(int argc, char** argv) {
     if (argc >= 2 && std::string_view(argv[1]) == "fake-apns")
         return courier::apns::run_fake_apns_cli(argc - 1, argv + 1);
@@ -86,6 +117,19 @@ int main(int argc, char** argv) {
                        "simulate a fleet of devices against a running server (load, benchmarks); "
                        "`courier simulate --help` for its flags")
         ->allow_extras();
+
+    std::string migrate_from, migrate_to, migrate_dir;
+    auto* migrate = app.add_subcommand(
+        "migrate",
+        "copy a single-node installation (SQLite) into an empty PostgreSQL database, then verify "
+        "the counts");
+    migrate->add_option("--from", migrate_from, "sqlite://PATH of the source database")->required();
+    migrate->add_option("--to", migrate_to, "postgres://… of the empty target database")
+        ->required();
+    migrate->add_option("--data-dir", migrate_dir,
+                        "data dir whose generated keys (api-key, tls/ca.*, enrollment-ca.*) are "
+                        "copied; default: the source database's directory");
+    migrate->callback([&] { exit_code = run_migrate(migrate_from, migrate_to, migrate_dir); });
 
     courier::client::register_client_commands(app, &exit_code);
 

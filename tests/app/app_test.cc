@@ -150,9 +150,14 @@ TEST(CourierBinary, UsageErrorsExitTwoWithAMessage) {
 TEST(CourierBinary, StartupRefusalsExitOneAndSayWhy) {
     TempDir dir;
     auto r = run_process({kBinary, "serve", "--listen", "127.0.0.1:0", "--data-dir",
-                          (dir.path() / "d").string(), "--db", "postgres://db/courier"});
+                          (dir.path() / "d").string(), "--db",
+                          "postgres://courier@127.0.0.1:1/courier?connect_timeout=2"});
+    EXPECT_EQ(r.status, 1);  // no database there: says so, exits 1
+    EXPECT_NE(r.output.find("postgres: cannot connect"), std::string::npos) << r.output;
+    r = run_process({kBinary, "serve", "--listen", "127.0.0.1:0", "--data-dir",
+                     (dir.path() / "d1").string(), "--db", "mysql://db/courier"});
     EXPECT_EQ(r.status, 1);
-    EXPECT_NE(r.output.find("postgres"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("unsupported --db URL scheme"), std::string::npos) << r.output;
     r = run_process(
         {kBinary, "serve", "--listen", "nonsense", "--data-dir", (dir.path() / "d2").string()});
     EXPECT_EQ(r.status, 1);

@@ -43,11 +43,18 @@ inline std::unique_ptr<SqliteStore> open_sqlite(const fs::path& path, const Cloc
 struct Impl {
     std::string name;
     std::function<std::unique_ptr<Store>(const fs::path&, const Clock&)> open;
+    // Why it cannot run here ("" when it can; unset: always can). The test
+    // is skipped with the reason, or fails when it must run (CI).
+    std::function<std::string()> unavailable;
+    // Run after the store is destroyed (drops a test database).
+    std::function<void(const fs::path&)> cleanup;
 };
 
 // Every implementation (tests/db/store_impls.cc), for suites with fixtures
 // of their own.
 const std::vector<Impl>& store_impls();
+// Whether a test that cannot run here is a failure (CI=true) or a skip.
+bool must_run_everywhere();
 
 // Test names in ctest's list say which implementation runs.
 inline void PrintTo(const Impl& impl, std::ostream* os) {
@@ -79,8 +86,19 @@ inline TokenUpdateInput token_input(const std::string& id, const std::string& de
 class StoreTest : public ::testing::TestWithParam<Impl> {
   protected:
     void SetUp() override {
+        if (GetParam().unavailable) {
+            std::string why = GetParam().unavailable();
+            if (!why.empty()) {
+                if (must_run_everywhere()) FAIL() << why;
+                GTEST_SKIP() << why;
+            }
+        }
         store_ = GetParam().open(dir_.path() / "courier.db", clock_);
         ASSERT_NE(store_, nullptr);
+    }
+    void TearDown() override {
+        store_.reset();
+        if (GetParam().cleanup) GetParam().cleanup(dir_.path());
     }
 
     void enroll(const std::string& udid) {

@@ -1,13 +1,59 @@
 // db/: the implementations the Store contract suite (tests/db/store_*_test.cc)
 // runs against, SqliteStore and FaultyStore passing through to it, and
 // storage faults injected through the contract.
+#include <map>
+#include <mutex>
+
+#include "db/postgres/pg_store.h"
 #include "tests/db/store_fixture.h"
 #include "tests/support/faulty_store.h"
+#include "tests/support/pg_test_db.h"
 
 namespace courier::db {
+
+namespace store_tests {
+bool must_run_everywhere() {
+    return pg_test_must_run();
+}
+}  // namespace store_tests
+
 namespace {
 
 using namespace store_tests;
+
+// PostgreSQL: a database per test on the run's one server, named by the
+// test's temp dir, dropped after the store closed.
+std::mutex pg_mu;
+std::map<fs::path, std::unique_ptr<PgTestDb>> pg_dbs;
+
+std::unique_ptr<Store> open_postgres(const fs::path& dir, const Clock& clock) {
+    auto db = std::make_unique<PgTestDb>();
+    if (!db->ok()) {
+        ADD_FAILURE() << db->error();
+        return nullptr;
+    }
+    auto s = PgStore::open(db->uri(), PgOptions{}, clock);
+    EXPECT_TRUE(s.is_ok()) << s.status().to_string();
+    std::lock_guard lk(pg_mu);
+    pg_dbs[dir] = std::move(db);
+    return s ? std::move(s).value() : nullptr;
+}
+
+void drop_postgres(const fs::path& dir) {
+    std::unique_ptr<PgTestDb> db;
+    {
+        std::lock_guard lk(pg_mu);
+        auto it = pg_dbs.find(dir);
+        if (it == pg_dbs.end()) return;
+        db = std::move(it->second);
+        pg_dbs.erase(it);
+    }
+}
+
+std::string postgres_unavailable() {
+    static const std::string why = pg_test_unavailable();
+    return why;
+}
 
 // The faulty_* runs inject storage faults through the contract: each write
 // refused with the store's error (kUnavailable, so 503 upstream) changes
@@ -53,13 +99,25 @@ TEST_P(StoreTest, InjectedStorageFaultsAreUnavailableAndChangeNothing) {
 
 const Impl kImpls[] = {
     {"sqlite",
-     [](const fs::path& p, const Clock& c) -> std::unique_ptr<Store> { return open_sqlite(p, c); }},
+     [](const fs::path& p, const Clock& c) -> std::unique_ptr<Store> { return open_sqlite(p, c); },
+     {},
+     {}},
     {"faulty_passthrough",
      [](const fs::path& p, const Clock& c) -> std::unique_ptr<Store> {
          auto inner = open_sqlite(p, c);
          if (!inner) return nullptr;
          return std::make_unique<FaultyStore>(std::move(inner));
-     }},
+     },
+     {},
+     {}},
+    {"postgres", open_postgres, postgres_unavailable, drop_postgres},
+    {"faulty_postgres",
+     [](const fs::path& p, const Clock& c) -> std::unique_ptr<Store> {
+         auto inner = open_postgres(p, c);
+         if (!inner) return nullptr;
+         return std::make_unique<FaultyStore>(std::move(inner));
+     },
+     postgres_unavailable, drop_postgres},
 };
 
 }  // namespace

@@ -155,6 +155,10 @@ class FaultyStore final : public Store {
         if (Status f = read_fault(); !f.is_ok()) return f;
         return inner_->due_repushes(now, limit);
     }
+    Result<std::vector<RepushDue>> claim_due_repushes(SysTime now, size_t limit) override {
+        if (Status f = read_fault(); !f.is_ok()) return f;
+        return inner_->claim_due_repushes(now, limit);
+    }
     Status put_enrollment_token(const EnrollmentToken& t) override;
     Result<std::vector<EnrollmentToken>> enrollment_tokens() override {
         if (Status f = read_fault(); !f.is_ok()) return f;

@@ -1,5 +1,7 @@
 #include "tests/support/test_server.h"
 
+#include <cstdlib>
+
 #include <openssl/x509.h>
 
 #include <fstream>
@@ -41,6 +43,16 @@ std::unique_ptr<TestServer> TestServer::start(const TestServerOptions& opts, std
     cfg.log_level = "warn";
     cfg.io_threads = 1;
     cfg.worker_threads = 4;
+    if (const char* which = std::getenv("COURIER_TEST_DB");
+        which && std::string(which) == "postgres") {
+        t->pg_db_ = std::make_unique<PgTestDb>();
+        if (!t->pg_db_->ok()) {
+            *error = "PostgreSQL test database: " + t->pg_db_->error();
+            return nullptr;
+        }
+        cfg.db = t->pg_db_->uri();
+        cfg.db_pool = 8;
+    }
     if (opts.configure) opts.configure(cfg);
     t->app_ = std::make_unique<server::App>(
         cfg, opts.clock ? *opts.clock : static_cast<const Clock&>(SystemClock::instance()));

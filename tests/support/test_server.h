@@ -14,6 +14,7 @@
 #include "sim/device.h"
 #include "tests/support/faulty_store.h"
 #include "tests/support/http_client.h"
+#include "tests/support/pg_test_db.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_certs.h"
 
@@ -34,6 +35,9 @@ struct TestServerOptions {
     // Last word on the App's configuration (e.g. webhook flags).
     std::function<void(server::Config&)> configure{};
 };
+// The App's store is SQLite in the data dir; with COURIER_TEST_DB=postgres
+// in the environment (ctest's *_postgres runs) a fresh database on the run's
+// PostgreSQL server instead.
 
 class TestServer {
   public:
@@ -80,6 +84,7 @@ class TestServer {
     TestServer() = default;
     TestServerOptions opts_;
     TempDir dir_;
+    std::unique_ptr<PgTestDb> pg_db_;  // dropped after the App is gone
     std::unique_ptr<apns::FakeApns> apns_;
     std::unique_ptr<server::App> app_;
     std::filesystem::path apns_ca_file_;

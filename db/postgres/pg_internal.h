@@ -1,0 +1,88 @@
+// PgStore internals shared by its translation units. Every function runs
+// inside a transaction the caller holds and throws pg::PgError on errors.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "db/postgres/pg_connection.h"
+#include "db/store.h"
+
+namespace courier::db::pg {
+
+// Targets still waiting for a final report.
+inline constexpr std::string_view kOpenStatuses = "('queued','sent','notnow')";
+
+std::optional<EnrollmentState> parse_state(std::string_view s);
+
+void add_event(Connection& c, const std::string& id, SysTime at, std::string_view kind,
+               const std::string& detail);
+
+// Marks every queued/sent/notnow target of the enrollment canceled; returns
+// how many.
+int64_t cancel_open_targets(Connection& c, const std::string& id, SysTime now);
+
+int64_t open_target_count(Connection& c, const std::string& id);
+
+void clear_repush_if_idle(Connection& c, const std::string& id);
+
+// Locks the enrollment's row (FOR UPDATE) for the rest of the transaction:
+// device requests for one enrollment, on any node, take turns. False when
+// there is no such row.
+bool lock_enrollment(Connection& c, const std::string& id);
+// lock_enrollment that also says whether a pending push is marked (nullopt:
+// no such row); one round trip for a device request's lock and check.
+std::optional<bool> lock_enrollment_pending(Connection& c, const std::string& id);
+
+// Serializes the binding changes of one device id across nodes for the rest
+// of the transaction (an advisory lock on the id).
+void lock_device_bindings(Connection& c, const std::string& device_id);
+
+// next_command inside the caller's transaction (the enrollment row locked;
+// pending: whether it has a pending push to clear).
+std::optional<DeliveredCommand> pick_next_command(Connection& c, const std::string& id,
+                                                  bool include_notnow, SysTime now,
+                                                  bool pending = true);
+
+struct BindPolicy {
+    std::optional<std::chrono::seconds> quiet_period;
+    std::function<int64_t(const std::string&)> last_used;
+};
+
+Status bind_cert_in(Connection& c, const std::string& cert_sha256, const std::string& device_id,
+                    std::optional<SysTime> not_after, SysTime now, const BindPolicy& policy = {});
+
+// SPEC "re-binding": the write lands only while the certificate is still the
+// device's active binding (empty: not a device request, unchecked).
+Status require_active_binding(Connection& c, const std::string& cert_sha256,
+                              const std::string& device_id);
+
+int64_t clamp_limit(int64_t limit);
+
+// Called by a write whose effect did not happen (a repeated final report, a
+// superseded-use alarm within the hour, a push certificate with no
+// predecessor): events attached with only_if_effective are not appended
+// (WebhookStore::attach_events). Calling thread only.
+void note_no_effect();
+
+// WebhookStore's outbox append inside the caller's transaction: each event
+// fanned out to the enabled destinations that take its topic; an event no
+// destination takes is not stored. `effective`: see note_no_effect.
+void append_outbox(Connection& c, const std::vector<OutboxEvent>& events, bool effective);
+
+inline std::optional<int64_t> opt_unix(const std::optional<SysTime>& t) {
+    if (!t) return std::nullopt;
+    return to_unix(*t);
+}
+
+// Migrations: brings the database to this build's schema under an advisory
+// lock (one node migrates, the others wait). kInvalid when the database's
+// schema is newer than this build can work with.
+Status migrate(Connection& c);
+int latest_schema_version();
+
+}  // namespace courier::db::pg
