@@ -2,6 +2,7 @@
 // (db/webhook_store.h).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 
 #include "common/encoding.h"
@@ -75,7 +76,8 @@ Delivery delivery_row(sqlite::Statement& st) {
 
 }  // namespace
 
-void sqlite::append_outbox(Connection& c, const std::vector<OutboxEvent>& events, bool effective) {
+void sqlite::append_outbox(Connection& c, const std::vector<OutboxEvent>& events, bool effective,
+                           const std::vector<std::string>* effective_for) {
     std::vector<Webhook> dests;
     {
         auto st =
@@ -85,6 +87,10 @@ void sqlite::append_outbox(Connection& c, const std::vector<OutboxEvent>& events
     if (dests.empty()) return;
     for (const auto& ev : events) {
         if (ev.only_if_effective && !effective) continue;
+        if (ev.only_if_effective && effective_for &&
+            std::find(effective_for->begin(), effective_for->end(), ev.enrollment_id) ==
+                effective_for->end())
+            continue;
         std::vector<const Webhook*> to;
         for (const auto& w : dests)
             if (topic_matches(w.topics, ev.topic)) to.push_back(&w);
