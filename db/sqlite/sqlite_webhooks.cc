@@ -196,19 +196,37 @@ Status SqliteStore::append_events(const std::vector<OutboxEvent>& events) {
 Result<std::vector<ClaimedDelivery>> SqliteStore::claim_deliveries(SysTime now,
                                                                    std::chrono::seconds lease,
                                                                    size_t limit) {
-    std::vector<ClaimedDelivery> out;
-    Status s = write([&](Connection& c) {
-        out.clear();
-        // Due and not leased. Deliveries held back by an earlier one of
-        // their destination and enrollment are 'waiting', not 'pending'.
+    uint64_t began = 0;
+    size_t held = 0;
+    {
+        std::lock_guard lk(lease_mu_);
+        began = finish_gen_;
+        claims_in_flight_.insert(began);
+        // Marks no claim can need any more (every claim in flight began
+        // after their commit), and leases long run out.
+        const uint64_t oldest = *claims_in_flight_.begin();
+        const int64_t t = to_unix(now);
+        for (auto it = leases_.begin(); it != leases_.end();) {
+            const auto& l = it->second;
+            if ((l.finished != 0 && l.finished <= oldest) ||
+                (l.finished == 0 && l.until + 3600 < t))
+                it = leases_.erase(it);
+            else
+                ++it;
+        }
+        held = leases_.size();
+    }
+    std::vector<ClaimedDelivery> rows;
+    // Due rows, the ones under a lease (or just finished) among them: read
+    // enough to fill `limit` past those.
+    Status s = read([&](Connection& c) {
         auto st = c.prepare(
             fmt::format("SELECT {}, w.url, w.hmac_key, e.body, e.tally FROM webhook_deliveries d "
                         "JOIN webhook_events e ON e.seq = d.event_seq JOIN webhooks w ON w.id = "
                         "d.webhook_id WHERE d.status = 'pending' AND d.next_attempt <= ?1 AND "
-                        "(d.lease_until IS NULL OR d.lease_until <= ?1) AND w.enabled = 1 "
-                        "ORDER BY d.next_attempt, d.event_seq LIMIT ?2",
+                        "w.enabled = 1 ORDER BY d.next_attempt, d.webhook_id, d.event_seq LIMIT ?2",
                         kDeliveryColumns));
-        st.bind(to_unix(now), static_cast<int64_t>(limit));
+        st.bind(to_unix(now), static_cast<int64_t>(limit + held));
         while (st.step()) {
             ClaimedDelivery cd;
             cd.delivery = delivery_row(st);
@@ -216,24 +234,45 @@ Result<std::vector<ClaimedDelivery>> SqliteStore::claim_deliveries(SysTime now,
             cd.hmac_key = st.str(14);
             cd.body = st.str(15);
             cd.tally = st.opt_int64(16);
-            cd.lease = random_token(12);
-            out.push_back(std::move(cd));
+            rows.push_back(std::move(cd));
         }
-        st.reset();
-        auto upd = c.prepare(
-            "UPDATE webhook_deliveries SET lease = ?3, lease_until = ?4 WHERE webhook_id = ?1 "
-            "AND event_seq = ?2");
-        for (const auto& cd : out)
-            upd.bind(cd.delivery.webhook_id, cd.delivery.seq, cd.lease, to_unix(now + lease)).run();
         return Status::ok();
     });
+    std::vector<ClaimedDelivery> out;
+    std::lock_guard lk(lease_mu_);
+    claims_in_flight_.erase(claims_in_flight_.find(began));
     if (!s) return s;
+    const int64_t t = to_unix(now);
+    for (auto& cd : rows) {
+        if (out.size() >= limit) break;
+        auto [it, fresh] =
+            leases_.try_emplace({cd.delivery.webhook_id, cd.delivery.seq}, DeliveryLease{});
+        DeliveryLease& l = it->second;
+        if (!fresh) {
+            if (l.finished == 0 && l.until > t) continue;         // leased
+            if (l.finished != 0 && l.finished > began) continue;  // finished after our snapshot
+        }
+        cd.lease = random_token(12);
+        l = {cd.lease, to_unix(now + lease), 0};
+        out.push_back(std::move(cd));
+    }
     return out;
+}
+
+void SqliteStore::leases_finished(const std::vector<const ClaimedDelivery*>& done) {
+    std::lock_guard lk(lease_mu_);
+    const uint64_t gen = ++finish_gen_;
+    for (const ClaimedDelivery* c : done) {
+        auto it = leases_.find({c->delivery.webhook_id, c->delivery.seq});
+        if (it != leases_.end() && it->second.finished == 0 && it->second.lease == c->lease)
+            it->second.finished = gen;
+    }
 }
 
 namespace {
 
-// finish_delivery inside the caller's transaction; false when the lease is lost.
+// finish_delivery inside the caller's transaction (the lease checked by the
+// caller); false when the delivery is gone (its destination was deleted).
 // (INDEXED BY: without statistics SQLite would walk the primary key's
 // webhook_id prefix, every delivery of the destination, for each event.)
 bool finish_in(Connection& c, const ClaimedDelivery& claim, const DeliveryOutcome& outcome,
@@ -241,11 +280,11 @@ bool finish_in(Connection& c, const ClaimedDelivery& claim, const DeliveryOutcom
     const char* status = outcome.delivered ? "delivered" : outcome.retry_at ? "pending" : "failed";
     int64_t next = outcome.retry_at ? to_unix(*outcome.retry_at) : to_unix(now);
     c.prepare(
-         "UPDATE webhook_deliveries SET status = ?4, attempts = attempts + 1, "
-         "next_attempt = ?5, last_status = ?6, last_error = ?7, lease = NULL, "
-         "lease_until = NULL WHERE webhook_id = ?1 AND event_seq = ?2 AND lease = ?3")
-        .bind(claim.delivery.webhook_id, claim.delivery.seq, claim.lease, status, next,
-              outcome.http_status, outcome.error)
+         "UPDATE webhook_deliveries SET status = ?3, attempts = attempts + 1, "
+         "next_attempt = ?4, last_status = ?5, last_error = ?6 WHERE webhook_id = ?1 AND "
+         "event_seq = ?2 AND status = 'pending'")
+        .bind(claim.delivery.webhook_id, claim.delivery.seq, status, next, outcome.http_status,
+              outcome.error)
         .run();
     if (c.changes() == 0) return false;
     // Done with this one: the next in its enrollment's line is due.
@@ -264,19 +303,45 @@ bool finish_in(Connection& c, const ClaimedDelivery& claim, const DeliveryOutcom
 
 Status SqliteStore::finish_delivery(const ClaimedDelivery& claim, const DeliveryOutcome& outcome,
                                     SysTime now) {
-    return write([&](Connection& c) {
-        if (!finish_in(c, claim, outcome, now)) return conflict("delivery lease lost");
-        return Status::ok();
-    });
+    std::vector<std::pair<ClaimedDelivery, DeliveryOutcome>> one{{claim, outcome}};
+    bool recorded = false;
+    Status s = finish_batch(one, now, &recorded);
+    if (!s) return s;
+    if (!recorded) return conflict("delivery lease lost");
+    return Status::ok();
 }
 
 Status SqliteStore::finish_deliveries(
     const std::vector<std::pair<ClaimedDelivery, DeliveryOutcome>>& batch, SysTime now) {
     if (batch.empty()) return Status::ok();
-    return write([&](Connection& c) {
-        for (const auto& [claim, outcome] : batch) (void)finish_in(c, claim, outcome, now);
+    return finish_batch(batch, now, nullptr);
+}
+
+Status SqliteStore::finish_batch(
+    const std::vector<std::pair<ClaimedDelivery, DeliveryOutcome>>& batch, SysTime now,
+    bool* all_recorded) {
+    // Only the claims whose lease is still the delivery's current one.
+    std::vector<const std::pair<ClaimedDelivery, DeliveryOutcome>*> mine;
+    {
+        std::lock_guard lk(lease_mu_);
+        for (const auto& item : batch) {
+            auto it = leases_.find({item.first.delivery.webhook_id, item.first.delivery.seq});
+            if (it != leases_.end() && it->second.finished == 0 &&
+                it->second.lease == item.first.lease)
+                mine.push_back(&item);
+        }
+    }
+    std::vector<const ClaimedDelivery*> done;
+    Status s = write([&](Connection& c) {
+        done.clear();
+        for (const auto* item : mine)
+            if (finish_in(c, item->first, item->second, now)) done.push_back(&item->first);
         return Status::ok();
     });
+    if (!s) return s;
+    leases_finished(done);
+    if (all_recorded) *all_recorded = done.size() == batch.size();
+    return Status::ok();
 }
 
 Result<PageOf<Delivery>> SqliteStore::list_deliveries(const std::string& webhook_id,
