@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 
 #include "common/encoding.h"
@@ -74,16 +75,35 @@ Delivery delivery_row(sqlite::Statement& st) {
     return d;
 }
 
+// The enabled destinations as of the last change through this process
+// (put_webhook and delete_webhook bump the version), cached per writer
+// connection: an append reads no webhooks row. One process owns a data dir.
+std::atomic<uint64_t> g_webhooks_version{1};
+struct DestinationCache {
+    const Connection* conn = nullptr;
+    uint64_t version = 0;
+    std::vector<Webhook> enabled;
+};
+thread_local DestinationCache tl_destinations;
+
+const std::vector<Webhook>& enabled_destinations(Connection& c) {
+    const uint64_t v = g_webhooks_version.load();
+    if (tl_destinations.conn != &c || tl_destinations.version != v) {
+        std::vector<Webhook> dests;
+        auto st =
+            c.prepare(fmt::format("SELECT {} FROM webhooks WHERE enabled = 1", kWebhookColumns));
+        while (st.step()) dests.push_back(webhook_row(st));
+        st.reset();
+        tl_destinations = {&c, v, std::move(dests)};
+    }
+    return tl_destinations.enabled;
+}
+
 }  // namespace
 
 void sqlite::append_outbox(Connection& c, const std::vector<OutboxEvent>& events, bool effective,
                            const std::vector<std::string>* effective_for) {
-    std::vector<Webhook> dests;
-    {
-        auto st =
-            c.prepare(fmt::format("SELECT {} FROM webhooks WHERE enabled = 1", kWebhookColumns));
-        while (st.step()) dests.push_back(webhook_row(st));
-    }
+    const std::vector<Webhook>& dests = enabled_destinations(c);
     if (dests.empty()) return;
     for (const auto& ev : events) {
         if (ev.only_if_effective && !effective) continue;
@@ -164,7 +184,13 @@ Result<Webhook> SqliteStore::webhook(const std::string& id) {
 
 Status SqliteStore::put_webhook(const Webhook& w, SysTime now) {
     if (w.id.empty() || w.url.empty()) return invalid("webhook id and url are required");
+    // Bumped in the write (appends after it in its transaction see the
+    // change) and after it (a rolled-back change is read again).
+    struct Bump {
+        ~Bump() { ++g_webhooks_version; }
+    } bump;
     return write([&](Connection& c) {
+        ++g_webhooks_version;
         c.prepare(
              "INSERT INTO webhooks (id, url, topics, hmac_key, enabled, created_at) VALUES "
              "(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO UPDATE SET url = excluded.url, "
@@ -177,7 +203,11 @@ Status SqliteStore::put_webhook(const Webhook& w, SysTime now) {
 }
 
 Status SqliteStore::delete_webhook(const std::string& id) {
+    struct Bump {
+        ~Bump() { ++g_webhooks_version; }
+    } bump;
     return write([&](Connection& c) {
+        ++g_webhooks_version;
         c.prepare("DELETE FROM webhooks WHERE id = ?1").bind(id).run();
         if (c.changes() == 0) return not_found("no webhook " + id);
         c.prepare("DELETE FROM webhook_deliveries WHERE webhook_id = ?1").bind(id).run();
