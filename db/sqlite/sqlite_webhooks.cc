@@ -246,47 +246,74 @@ Result<std::vector<ClaimedDelivery>> SqliteStore::claim_deliveries(SysTime now,
         }
         held = leases_.size();
     }
-    std::vector<ClaimedDelivery> rows;
-    // Due rows, the ones under a lease (or just finished) among them: read
-    // enough to fill `limit` past those.
+    // Due rows' keys (index only), the ones under a lease (or just
+    // finished) among them: enough to fill `limit` past those; then the
+    // chosen rows, bodies and all, in the same snapshot.
+    std::vector<ClaimedDelivery> out;
+    const int64_t t = to_unix(now);
     Status s = read([&](Connection& c) {
-        auto st = c.prepare(
+        out.clear();
+        std::vector<std::pair<std::string, int64_t>> due;
+        {
+            auto st = c.prepare(
+                "SELECT d.webhook_id, d.event_seq FROM webhook_deliveries d JOIN webhooks w ON "
+                "w.id = d.webhook_id WHERE d.status = 'pending' AND d.next_attempt <= ?1 AND "
+                "w.enabled = 1 ORDER BY d.next_attempt, d.webhook_id, d.event_seq LIMIT ?2");
+            st.bind(t, static_cast<int64_t>(limit + held));
+            while (st.step()) due.emplace_back(st.str(0), st.int64(1));
+        }
+        std::vector<std::pair<std::string, int64_t>> mine;
+        {
+            std::lock_guard lk(lease_mu_);
+            for (const auto& key : due) {
+                if (mine.size() >= limit) break;
+                auto it = leases_.find(key);
+                if (it != leases_.end()) {
+                    const auto& l = it->second;
+                    if (l.finished == 0 && l.until > t) continue;         // leased
+                    if (l.finished != 0 && l.finished > began) continue;  // finished since
+                }
+                mine.push_back(key);
+            }
+        }
+        auto row = c.prepare(
             fmt::format("SELECT {}, w.url, w.hmac_key, e.body, e.tally FROM webhook_deliveries d "
                         "JOIN webhook_events e ON e.seq = d.event_seq JOIN webhooks w ON w.id = "
-                        "d.webhook_id WHERE d.status = 'pending' AND d.next_attempt <= ?1 AND "
-                        "w.enabled = 1 ORDER BY d.next_attempt, d.webhook_id, d.event_seq LIMIT ?2",
+                        "d.webhook_id WHERE d.webhook_id = ?1 AND d.event_seq = ?2",
                         kDeliveryColumns));
-        st.bind(to_unix(now), static_cast<int64_t>(limit + held));
-        while (st.step()) {
-            ClaimedDelivery cd;
-            cd.delivery = delivery_row(st);
-            cd.url = st.str(13);
-            cd.hmac_key = st.str(14);
-            cd.body = st.str(15);
-            cd.tally = st.opt_int64(16);
-            rows.push_back(std::move(cd));
+        for (const auto& [hook, seq] : mine) {
+            row.bind(hook, seq);
+            if (row.step()) {
+                ClaimedDelivery cd;
+                cd.delivery = delivery_row(row);
+                cd.url = row.str(13);
+                cd.hmac_key = row.str(14);
+                cd.body = row.str(15);
+                cd.tally = row.opt_int64(16);
+                out.push_back(std::move(cd));
+            }
+            row.reset();
         }
         return Status::ok();
     });
-    std::vector<ClaimedDelivery> out;
     std::lock_guard lk(lease_mu_);
     claims_in_flight_.erase(claims_in_flight_.find(began));
     if (!s) return s;
-    const int64_t t = to_unix(now);
-    for (auto& cd : rows) {
-        if (out.size() >= limit) break;
+    // Leased now, unless another claimer took one meanwhile.
+    std::vector<ClaimedDelivery> taken;
+    for (auto& cd : out) {
         auto [it, fresh] =
             leases_.try_emplace({cd.delivery.webhook_id, cd.delivery.seq}, DeliveryLease{});
         DeliveryLease& l = it->second;
         if (!fresh) {
-            if (l.finished == 0 && l.until > t) continue;         // leased
-            if (l.finished != 0 && l.finished > began) continue;  // finished after our snapshot
+            if (l.finished == 0 && l.until > t) continue;
+            if (l.finished != 0 && l.finished > began) continue;
         }
         cd.lease = random_token(12);
         l = {cd.lease, to_unix(now + lease), 0};
-        out.push_back(std::move(cd));
+        taken.push_back(std::move(cd));
     }
-    return out;
+    return taken;
 }
 
 void SqliteStore::leases_finished(const std::vector<const ClaimedDelivery*>& done) {
