@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Runs Courier's benchmarks A-G and the push sender benchmark, and writes
+"""Runs Courier's benchmarks A-G, W (B with a webhook) and the push sender benchmark, and writes
 docs/BENCHMARKS.md from what they measured.
 
     bench/run.sh                  # installs bench packages, builds, runs all
@@ -16,8 +16,14 @@ import datetime
 import json
 import os
 import re
+import socket
+import ssl
 import subprocess
+import sys
+import tempfile
+import threading
 import time
+import urllib.request
 
 from benchlib import (ROOT, Env, Server, beast_ceiling, free_port, log, median, nginx_ceiling,
                       simulate, wrk)
@@ -58,6 +64,143 @@ def bench_B(env, runs, quick):
             out.append(r["drain"])
         finally:
             s.stop()
+    return out
+
+
+def webhook_sink(env, name):
+    """nginx answering every POST `return 200` at once on plain HTTP (one
+    worker: the destination shares the cores with the server and the load).
+    Returns (process, url)."""
+    port = free_port()
+    prefix = os.path.join(env.tmp, "nginx-" + name)
+    os.makedirs(os.path.join(prefix, "logs"), exist_ok=True)
+    conf = os.path.join(prefix, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""
+worker_processes 1;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/logs/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path {prefix}/body;
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{ return 200; }}
+  }}
+}}
+""")
+    p = subprocess.Popen(["nginx", "-p", prefix, "-c", conf], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 1).close()
+            return p, f"http://127.0.0.1:{port}/hook"
+        except OSError:
+            time.sleep(0.05)
+    p.terminate()
+    raise RuntimeError("nginx (webhook sink) did not listen within 10 s")
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process, in seconds (/proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+METRIC = re.compile(r'^(courier_webhook_deliveries_total|courier_webhook_backlog)\{([^}]*)\} ([\d.e+]+)$', re.M)
+
+
+def webhook_metrics(server):
+    """(delivered, backlog) of the destination "default" from /metrics."""
+    ctx = ssl.create_default_context(cafile=os.path.join(server.data, "tls", "ca.crt"))
+    body = urllib.request.urlopen(server.url + "/metrics", context=ctx, timeout=5).read().decode()
+    delivered = backlog = 0.0
+    for name, labels, value in METRIC.findall(body):
+        if 'webhook="default"' not in labels:
+            continue
+        if name == "courier_webhook_backlog":
+            backlog = float(value)
+        elif 'result="delivered"' in labels:
+            delivered = float(value)
+    return delivered, backlog
+
+
+def drain_with_cpu(env, s, devices, commands, sampler=None):
+    before = cpu_seconds(s.proc.pid)
+    r = simulate(env, s, "--scenario", "drain", "--devices", devices, "--commands-per-device",
+                 commands, "--connections", 32, "--auth", "tls")["drain"]
+    r["server_cpu_s"] = cpu_seconds(s.proc.pid) - before
+    r["round_trips"] = devices * commands
+    r["cpu_us_per_round_trip"] = r["server_cpu_s"] / r["round_trips"] * 1e6
+    return r
+
+
+def bench_W(env, runs, quick):
+    """B without and with one webhook destination answering 200 at once, in
+    the same run; the destination's event throughput."""
+    devices, commands = (200, 10) if quick else (1000, 100)
+    out = []
+    for i in range(runs):
+        row = {}
+        s = Server(env, f"w{i}-off", extra=("--metrics-public", "true"))
+        try:
+            row["off"] = drain_with_cpu(env, s, devices, commands)
+        finally:
+            s.stop()
+        sink, url = webhook_sink(env, f"w{i}")
+        try:
+            s = Server(env, f"w{i}-on", extra=("--metrics-public", "true", "--webhook-url", url))
+            try:
+                samples = []
+                stop = threading.Event()
+
+                def sample():
+                    while not stop.is_set():
+                        try:
+                            d, b = webhook_metrics(s)
+                            samples.append((time.time(), d, b))
+                        except Exception:
+                            pass
+                        stop.wait(0.25)
+                t = threading.Thread(target=sample, daemon=True)
+                t.start()
+                row["on"] = drain_with_cpu(env, s, devices, commands)
+                load_end = time.time()
+                deadline = time.time() + 600
+                while time.time() < deadline:
+                    if samples and samples[-1][0] > load_end and samples[-1][2] == 0:
+                        break
+                    time.sleep(0.1)
+                stop.set()
+                t.join()
+                # Events/s delivered while a backlog existed (the destination
+                # fully busy), and the backlog left when the load ended.
+                busy = [x for x in samples if x[2] > 0]
+                end = next((x for x in samples if x[0] > load_end and x[2] == 0), samples[-1])
+                w = {"delivered": end[1], "max_backlog": max((x[2] for x in samples), default=0),
+                     "backlog_cleared_s_after_load": end[0] - load_end}
+                if busy and end[0] > busy[0][0]:
+                    w["events_per_second_backlogged"] = (end[1] - busy[0][1]) / (end[0] - busy[0][0])
+                first = samples[0]
+                w["events_per_second_overall"] = (end[1] - first[1]) / max(end[0] - first[0], 1e-9)
+                row["webhook"] = w
+            finally:
+                s.stop()
+        finally:
+            sink.terminate()
+            sink.wait()
+        row["ratio"] = row["on"]["round_trips_per_second"] / row["off"]["round_trips_per_second"]
+        row["cpu_ratio"] = row["on"]["cpu_us_per_round_trip"] / row["off"]["cpu_us_per_round_trip"]
+        log(f"W run {i + 1}: {row['off']['round_trips_per_second']:.0f} → "
+            f"{row['on']['round_trips_per_second']:.0f} round trips/s ({row['ratio'] * 100:.1f} %), "
+            f"CPU/round trip {row['off']['cpu_us_per_round_trip']:.0f} → "
+            f"{row['on']['cpu_us_per_round_trip']:.0f} µs, webhook {row['webhook']}")
+        out.append(row)
     return out
 
 
@@ -208,6 +351,14 @@ def write_report(env, res, path, args, started):
         b = median([r["round_trips_per_second"] for r in res["B"]])
         rows.append(("B", "command round trips/s (queued, drained by Idle/Acknowledged)",
                      "≥ 5,000/s", f"{fmt(b)}/s", verdict(b and b >= 5000)))
+    if "W" in res:
+        ratio = median([r["ratio"] for r in res["W"]])
+        ev = median([r["webhook"].get("events_per_second_backlogged") for r in res["W"]])
+        rows.append(("W", "B with one webhook destination answering 200 at once, as a share of B "
+                     "without (same run)", "≥ 85 %", f"{fmt(ratio * 100 if ratio else None, 1)} %",
+                     verdict(ratio and ratio >= 0.85)))
+        rows.append(("W", "events/s delivered to one destination", "–",
+                     f"{fmt(ev)}/s" if ev else "kept up (no backlog)", ""))
     if "C" in res:
         c1 = median([r["one_device_ms"]["p99"] for r in res["C"]])
         c50 = median([r["one_device_ms"]["p50"] for r in res["C"]])
@@ -282,6 +433,32 @@ def write_report(env, res, path, args, started):
             w(f"| {i + 1} | {fmt(r['enqueue_seconds'], 2)} | {fmt(r['round_trips_per_second'])} | "
               f"{fmt(r['requests_per_second'])} | {fmt(r['latency_ms']['p50'], 2)} | "
               f"{fmt(r['latency_ms']['p99'], 2)} |")
+        w("")
+    if "W" in res:
+        w("## W. Command round trips with a webhook destination\n")
+        w("```sh\ncourier serve … --webhook-url http://127.0.0.1:PORT/hook   # nginx `return 200`, 1 worker\n"
+          "courier simulate --scenario drain --devices 1000 --commands-per-device 100 "
+          "--connections 32 --auth tls\n```\n")
+        w("B twice in each run on fresh data dirs: without a webhook, then with one destination "
+          "(default topics `mdm.`: every check-in and command report is a durable event, "
+          "written in its cause's transaction, except Idles that hand out nothing) that nginx "
+          "answers with 200 at once. Server CPU is the `courier serve` process's utime + stime "
+          "(`/proc/PID/stat`) over the whole `simulate` (enrollment and enqueue included), per "
+          "round trip. Events/s: `courier_webhook_deliveries_total{result=\"delivered\"}` "
+          "sampled every 0.25 s from `/metrics`, over the time a backlog existed (the "
+          "destination busy); \"kept up\" when it never had one.\n")
+        w("| run | round trips/s without | with | with / without | CPU µs/round trip without | with | "
+          "events delivered | max backlog | backlog cleared s after load | events/s (backlogged) | "
+          "events/s (overall) |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|")
+        for i, r in enumerate(res["W"]):
+            wh = r["webhook"]
+            w(f"| {i + 1} | {fmt(r['off']['round_trips_per_second'])} | "
+              f"{fmt(r['on']['round_trips_per_second'])} | {fmt(r['ratio'] * 100, 1)} % | "
+              f"{fmt(r['off']['cpu_us_per_round_trip'])} | {fmt(r['on']['cpu_us_per_round_trip'])} | "
+              f"{fmt(wh['delivered'])} | {fmt(wh['max_backlog'])} | "
+              f"{fmt(wh['backlog_cleared_s_after_load'], 1)} | "
+              f"{fmt(wh.get('events_per_second_backlogged'))} | {fmt(wh['events_per_second_overall'])} |")
         w("")
     if "C" in res:
         w("## C. Wake-up latency\n")
@@ -362,7 +539,7 @@ def write_report(env, res, path, args, started):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--only", default="A,B,C,D,E,P", help="comma-separated: A (with F and A_tls), B, C, D (with G), E, P (push sender and h2load)")
+    ap.add_argument("--only", default="A,B,W,C,D,E,P", help="comma-separated: A (with F and A_tls), B, C, D (with G), E, P (push sender and h2load), W (B with a webhook destination)")
     ap.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     ap.add_argument("--build-dir", default="build/bench")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"))
@@ -387,6 +564,8 @@ def main():
             res["A"] = bench_A_F(env, args.runs, args.quick)
         if "B" in only:
             res["B"] = bench_B(env, args.runs, args.quick)
+        if "W" in only:
+            res["W"] = bench_W(env, args.runs, args.quick)
         if "C" in only:
             res["C"] = bench_C(env, args.runs, args.quick)
         if "D" in only:

@@ -56,11 +56,18 @@ Status bind_cert_in(Connection& c, const std::string& cert_sha256, const std::st
 // no predecessor): events attached with only_if_effective are not appended
 // (WebhookStore::attach_events). Writer thread only.
 void note_no_effect();
+// Called by a write closure whose write took effect for these enrollments
+// only (cancel_command: the targets it canceled): events attached with
+// only_if_effective are appended only when their enrollment_id is one of
+// them. `ids` must outlive the write. Writer thread only.
+void note_effective_for(const std::vector<std::string>* ids);
 
 // WebhookStore's outbox append inside the caller's transaction: each event
 // fanned out to the enabled destinations that take its topic; an event no
 // destination takes is not stored. `effective`: see note_no_effect.
-void append_outbox(Connection& c, const std::vector<OutboxEvent>& events, bool effective);
+// `effective_for`: see note_effective_for (nullptr: every enrollment).
+void append_outbox(Connection& c, const std::vector<OutboxEvent>& events, bool effective,
+                   const std::vector<std::string>* effective_for = nullptr);
 
 // Page limits are clamped to 1..1000.
 int64_t clamp_limit(int64_t limit);

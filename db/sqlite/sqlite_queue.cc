@@ -5,6 +5,7 @@
 #include <unordered_set>
 
 #include "common/encoding.h"
+#include "db/command_finished_event.h"
 #include "db/sqlite/sqlite_internal.h"
 #include "db/sqlite/sqlite_store.h"
 
@@ -55,11 +56,17 @@ void expire_due_targets(Connection& c, const std::string& id, SysTime now) {
     auto mark = c.prepare(
         "UPDATE targets SET status = 'expired', updated_at = ?3 "
         "WHERE enrollment_id = ?1 AND command_seq = ?2");
+    std::vector<OutboxEvent> finished;
     for (const auto& d : due) {
         mark.bind(id, d.seq, to_unix(now)).run();
         sqlite::add_event(c, id, now, "command",
                           fmt::format("{} {} expired undelivered", d.request_type, d.uuid));
+        finished.push_back(command_finished_event(d.uuid, id, TargetStatus::kExpired, now));
     }
+    // A final status of a target: its webhook event in this transaction
+    // (an expiry has no caller to attach it; append_outbox stores it only
+    // for destinations that take the topic).
+    if (!finished.empty()) sqlite::append_outbox(c, finished, true);
 }
 
 std::optional<int64_t> seq_of(Connection& c, const std::string& uuid) {
@@ -302,6 +309,9 @@ Result<std::vector<std::string>> SqliteStore::cancel_command(const std::string& 
     std::vector<std::string> out;
     Status s = write([&](Connection& c) {
         out.clear();
+        // Attached courier.command.finished events (only_if_effective) for
+        // the targets canceled here only.
+        sqlite::note_effective_for(&out);
         auto seq = seq_of(c, uuid);
         if (!seq) return not_found("no command " + uuid);
         {

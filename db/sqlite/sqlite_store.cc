@@ -54,6 +54,9 @@ struct AttachedEvents {
 thread_local AttachedEvents tl_attached;
 // Writer thread: did the closure being run take effect (sqlite::note_no_effect)?
 thread_local bool tl_effective = true;
+// Writer thread: the enrollments the closure took effect for, when it said
+// (sqlite::note_effective_for); nullptr: all.
+thread_local const std::vector<std::string>* tl_effective_for = nullptr;
 
 // Runs fn, turning a thrown SqlError into its Status.
 Status guarded(const std::function<Status(Connection&)>& fn, Connection& conn) {
@@ -68,6 +71,10 @@ Status guarded(const std::function<Status(Connection&)>& fn, Connection& conn) {
 
 void sqlite::note_no_effect() {
     tl_effective = false;
+}
+
+void sqlite::note_effective_for(const std::vector<std::string>* ids) {
+    tl_effective_for = ids;
 }
 
 class SqliteStore::Attachment : public EventAttachment {
@@ -287,12 +294,14 @@ void SqliteStore::commit_batch(std::vector<WriteJob*>& batch,
             WriteJob& job = *batch[next];
             Status s = conn.try_exec("SAVEPOINT job");
             tl_effective = true;
+            tl_effective_for = nullptr;
             if (s) s = guarded(job.fn, conn);
             if (s && !job.events.empty()) {
                 bool effective = tl_effective;
+                const std::vector<std::string>* effective_for = tl_effective_for;
                 s = guarded(
                     [&](Connection& c) {
-                        sqlite::append_outbox(c, job.events, effective);
+                        sqlite::append_outbox(c, job.events, effective, effective_for);
                         return Status::ok();
                     },
                     conn);

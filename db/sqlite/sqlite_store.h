@@ -32,8 +32,10 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -241,6 +243,29 @@ class SqliteStore final : public Store {
 
     std::mutex pool_mu_;
     std::vector<std::unique_ptr<sqlite::Connection>> read_pool_;
+
+    // Webhook delivery leases (WebhookStore::claim_deliveries). One process
+    // owns a data dir, so a lease lives in memory only: a claim is a read
+    // (no write per claim) and a restart voids every lease, which leaves
+    // each delivery to be claimed again (at least once). A finished
+    // delivery keeps a mark with the count of finishes committed when it
+    // committed: a claim whose snapshot may predate that commit (it began
+    // before) skips the row rather than sending it again.
+    struct DeliveryLease {
+        std::string lease;
+        int64_t until = 0;      // unix seconds
+        uint64_t finished = 0;  // 0: held; else finish_gen_ at its commit
+    };
+    std::mutex lease_mu_;
+    std::map<std::pair<std::string, int64_t>, DeliveryLease> leases_;  // (webhook, seq)
+    uint64_t finish_gen_ = 1;
+    std::multiset<uint64_t> claims_in_flight_;  // finish_gen_ as each claim began
+    // Marks the claims' leases finished after their outcomes committed.
+    void leases_finished(const std::vector<const ClaimedDelivery*>& done);
+    // finish_delivery(ies): the claims still holding their lease, in one
+    // write; *all_recorded: every one of them was.
+    Status finish_batch(const std::vector<std::pair<ClaimedDelivery, DeliveryOutcome>>& batch,
+                        SysTime now, bool* all_recorded);
 };
 
 }  // namespace courier::db

@@ -2,6 +2,8 @@
 // (db/webhook_store.h).
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <atomic>
 #include <charconv>
 
 #include "common/encoding.h"
@@ -73,18 +75,42 @@ Delivery delivery_row(sqlite::Statement& st) {
     return d;
 }
 
-}  // namespace
+// The enabled destinations as of the last change through this process
+// (put_webhook and delete_webhook bump the version), cached per writer
+// connection: an append reads no webhooks row. One process owns a data dir.
+std::atomic<uint64_t> g_webhooks_version{1};
+struct DestinationCache {
+    const Connection* conn = nullptr;
+    uint64_t version = 0;
+    std::vector<Webhook> enabled;
+};
+thread_local DestinationCache tl_destinations;
 
-void sqlite::append_outbox(Connection& c, const std::vector<OutboxEvent>& events, bool effective) {
-    std::vector<Webhook> dests;
-    {
+const std::vector<Webhook>& enabled_destinations(Connection& c) {
+    const uint64_t v = g_webhooks_version.load();
+    if (tl_destinations.conn != &c || tl_destinations.version != v) {
+        std::vector<Webhook> dests;
         auto st =
             c.prepare(fmt::format("SELECT {} FROM webhooks WHERE enabled = 1", kWebhookColumns));
         while (st.step()) dests.push_back(webhook_row(st));
+        st.reset();
+        tl_destinations = {&c, v, std::move(dests)};
     }
+    return tl_destinations.enabled;
+}
+
+}  // namespace
+
+void sqlite::append_outbox(Connection& c, const std::vector<OutboxEvent>& events, bool effective,
+                           const std::vector<std::string>* effective_for) {
+    const std::vector<Webhook>& dests = enabled_destinations(c);
     if (dests.empty()) return;
     for (const auto& ev : events) {
         if (ev.only_if_effective && !effective) continue;
+        if (ev.only_if_effective && effective_for &&
+            std::find(effective_for->begin(), effective_for->end(), ev.enrollment_id) ==
+                effective_for->end())
+            continue;
         std::vector<const Webhook*> to;
         for (const auto& w : dests)
             if (topic_matches(w.topics, ev.topic)) to.push_back(&w);
@@ -158,7 +184,13 @@ Result<Webhook> SqliteStore::webhook(const std::string& id) {
 
 Status SqliteStore::put_webhook(const Webhook& w, SysTime now) {
     if (w.id.empty() || w.url.empty()) return invalid("webhook id and url are required");
+    // Bumped in the write (appends after it in its transaction see the
+    // change) and after it (a rolled-back change is read again).
+    struct Bump {
+        ~Bump() { ++g_webhooks_version; }
+    } bump;
     return write([&](Connection& c) {
+        ++g_webhooks_version;
         c.prepare(
              "INSERT INTO webhooks (id, url, topics, hmac_key, enabled, created_at) VALUES "
              "(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO UPDATE SET url = excluded.url, "
@@ -171,7 +203,11 @@ Status SqliteStore::put_webhook(const Webhook& w, SysTime now) {
 }
 
 Status SqliteStore::delete_webhook(const std::string& id) {
+    struct Bump {
+        ~Bump() { ++g_webhooks_version; }
+    } bump;
     return write([&](Connection& c) {
+        ++g_webhooks_version;
         c.prepare("DELETE FROM webhooks WHERE id = ?1").bind(id).run();
         if (c.changes() == 0) return not_found("no webhook " + id);
         c.prepare("DELETE FROM webhook_deliveries WHERE webhook_id = ?1").bind(id).run();
@@ -190,44 +226,110 @@ Status SqliteStore::append_events(const std::vector<OutboxEvent>& events) {
 Result<std::vector<ClaimedDelivery>> SqliteStore::claim_deliveries(SysTime now,
                                                                    std::chrono::seconds lease,
                                                                    size_t limit) {
+    uint64_t began = 0;
+    size_t held = 0;
+    {
+        std::lock_guard lk(lease_mu_);
+        began = finish_gen_;
+        claims_in_flight_.insert(began);
+        // Marks no claim can need any more (every claim in flight began
+        // after their commit), and leases long run out.
+        const uint64_t oldest = *claims_in_flight_.begin();
+        const int64_t t = to_unix(now);
+        for (auto it = leases_.begin(); it != leases_.end();) {
+            const auto& l = it->second;
+            if ((l.finished != 0 && l.finished <= oldest) ||
+                (l.finished == 0 && l.until + 3600 < t))
+                it = leases_.erase(it);
+            else
+                ++it;
+        }
+        held = leases_.size();
+    }
+    // Due rows' keys (index only), the ones under a lease (or just
+    // finished) among them: enough to fill `limit` past those; then the
+    // chosen rows, bodies and all, in the same snapshot.
     std::vector<ClaimedDelivery> out;
-    Status s = write([&](Connection& c) {
+    const int64_t t = to_unix(now);
+    Status s = read([&](Connection& c) {
         out.clear();
-        // Due and not leased. Deliveries held back by an earlier one of
-        // their destination and enrollment are 'waiting', not 'pending'.
-        auto st = c.prepare(
+        std::vector<std::pair<std::string, int64_t>> due;
+        {
+            auto st = c.prepare(
+                "SELECT d.webhook_id, d.event_seq FROM webhook_deliveries d JOIN webhooks w ON "
+                "w.id = d.webhook_id WHERE d.status = 'pending' AND d.next_attempt <= ?1 AND "
+                "w.enabled = 1 ORDER BY d.next_attempt, d.webhook_id, d.event_seq LIMIT ?2");
+            st.bind(t, static_cast<int64_t>(limit + held));
+            while (st.step()) due.emplace_back(st.str(0), st.int64(1));
+        }
+        std::vector<std::pair<std::string, int64_t>> mine;
+        {
+            std::lock_guard lk(lease_mu_);
+            for (const auto& key : due) {
+                if (mine.size() >= limit) break;
+                auto it = leases_.find(key);
+                if (it != leases_.end()) {
+                    const auto& l = it->second;
+                    if (l.finished == 0 && l.until > t) continue;         // leased
+                    if (l.finished != 0 && l.finished > began) continue;  // finished since
+                }
+                mine.push_back(key);
+            }
+        }
+        auto row = c.prepare(
             fmt::format("SELECT {}, w.url, w.hmac_key, e.body, e.tally FROM webhook_deliveries d "
                         "JOIN webhook_events e ON e.seq = d.event_seq JOIN webhooks w ON w.id = "
-                        "d.webhook_id WHERE d.status = 'pending' AND d.next_attempt <= ?1 AND "
-                        "(d.lease_until IS NULL OR d.lease_until <= ?1) AND w.enabled = 1 "
-                        "ORDER BY d.next_attempt, d.event_seq LIMIT ?2",
+                        "d.webhook_id WHERE d.webhook_id = ?1 AND d.event_seq = ?2",
                         kDeliveryColumns));
-        st.bind(to_unix(now), static_cast<int64_t>(limit));
-        while (st.step()) {
-            ClaimedDelivery cd;
-            cd.delivery = delivery_row(st);
-            cd.url = st.str(13);
-            cd.hmac_key = st.str(14);
-            cd.body = st.str(15);
-            cd.tally = st.opt_int64(16);
-            cd.lease = random_token(12);
-            out.push_back(std::move(cd));
+        for (const auto& [hook, seq] : mine) {
+            row.bind(hook, seq);
+            if (row.step()) {
+                ClaimedDelivery cd;
+                cd.delivery = delivery_row(row);
+                cd.url = row.str(13);
+                cd.hmac_key = row.str(14);
+                cd.body = row.str(15);
+                cd.tally = row.opt_int64(16);
+                out.push_back(std::move(cd));
+            }
+            row.reset();
         }
-        st.reset();
-        auto upd = c.prepare(
-            "UPDATE webhook_deliveries SET lease = ?3, lease_until = ?4 WHERE webhook_id = ?1 "
-            "AND event_seq = ?2");
-        for (const auto& cd : out)
-            upd.bind(cd.delivery.webhook_id, cd.delivery.seq, cd.lease, to_unix(now + lease)).run();
         return Status::ok();
     });
+    std::lock_guard lk(lease_mu_);
+    claims_in_flight_.erase(claims_in_flight_.find(began));
     if (!s) return s;
-    return out;
+    // Leased now, unless another claimer took one meanwhile.
+    std::vector<ClaimedDelivery> taken;
+    for (auto& cd : out) {
+        auto [it, fresh] =
+            leases_.try_emplace({cd.delivery.webhook_id, cd.delivery.seq}, DeliveryLease{});
+        DeliveryLease& l = it->second;
+        if (!fresh) {
+            if (l.finished == 0 && l.until > t) continue;
+            if (l.finished != 0 && l.finished > began) continue;
+        }
+        cd.lease = random_token(12);
+        l = {cd.lease, to_unix(now + lease), 0};
+        taken.push_back(std::move(cd));
+    }
+    return taken;
+}
+
+void SqliteStore::leases_finished(const std::vector<const ClaimedDelivery*>& done) {
+    std::lock_guard lk(lease_mu_);
+    const uint64_t gen = ++finish_gen_;
+    for (const ClaimedDelivery* c : done) {
+        auto it = leases_.find({c->delivery.webhook_id, c->delivery.seq});
+        if (it != leases_.end() && it->second.finished == 0 && it->second.lease == c->lease)
+            it->second.finished = gen;
+    }
 }
 
 namespace {
 
-// finish_delivery inside the caller's transaction; false when the lease is lost.
+// finish_delivery inside the caller's transaction (the lease checked by the
+// caller); false when the delivery is gone (its destination was deleted).
 // (INDEXED BY: without statistics SQLite would walk the primary key's
 // webhook_id prefix, every delivery of the destination, for each event.)
 bool finish_in(Connection& c, const ClaimedDelivery& claim, const DeliveryOutcome& outcome,
@@ -235,11 +337,11 @@ bool finish_in(Connection& c, const ClaimedDelivery& claim, const DeliveryOutcom
     const char* status = outcome.delivered ? "delivered" : outcome.retry_at ? "pending" : "failed";
     int64_t next = outcome.retry_at ? to_unix(*outcome.retry_at) : to_unix(now);
     c.prepare(
-         "UPDATE webhook_deliveries SET status = ?4, attempts = attempts + 1, "
-         "next_attempt = ?5, last_status = ?6, last_error = ?7, lease = NULL, "
-         "lease_until = NULL WHERE webhook_id = ?1 AND event_seq = ?2 AND lease = ?3")
-        .bind(claim.delivery.webhook_id, claim.delivery.seq, claim.lease, status, next,
-              outcome.http_status, outcome.error)
+         "UPDATE webhook_deliveries SET status = ?3, attempts = attempts + 1, "
+         "next_attempt = ?4, last_status = ?5, last_error = ?6 WHERE webhook_id = ?1 AND "
+         "event_seq = ?2 AND status = 'pending'")
+        .bind(claim.delivery.webhook_id, claim.delivery.seq, status, next, outcome.http_status,
+              outcome.error)
         .run();
     if (c.changes() == 0) return false;
     // Done with this one: the next in its enrollment's line is due.
@@ -258,19 +360,45 @@ bool finish_in(Connection& c, const ClaimedDelivery& claim, const DeliveryOutcom
 
 Status SqliteStore::finish_delivery(const ClaimedDelivery& claim, const DeliveryOutcome& outcome,
                                     SysTime now) {
-    return write([&](Connection& c) {
-        if (!finish_in(c, claim, outcome, now)) return conflict("delivery lease lost");
-        return Status::ok();
-    });
+    std::vector<std::pair<ClaimedDelivery, DeliveryOutcome>> one{{claim, outcome}};
+    bool recorded = false;
+    Status s = finish_batch(one, now, &recorded);
+    if (!s) return s;
+    if (!recorded) return conflict("delivery lease lost");
+    return Status::ok();
 }
 
 Status SqliteStore::finish_deliveries(
     const std::vector<std::pair<ClaimedDelivery, DeliveryOutcome>>& batch, SysTime now) {
     if (batch.empty()) return Status::ok();
-    return write([&](Connection& c) {
-        for (const auto& [claim, outcome] : batch) (void)finish_in(c, claim, outcome, now);
+    return finish_batch(batch, now, nullptr);
+}
+
+Status SqliteStore::finish_batch(
+    const std::vector<std::pair<ClaimedDelivery, DeliveryOutcome>>& batch, SysTime now,
+    bool* all_recorded) {
+    // Only the claims whose lease is still the delivery's current one.
+    std::vector<const std::pair<ClaimedDelivery, DeliveryOutcome>*> mine;
+    {
+        std::lock_guard lk(lease_mu_);
+        for (const auto& item : batch) {
+            auto it = leases_.find({item.first.delivery.webhook_id, item.first.delivery.seq});
+            if (it != leases_.end() && it->second.finished == 0 &&
+                it->second.lease == item.first.lease)
+                mine.push_back(&item);
+        }
+    }
+    std::vector<const ClaimedDelivery*> done;
+    Status s = write([&](Connection& c) {
+        done.clear();
+        for (const auto* item : mine)
+            if (finish_in(c, item->first, item->second, now)) done.push_back(&item->first);
         return Status::ok();
     });
+    if (!s) return s;
+    leases_finished(done);
+    if (all_recorded) *all_recorded = done.size() == batch.size();
+    return Status::ok();
 }
 
 Result<PageOf<Delivery>> SqliteStore::list_deliveries(const std::string& webhook_id,

@@ -39,6 +39,10 @@ struct AdminOptions {
     // Webhook events of a push certificate renewal (courier.pushcert.renewed):
     // the attachment lives across put_push_cert (db::WebhookStore::attach_events).
     std::function<std::unique_ptr<db::EventAttachment>(const db::PushCert& cert)> renewal_events;
+    // Webhook events of a cancel (courier.command.finished, status canceled)
+    // for the command's open targets, attached only_if_effective: the store
+    // appends the ones whose target it canceled (db::CommandQueue::cancel_command).
+    std::function<std::unique_ptr<db::EventAttachment>(const db::CommandInfo& cmd)> cancel_events;
 };
 
 class AdminApi {

@@ -183,7 +183,14 @@ Response AdminApi::get_command(Request& req) {
 
 Response AdminApi::delete_command(Request& req) {
     const std::string& uuid = req.params["uuid"];
+    std::unique_ptr<db::EventAttachment> events;
+    if (opts_.cancel_events) {
+        auto cmd = queue_.command(uuid);
+        if (!cmd.is_ok()) return status_response(cmd.status());
+        events = opts_.cancel_events(*cmd);
+    }
     auto canceled = queue_.cancel_command(uuid, clock_.now());
+    events.reset();
     if (!canceled.is_ok()) return status_response(canceled.status());
     if (canceled->empty())
         return Response::error(409, "every target already received or finished this command");

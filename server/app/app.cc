@@ -17,6 +17,7 @@
 #include "certs/x509.h"
 #include "common/encoding.h"
 #include "common/file_io.h"
+#include "db/command_finished_event.h"
 #include "db/open.h"
 #include "db/postgres/pg_store.h"
 #include "db/store.h"
@@ -279,6 +280,18 @@ Status App::start() {
         ev.only_if_effective = true;  // a first upload renews nothing
         std::vector<db::OutboxEvent> evs;
         evs.push_back(std::move(ev));
+        return webhooks_->attach(std::move(evs));
+    };
+    ao.cancel_events = [this](const db::CommandInfo& c) -> std::unique_ptr<db::EventAttachment> {
+        if (!webhooks_->wants(db::kCommandFinishedTopic)) return nullptr;
+        std::vector<db::OutboxEvent> evs;
+        for (const auto& t : c.targets) {
+            if (db::is_final(t.status)) continue;
+            auto ev = db::command_finished_event(c.uuid, t.enrollment_id,
+                                                 db::TargetStatus::kCanceled, clock_.now_ms());
+            ev.only_if_effective = true;  // appended for the targets canceled only
+            evs.push_back(std::move(ev));
+        }
         return webhooks_->attach(std::move(evs));
     };
     admin_ = std::make_unique<AdminApi>(AdminApi::Stores{.enrollments = storage,

@@ -7,6 +7,7 @@
 
 #include "apns/push_service.h"
 #include "common/encoding.h"
+#include "db/command_finished_event.h"
 #include "mdm/checkin.h"
 #include "server/webhook/webhook_events.h"
 #include "server/webhook/webhook_service.h"
@@ -181,13 +182,9 @@ std::vector<db::OutboxEvent> DeviceService::report_events(
     if (webhooks_->wants("mdm.Connect"))
         out.push_back(webhook::acknowledge_event({ident, req.query}, status, uuid, req.body,
                                                  clock_.now_ms()));
-    if (finished && webhooks_->wants("courier.command.finished")) {
-        boost::json::object o;
-        o["command_uuid"] = uuid;
-        o["enrollment_id"] = ident.enrollment_id();
-        o["status"] = db::target_status_name(*finished);
-        auto ev = webhook::courier_event("courier.command.finished", ident.enrollment_id(),
-                                         std::move(o), clock_.now_ms());
+    if (finished && webhooks_->wants(db::kCommandFinishedTopic)) {
+        auto ev =
+            db::command_finished_event(uuid, ident.enrollment_id(), *finished, clock_.now_ms());
         ev.only_if_effective = true;  // a repeated final report finishes nothing
         out.push_back(std::move(ev));
     }

@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 
 #include "common/encoding.h"
+#include "db/command_finished_event.h"
 
 namespace courier::server::webhook {
 
@@ -74,14 +75,7 @@ db::OutboxEvent envelope(std::string_view topic, const std::string& enrollment_i
 }  // namespace
 
 std::string format_created_at(SysTimeMs t) {
-    auto secs = std::chrono::floor<std::chrono::seconds>(t);
-    std::string base = format_rfc3339(secs);  // "...:SSZ"
-    int64_t ms = (t - secs).count();
-    if (ms == 0) return base;
-    std::string frac = fmt::format("{:03d}", ms);
-    while (!frac.empty() && frac.back() == '0') frac.pop_back();
-    base.pop_back();  // 'Z'
-    return base + "." + frac + "Z";
+    return db::format_event_time(t);
 }
 
 db::OutboxEvent checkin_event(std::string_view message_type, const EventSubject& who,

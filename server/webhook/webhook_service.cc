@@ -17,7 +17,7 @@ namespace courier::server {
 namespace {
 
 constexpr auto kCacheTtl = std::chrono::seconds(5);
-constexpr size_t kClaimBatch = 16;
+constexpr size_t kClaimBatch = 64;
 constexpr size_t kMaxErrorChars = 200;
 constexpr std::chrono::hours kMaxBackoff{1};
 
@@ -165,6 +165,7 @@ void WebhookService::poke() {
     {
         std::lock_guard lk(mu_);
         ++pokes_;
+        if (gathering_ > 0) return;  // that worker claims these too
     }
     cv_.notify_one();
 }
@@ -254,13 +255,14 @@ db::DeliveryOutcome WebhookService::post(const std::string& url, const std::stri
     return out;
 }
 
-bool WebhookService::deliver_one_batch() {
+size_t WebhookService::deliver_one_batch() {
     auto claims = store_.claim_deliveries(clock_.now(), opts_.lease, kClaimBatch);
     if (!claims.is_ok()) {
         spdlog::warn("webhooks: claiming deliveries failed: {}", claims.status().message());
-        return false;
+        return 0;
     }
-    if (claims->empty()) return false;
+    if (claims->empty()) return 0;
+    const size_t claimed = claims->size();
     std::vector<std::pair<db::ClaimedDelivery, db::DeliveryOutcome>> done;
     done.reserve(claims->size());
     // The claims' lease must outlast every attempt made under it: once
@@ -301,7 +303,7 @@ bool WebhookService::deliver_one_batch() {
                      s.message());
     std::lock_guard lk(mu_);
     attempts_ += done.size();
-    return true;
+    return claimed;
 }
 
 bool WebhookService::deliver_from_memory() {
@@ -327,13 +329,22 @@ bool WebhookService::deliver_from_memory() {
 
 void WebhookService::worker_loop() {
     uint64_t seen_pokes = 0;
+    bool gather = false;
     for (;;) {
         {
-            std::lock_guard lk(mu_);
+            std::unique_lock lk(mu_);
             if (stopping_) return;
+            if (gather && opts_.gather.count() > 0) {
+                // Let the window's events collect: one claim and one outcome
+                // write for all of them.
+                ++gathering_;
+                cv_.wait_for(lk, opts_.gather, [&] { return stopping_; });
+                --gathering_;
+                if (stopping_) return;
+            }
             seen_pokes = pokes_;
         }
-        bool any = false;
+        size_t claimed = 0;
         bool have_destinations = false;
         {
             // Without destinations there is nothing to claim.
@@ -341,12 +352,22 @@ void WebhookService::worker_loop() {
             std::lock_guard lk(mu_);
             for (const auto& w : cache_) have_destinations |= w.enabled;
         }
-        if (have_destinations) any = deliver_one_batch();
-        any = deliver_from_memory() || any;
-        if (any) continue;
+        if (have_destinations) claimed = deliver_one_batch();
+        bool memory = deliver_from_memory();
+        if (claimed >= kClaimBatch || memory) {
+            gather = false;  // more is waiting: at once
+            continue;
+        }
+        if (claimed > 0) {
+            // A short batch: its outcomes may have made an enrollment's next
+            // event due (no poke for those); look again after a window.
+            gather = true;
+            continue;
+        }
         std::unique_lock lk(mu_);
-        cv_.wait_for(lk, opts_.poll,
-                     [&] { return stopping_ || pokes_ != seen_pokes || !memory_.empty(); });
+        gather = cv_.wait_for(lk, opts_.poll, [&] {
+            return stopping_ || pokes_ != seen_pokes || !memory_.empty();
+        }) && memory_.empty();
     }
 }
 

@@ -39,6 +39,10 @@ struct WebhookOptions {
     // How often the workers look for due deliveries when nothing woke them
     // (retries coming due, other nodes' events).
     std::chrono::milliseconds poll{1000};
+    // A worker woken by new events (or with a batch smaller than a claim's
+    // limit behind it) waits this long before it claims, so that one claim
+    // and one outcome write carry the events of that window, not one each.
+    std::chrono::milliseconds gather{10};
     // sweep() runs at start and this often; delivered deliveries are kept
     // this long for GET /v1/webhooks/{id}/deliveries.
     std::chrono::seconds sweep_interval{3600};
@@ -92,7 +96,8 @@ class WebhookService {
         std::string webhook_id, url, key, body, event_id;
     };
     void worker_loop();
-    bool deliver_one_batch();
+    // Claims and posts up to one batch; how many it claimed.
+    size_t deliver_one_batch();
     bool deliver_from_memory();
     db::DeliveryOutcome post(const std::string& url, const std::string& key,
                              const std::string& body, const std::string& event_id,
@@ -108,6 +113,7 @@ class WebhookService {
     std::condition_variable cv_;
     bool stopping_ = false;
     uint64_t pokes_ = 0;
+    int gathering_ = 0;  // workers waiting out `gather`: pokes need not wake another
     std::deque<MemoryItem> memory_;
     std::vector<db::Webhook> cache_;
     std::chrono::steady_clock::time_point cache_at_{};

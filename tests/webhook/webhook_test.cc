@@ -11,11 +11,13 @@
 
 #include <boost/json.hpp>
 #include <fstream>
+#include <map>
 #include <random>
 #include <set>
 #include <sstream>
 
 #include "common/encoding.h"
+#include "db/command_finished_event.h"
 #include "db/store.h"
 #include "server/webhook/webhook_service.h"
 #include "tests/support/child_server.h"
@@ -459,6 +461,210 @@ TEST_F(Webhooks, AnEnrollmentsEventsArriveInOrderDespiteFailures) {
     }
     for (int d = 0; d < kDevices; ++d)
         EXPECT_EQ(got[fmt::format("ORDER-{}", d)], sent[static_cast<size_t>(d)]) << d;
+}
+
+// courier.command.finished for a cancel: one per target the cancel
+// finished (status canceled), none for a target its device had already
+// finished; a second cancel (409) adds none.
+TEST_F(Webhooks, CancelSendsCommandFinishedForTheCanceledTargetsOnly) {
+    start();
+    std::string err;
+    auto done = server_->enrolled_device("CANCEL-1", sim::AuthMode::kTlsClientCert, &err);
+    ASSERT_TRUE(done) << err;
+    auto open = server_->enrolled_device("CANCEL-2", sim::AuthMode::kTlsClientCert, &err);
+    ASSERT_TRUE(open) << err;
+    auto cmd = server_->api(
+        "POST", "/v1/commands",
+        R"({"targets":["CANCEL-1","CANCEL-2"],"command":{"RequestType":"ProfileList"},"push":false})");
+    ASSERT_EQ(cmd.status, 201) << cmd.body;
+    const std::string uuid(parse(cmd.body).at("command_uuid").as_string());
+    std::optional<sim::ReceivedCommand> next;
+    ASSERT_EQ(done->idle(&next).status, 200);
+    ASSERT_TRUE(next);
+    ASSERT_EQ(done->report("Acknowledged", uuid, &next).status, 200);
+    auto c = server_->api("DELETE", "/v1/commands/" + uuid);
+    ASSERT_EQ(c.status, 200) << c.body;
+    EXPECT_EQ(json::serialize(parse(c.body).at("canceled")), R"(["CANCEL-2"])");
+    EXPECT_EQ(server_->api("DELETE", "/v1/commands/" + uuid).status, 409);
+
+    auto list = server_->app().store().list_deliveries("default", std::nullopt,
+                                                       {.limit = 1000, .cursor = ""});
+    ASSERT_TRUE(list.is_ok());
+    std::map<std::string, int> in_outbox;
+    for (const auto& d : list->items)
+        if (d.topic == "courier.command.finished") ++in_outbox[d.enrollment_id];
+    EXPECT_EQ(in_outbox, (std::map<std::string, int>{{"CANCEL-1", 1}, {"CANCEL-2", 1}}));
+
+    ASSERT_TRUE(await_delivered(2, "courier.command.finished"));
+    std::map<std::string, std::string> status_of;
+    for (const auto& r : delivered(receiver_->requests(), "courier.command.finished")) {
+        auto ev = parse(r.body).at("courier_event").as_object();
+        EXPECT_EQ(ev.at("command_uuid").as_string(), uuid);
+        status_of[std::string(ev.at("enrollment_id").as_string())] =
+            std::string(ev.at("status").as_string());
+        EXPECT_EQ(r.headers.at("x-hmac-signature"), hmac_b64("s3cret", r.body));
+    }
+    EXPECT_EQ(status_of, (std::map<std::string, std::string>{{"CANCEL-1", "acknowledged"},
+                                                             {"CANCEL-2", "canceled"}}));
+}
+
+// A cancel races a device's final report: the admin API built its events
+// from the targets open when it read the command, but the store appends the
+// canceled event only for the targets the cancel itself finished.
+TEST_F(Webhooks, ACancelAppendsCanceledEventsOnlyForTheTargetsItCanceled) {
+    start();
+    std::string err;
+    auto dev = server_->enrolled_device("RACE-1", sim::AuthMode::kTlsClientCert, &err);
+    ASSERT_TRUE(dev) << err;
+    auto other = server_->enrolled_device("RACE-2", sim::AuthMode::kTlsClientCert, &err);
+    ASSERT_TRUE(other) << err;
+    auto cmd = server_->api(
+        "POST", "/v1/commands",
+        R"({"targets":["RACE-1","RACE-2"],"command":{"RequestType":"ProfileList"},"push":false})");
+    ASSERT_EQ(cmd.status, 201) << cmd.body;
+    const std::string uuid(parse(cmd.body).at("command_uuid").as_string());
+    auto& store = server_->app().store();
+    auto read = store.command(uuid);  // both open when read
+    ASSERT_TRUE(read.is_ok());
+    std::optional<sim::ReceivedCommand> next;
+    ASSERT_EQ(dev->idle(&next).status, 200);
+    ASSERT_TRUE(next);
+    ASSERT_EQ(dev->report("Acknowledged", uuid, &next).status, 200);  // RACE-1 finishes first
+    std::vector<db::OutboxEvent> evs;
+    for (const auto& t : read->targets) {
+        ASSERT_FALSE(db::is_final(t.status));
+        auto ev = db::command_finished_event(uuid, t.enrollment_id, db::TargetStatus::kCanceled,
+                                             SystemClock::instance().now_ms());
+        ev.only_if_effective = true;
+        evs.push_back(std::move(ev));
+    }
+    ASSERT_EQ(evs.size(), 2u);
+    {
+        auto attached = store.attach_events(std::move(evs));
+        auto canceled = store.cancel_command(uuid, SystemClock::instance().now());
+        ASSERT_TRUE(canceled.is_ok());
+        EXPECT_EQ(*canceled, (std::vector<std::string>{"RACE-2"}));
+    }
+    // The outbox is written: exactly one event per target.
+    auto list = store.list_deliveries("default", std::nullopt, {.limit = 1000, .cursor = ""});
+    ASSERT_TRUE(list.is_ok());
+    std::map<std::string, int> in_outbox;
+    for (const auto& d : list->items)
+        if (d.topic == "courier.command.finished") ++in_outbox[d.enrollment_id];
+    EXPECT_EQ(in_outbox, (std::map<std::string, int>{{"RACE-1", 1}, {"RACE-2", 1}}));
+    ASSERT_TRUE(await_delivered(2, "courier.command.finished"));
+    std::map<std::string, std::string> status_of;
+    for (const auto& r : delivered(receiver_->requests(), "courier.command.finished")) {
+        auto ev = parse(r.body).at("courier_event").as_object();
+        status_of[std::string(ev.at("enrollment_id").as_string())] =
+            std::string(ev.at("status").as_string());
+    }
+    EXPECT_EQ(status_of, (std::map<std::string, std::string>{{"RACE-1", "acknowledged"},
+                                                             {"RACE-2", "canceled"}}));
+}
+
+// courier.command.finished for an expiry: written by the store in the
+// transaction that marks the target expired (the device's next queue read),
+// once.
+TEST_F(Webhooks, ExpirySendsCommandFinishedOnce) {
+    start(&clock_);
+    std::string err;
+    auto dev = server_->enrolled_device("EXPIRE-1", sim::AuthMode::kTlsClientCert, &err);
+    ASSERT_TRUE(dev) << err;
+    const std::string expires = format_rfc3339(clock_.now() + std::chrono::minutes(1));
+    auto x = server_->api("POST", "/v1/commands",
+                          R"({"targets":["EXPIRE-1"],"command":{"RequestType":"ProfileList"},)"
+                          R"("push":false,"expires_at":")" +
+                              expires + R"("})");
+    ASSERT_EQ(x.status, 201) << x.body;
+    const std::string expiring(parse(x.body).at("command_uuid").as_string());
+    auto y = server_->api(
+        "POST", "/v1/commands",
+        R"({"targets":["EXPIRE-1"],"command":{"RequestType":"SecurityInfo"},"push":false})");
+    ASSERT_EQ(y.status, 201) << y.body;
+    const std::string lasting(parse(y.body).at("command_uuid").as_string());
+    clock_.set(clock_.now() + std::chrono::minutes(2));
+    std::optional<sim::ReceivedCommand> next;
+    ASSERT_EQ(dev->idle(&next).status, 200);
+    ASSERT_TRUE(next);
+    EXPECT_EQ(next->uuid, lasting);  // the expired one is skipped (and marked)
+    ASSERT_EQ(dev->report("Acknowledged", lasting, &next).status, 200);
+    EXPECT_FALSE(next);
+    ASSERT_EQ(dev->idle(&next).status, 200);
+
+    auto list = server_->app().store().list_deliveries("default", std::nullopt,
+                                                       {.limit = 1000, .cursor = ""});
+    ASSERT_TRUE(list.is_ok());
+    int finished = 0;
+    for (const auto& d : list->items) finished += d.topic == "courier.command.finished";
+    EXPECT_EQ(finished, 2);  // the expired one and the acknowledged one
+
+    ASSERT_TRUE(await_delivered(2, "courier.command.finished"));
+    std::map<std::string, std::string> status_of;
+    for (const auto& r : delivered(receiver_->requests(), "courier.command.finished")) {
+        auto o = parse(r.body);
+        auto ev = o.at("courier_event").as_object();
+        EXPECT_EQ(ev.at("enrollment_id").as_string(), "EXPIRE-1");
+        status_of[std::string(ev.at("command_uuid").as_string())] =
+            std::string(ev.at("status").as_string());
+        EXPECT_EQ(r.headers.at("x-courier-event-id"), std::string(o.at("event_id").as_string()));
+        EXPECT_TRUE(parse_rfc3339(std::string(o.at("created_at").as_string())).has_value());
+    }
+    EXPECT_EQ(status_of, (std::map<std::string, std::string>{{expiring, "expired"},
+                                                             {lasting, "acknowledged"}}));
+}
+
+// courier.identity.superseded end to end: a device re-enrolls with a new
+// identity (approved), its old identity is presented again three times: one
+// event (the alarm's once-an-hour schedule), naming the old certificate.
+TEST_F(Webhooks, AnOldIdentityPresentedAgainSendsIdentitySupersededOnce) {
+    start(&clock_);
+    auto old_p = server_->fetch_profile();
+    ASSERT_TRUE(old_p.is_ok()) << old_p.status().to_string();
+    sim::SimDevice old_dev(
+        server_->device_config("SUPER-1", old_p->identity, sim::AuthMode::kTlsClientCert));
+    ASSERT_EQ(old_dev.authenticate().status, 200);
+    ASSERT_EQ(old_dev.token_update().status, 200);
+    auto old_sha = server_->app().store().bindings("SUPER-1");
+    ASSERT_TRUE(old_sha.is_ok());
+    ASSERT_EQ(old_sha->size(), 1u);
+    const std::string old_cert = (*old_sha)[0].cert_sha256;
+
+    auto new_p = server_->fetch_profile();
+    ASSERT_TRUE(new_p.is_ok()) << new_p.status().to_string();
+    sim::SimDevice new_dev(
+        server_->device_config("SUPER-1", new_p->identity, sim::AuthMode::kTlsClientCert));
+    ASSERT_EQ(new_dev.authenticate().status, 400);  // pending an administrator's approval
+    std::string new_cert;
+    auto both = server_->app().store().bindings("SUPER-1");
+    ASSERT_TRUE(both.is_ok());
+    for (const auto& b : *both)
+        if (b.cert_sha256 != old_cert) new_cert = b.cert_sha256;
+    ASSERT_FALSE(new_cert.empty());
+    auto a = server_->api("POST", "/v1/devices/SUPER-1/bindings/" + new_cert + "/approve");
+    ASSERT_EQ(a.status, 200) << a.body;
+    ASSERT_EQ(new_dev.authenticate().status, 200);
+    ASSERT_EQ(new_dev.token_update().status, 200);
+
+    std::optional<sim::ReceivedCommand> next;
+    EXPECT_EQ(old_dev.idle(&next).status, 400);
+    EXPECT_EQ(old_dev.token_update().status, 400);
+    EXPECT_EQ(old_dev.authenticate().status, 400);
+
+    auto list = server_->app().store().list_deliveries("default", std::nullopt,
+                                                       {.limit = 1000, .cursor = ""});
+    ASSERT_TRUE(list.is_ok());
+    int superseded = 0;
+    for (const auto& d : list->items) superseded += d.topic == "courier.identity.superseded";
+    EXPECT_EQ(superseded, 1);
+    ASSERT_TRUE(await_delivered(1, "courier.identity.superseded"));
+    auto got = delivered(receiver_->requests(), "courier.identity.superseded");
+    ASSERT_EQ(got.size(), 1u);
+    auto ev = parse(got[0].body).at("courier_event").as_object();
+    EXPECT_EQ(ev.at("device_id").as_string(), "SUPER-1");
+    EXPECT_EQ(ev.at("cert_sha256").as_string(), old_cert);
+    EXPECT_EQ(ev.at("state").as_string(), "superseded");
+    EXPECT_EQ(got[0].headers.at("x-hmac-signature"), hmac_b64("s3cret", got[0].body));
 }
 
 // courier.pushcert.expiring at 30 days, --cert-warn-days (10) and 1 day

@@ -1,0 +1,44 @@
+#include "db/command_finished_event.h"
+
+#include <fmt/format.h>
+
+#include <boost/json.hpp>
+
+#include "common/encoding.h"
+
+namespace courier::db {
+
+std::string format_event_time(SysTimeMs t) {
+    auto secs = std::chrono::floor<std::chrono::seconds>(t);
+    std::string base = format_rfc3339(secs);  // "...:SSZ"
+    int64_t ms = (t - secs).count();
+    if (ms == 0) return base;
+    std::string frac = fmt::format("{:03d}", ms);
+    while (!frac.empty() && frac.back() == '0') frac.pop_back();
+    base.pop_back();  // 'Z'
+    return base + "." + frac + "Z";
+}
+
+OutboxEvent command_finished_event(const std::string& command_uuid,
+                                   const std::string& enrollment_id, TargetStatus status,
+                                   SysTimeMs now) {
+    OutboxEvent ev;
+    ev.event_id = random_uuid();
+    ev.topic = kCommandFinishedTopic;
+    ev.enrollment_id = enrollment_id;
+    ev.created_at = std::chrono::floor<std::chrono::seconds>(now);
+    // Alphabetical, as NanoMDM's encoder writes an envelope.
+    boost::json::object data;
+    data["command_uuid"] = command_uuid;
+    data["enrollment_id"] = enrollment_id;
+    data["status"] = target_status_name(status);
+    boost::json::object o;
+    o["courier_event"] = std::move(data);
+    o["created_at"] = format_event_time(now);
+    o["event_id"] = ev.event_id;
+    o["topic"] = ev.topic;
+    ev.body = boost::json::serialize(o);
+    return ev;
+}
+
+}  // namespace courier::db
