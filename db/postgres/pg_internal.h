@@ -68,11 +68,18 @@ int64_t clamp_limit(int64_t limit);
 // predecessor): events attached with only_if_effective are not appended
 // (WebhookStore::attach_events). Calling thread only.
 void note_no_effect();
+// Called by a write whose effect reached these enrollments only
+// (cancel_command: the targets it canceled): events attached with
+// only_if_effective are appended only when their enrollment_id is one of
+// them. `ids` must outlive the write. Calling thread only.
+void note_effective_for(const std::vector<std::string>* ids);
 
 // WebhookStore's outbox append inside the caller's transaction: each event
 // fanned out to the enabled destinations that take its topic; an event no
-// destination takes is not stored. `effective`: see note_no_effect.
-void append_outbox(Connection& c, const std::vector<OutboxEvent>& events, bool effective);
+// destination takes is not stored. `effective`: see note_no_effect;
+// `effective_for`: see note_effective_for (nullptr: every enrollment).
+void append_outbox(Connection& c, const std::vector<OutboxEvent>& events, bool effective,
+                   const std::vector<std::string>* effective_for = nullptr);
 
 inline std::optional<int64_t> opt_unix(const std::optional<SysTime>& t) {
     if (!t) return std::nullopt;

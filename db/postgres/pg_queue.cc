@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "common/encoding.h"
+#include "db/command_finished_event.h"
 #include "db/postgres/pg_internal.h"
 #include "db/postgres/pg_store.h"
 
@@ -49,9 +50,16 @@ void expire_due_targets(Connection& c, const std::string& id, SysTime now) {
     std::vector<std::pair<int64_t, int>> order;
     for (int i = 0; i < r.size(); ++i) order.push_back({r.int64(i, 2), i});
     std::sort(order.begin(), order.end());
-    for (const auto& [seq, i] : order)
+    std::vector<OutboxEvent> finished;
+    for (const auto& [seq, i] : order) {
         pg::add_event(c, id, now, "command",
                       fmt::format("{} {} expired undelivered", r.str(i, 1), r.str(i, 0)));
+        finished.push_back(command_finished_event(r.str(i, 0), id, TargetStatus::kExpired, now));
+    }
+    // A final status of a target: its webhook event in this transaction (an
+    // expiry has no caller to attach it; append_outbox stores it only for
+    // destinations that take the topic).
+    if (!finished.empty()) pg::append_outbox(c, finished, true);
 }
 
 std::optional<int64_t> seq_of(Connection& c, const std::string& uuid) {
@@ -299,6 +307,9 @@ Result<std::vector<std::string>> PgStore::cancel_command(const std::string& uuid
     std::vector<std::string> out;
     Status s = write([&](Connection& c) {
         out.clear();
+        // Attached courier.command.finished events (only_if_effective) for
+        // the targets canceled here only.
+        pg::note_effective_for(&out);
         auto seq = seq_of(c, uuid);
         if (!seq) return not_found("no command " + uuid);
         static const std::string sql = fmt::format(

@@ -30,10 +30,17 @@ struct AttachedEvents {
 thread_local AttachedEvents tl_attached;
 // Did the write fn being run take effect (pg::note_no_effect)?
 thread_local bool tl_effective = true;
+// The enrollments it took effect for, when it said (pg::note_effective_for);
+// nullptr: all.
+thread_local const std::vector<std::string>* tl_effective_for = nullptr;
 }  // namespace
 
 void pg::note_no_effect() {
     tl_effective = false;
+}
+
+void pg::note_effective_for(const std::vector<std::string>* ids) {
+    tl_effective_for = ids;
 }
 
 class PgStore::Attachment : public EventAttachment {
@@ -182,8 +189,10 @@ Status PgStore::run(const Work& fn, bool read_only) {
             }
             (*conn)->exec("BEGIN");
             tl_effective = true;
+            tl_effective_for = nullptr;
             Status s = fn(**conn);
-            if (s && !events.empty()) pg::append_outbox(**conn, events, tl_effective);
+            if (s && !events.empty())
+                pg::append_outbox(**conn, events, tl_effective, tl_effective_for);
             if (!s) {
                 (*conn)->exec("ROLLBACK");
                 give_back(std::move(*conn));

@@ -117,7 +117,8 @@ void lock_lines(Connection& c, const std::set<int64_t>& keys) {
 
 }  // namespace
 
-void pg::append_outbox(Connection& c, const std::vector<OutboxEvent>& events, bool effective) {
+void pg::append_outbox(Connection& c, const std::vector<OutboxEvent>& events, bool effective,
+                       const std::vector<std::string>* effective_for) {
     std::vector<Webhook> dests;
     {
         // Its own statement: the read below takes its snapshot after the lock.
@@ -135,6 +136,10 @@ void pg::append_outbox(Connection& c, const std::vector<OutboxEvent>& events, bo
     for (size_t i = 0; i < events.size(); ++i) {
         const OutboxEvent& ev = events[i];
         if (ev.only_if_effective && !effective) continue;
+        if (ev.only_if_effective && effective_for &&
+            std::find(effective_for->begin(), effective_for->end(), ev.enrollment_id) ==
+                effective_for->end())
+            continue;
         for (const auto& w : dests)
             if (topic_matches(w.topics, ev.topic)) to[i].push_back(&w);
         if (!ev.enrollment_id.empty())
