@@ -36,4 +36,25 @@ Status WebhookStore::finish_deliveries(
     return Status::ok();
 }
 
+std::string join_topics(const std::vector<std::string>& topics) {
+    std::string out;
+    for (const auto& t : topics) {
+        if (!out.empty()) out += '\n';
+        out += t;
+    }
+    return out;
+}
+
+std::vector<std::string> split_topics(const std::string& stored) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (start <= stored.size() && !stored.empty()) {
+        size_t nl = stored.find('\n', start);
+        if (nl == std::string::npos) nl = stored.size();
+        out.push_back(stored.substr(start, nl - start));
+        start = nl + 1;
+    }
+    return out;
+}
+
 }  // namespace courier::db

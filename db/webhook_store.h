@@ -52,6 +52,9 @@ struct Webhook {
 };
 // Does a destination with these prefixes take the topic?
 bool topic_matches(const std::vector<std::string>& prefixes, std::string_view topic);
+// A destination's topic prefixes as the backends store them: one per line.
+std::string join_topics(const std::vector<std::string>& topics);
+std::vector<std::string> split_topics(const std::string& stored);
 
 struct OutboxEvent {
     std::string event_id;       // unique per event (kConflict on a repeat)

@@ -19,27 +19,6 @@ namespace {
 
 constexpr int64_t kDeliveryWindowSeconds = 24 * 3600;  // SPEC: retried for 24 h
 
-std::string join_topics(const std::vector<std::string>& topics) {
-    std::string out;
-    for (const auto& t : topics) {
-        if (!out.empty()) out += '\n';
-        out += t;
-    }
-    return out;
-}
-
-std::vector<std::string> split_topics(const std::string& s) {
-    std::vector<std::string> out;
-    size_t start = 0;
-    while (start <= s.size() && !s.empty()) {
-        size_t nl = s.find('\n', start);
-        if (nl == std::string::npos) nl = s.size();
-        out.push_back(s.substr(start, nl - start));
-        start = nl + 1;
-    }
-    return out;
-}
-
 const char kWebhookColumns[] = "id, url, topics, hmac_key, enabled, created_at";
 
 Webhook webhook_row(sqlite::Statement& st) {
