@@ -246,6 +246,12 @@ class HttpPusher final : public Pusher {
 
     size_t start_from_backlog() {
         size_t limit = static_cast<size_t>(std::max(1L, opts_.max_streams_per_connection));
+        // Until a connection has answered, one transfer at a time: PIPEWAIT
+        // does not always hold back transfers started while the first
+        // connection's handshake is still under way (a loaded machine saw
+        // 4 connections for one burst); once it answered, curl multiplexes
+        // the rest on it.
+        if (!answered_) limit = 1;
         size_t started = 0;
         while (!backlog_.empty() && active_.size() < limit) {
             start(std::move(backlog_.front()));
@@ -297,6 +303,7 @@ class HttpPusher final : public Pusher {
             active_.erase(it);
             PushResult r = std::move(t->result);
             if (code == CURLE_OK) {
+                answered_ = true;
                 long status = 0;
                 curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
                 r.http_status = static_cast<int>(status);
@@ -340,6 +347,7 @@ class HttpPusher final : public Pusher {
     std::unordered_map<CURL*, std::unique_ptr<Transfer>> active_;
     std::deque<Submission> backlog_;  // submitted, waiting for a free stream
     std::vector<std::unique_ptr<Transfer>> idle_;
+    bool answered_ = false;  // a transfer got an HTTP answer: a connection is up
 };
 
 }  // namespace
