@@ -8,6 +8,7 @@
 
 #include "common/clock.h"
 #include "common/encoding.h"
+#include "common/log.h"
 
 namespace courier::mdm {
 
@@ -69,6 +70,37 @@ Result<plist::Value> natural(const json::value& v, const std::string& path) {
             break;
     }
     return bad(path, "null is not a plist value (leave the key out)");
+}
+
+// Every key and string an XML plist can carry: command_from_json takes any
+// JSON object (parse_admin_json refuses these first on the HTTP path, but the
+// envelope written here must always parse back whoever called).
+Status check_xml_text(const plist::Dict& d, const std::string& path);
+
+Status check_xml_text(const plist::Value& v, const std::string& path) {
+    if (const std::string* s = v.as_string(); s && !plist::is_xml_text(*s))
+        return bad(path,
+                   "holds a character XML 1.0 forbids (NUL, a control character, U+FFFE "
+                   "or U+FFFF)");
+    if (const plist::Array* a = v.as_array()) {
+        size_t i = 0;
+        for (const auto& e : *a)
+            if (auto s = check_xml_text(e, path + "[" + std::to_string(i++) + "]"); !s.is_ok())
+                return s;
+    }
+    if (const plist::Dict* d = v.as_dict()) return check_xml_text(*d, path);
+    return Status::ok();
+}
+
+Status check_xml_text(const plist::Dict& d, const std::string& path) {
+    for (const auto& [k, e] : d.entries()) {
+        if (!plist::is_xml_text(k))
+            return bad(join(path, log_escape(std::string_view(k).substr(0, 40))),
+                       "key holds a character XML 1.0 forbids (NUL, a control character, "
+                       "U+FFFE or U+FFFF)");
+        if (auto s = check_xml_text(e, join(path, k)); !s.is_ok()) return s;
+    }
+    return Status::ok();
 }
 
 bool looks_like_profile(std::string_view bytes) {
@@ -350,6 +382,7 @@ Result<Command> command_from_json(const json::object& command, bool allow_unknow
         return invalid("RequestType: unknown request type '" + type +
                        "' (not in Apple's MDM schema; PUT /v1/enqueue takes any raw command)");
     }
+    if (auto s = check_xml_text(cmd, type); !s.is_ok()) return s;
 
     Command out;
     out.uuid = uuid && !uuid->empty() ? *uuid : random_uuid();

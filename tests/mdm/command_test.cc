@@ -177,6 +177,32 @@ TEST(JsonCommand, UnknownTypesPassOnlyWhenAllowed) {
     EXPECT_TRUE(*cmd->find_bool("B"));
 }
 
+// command_from_json takes any JSON object, not only what parse_admin_json
+// let through: a key or string XML 1.0 forbids is refused, never written into
+// an envelope that does not parse back (fuzz_command found both shapes).
+TEST(JsonCommand, RefusesCharactersXmlForbidsWhoeverParsedTheJson) {
+    const char* cases[] = {
+        R"({"RequestType":"Vendor.Thing","Set\f\ting":[{"Item":"x","Dev\f":"a"}]})",
+        R"({"RequestType":"Vendor.Thing","Pssa\uFFFFge":"x"})",
+        R"({"RequestType":"Vendor.Thing","D":{"k":"\u0001"}})",
+        R"({"RequestType":"Vendor.Thing","A":["ok","\uFFFE"]})",
+        R"({"RequestType":"Vendor\u0007Thing"})",
+        R"({"RequestType":"DeviceLock","Message":"Lost\u000b"})",
+        R"({"RequestType":"Settings","Settings":[{"Item":"DeviceName","DeviceName":"a","K\f":"b"}]})",
+    };
+    for (const char* text : cases) {
+        auto r = command_from_json(obj(text), true);
+        ASSERT_FALSE(r.is_ok()) << text;
+        EXPECT_EQ(r.status().code(), Code::kInvalid) << text;
+        EXPECT_NE(r.status().message().find("XML 1.0 forbids"), std::string::npos)
+            << r.status().to_string();
+    }
+    // Tab, newline and carriage return are XML text and pass.
+    auto ok = command_from_json(obj(R"({"RequestType":"Vendor.Thing","M":"a\tb\nc\r"})"), true);
+    ASSERT_TRUE(ok.is_ok()) << ok.status().to_string();
+    EXPECT_TRUE(plist::parse_dict(ok->plist).is_ok());
+}
+
 // Every command in the facts table is in Courier's, and one built from its
 // required keys with placeholder values validates.
 TEST(CommandTable, CoversEveryCommandOfTheFactsTable) {
