@@ -75,7 +75,7 @@ def status_kib(pid, key):
 # ------------------------------------------------------------------ identities
 
 
-def make_identities(tmp, n):
+def make_identities(tmp, n, udid_style="legacy"):
     """A device CA (RSA 2048) and n device certificates (EKU clientAuth) on
     one RSA 2048 key: the header path never proves possession, so one key
     serves; every certificate is distinct. Returns (ca_file, [(udid, hdr)])."""
@@ -101,10 +101,14 @@ def make_identities(tmp, n):
         f.write(ca.public_bytes(serialization.Encoding.PEM))
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key())
-    tag = os.urandom(3).hex().upper()
     out = []
     for i in range(n):
-        udid = f"PEER-{tag}-{i:06d}"
+        # modern: iPhone XS and later, Apple silicon (0000XXXX-16 hex); legacy:
+        # 40 hex digits. NanoMDM's filekv stores a key under directories named
+        # by its first four characters (Split2X2Transform), so with modern
+        # UDIDs every device's queue items share one directory.
+        udid = (f"0000{('8020', '8030', '8101', '8110', '8120')[i % 5]}-{os.urandom(8).hex().upper()}" if udid_style == "modern"
+                else os.urandom(20).hex().upper())
         cert = (x509.CertificateBuilder()
                 .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, udid)]))
                 .issuer_name(ca_name).public_key(key.public_key())
@@ -304,7 +308,7 @@ def run_peer_server(env, srv, devices, args, i, prof_dir=None):
     peer_lua.write_script(idle, peer_lua.IDLE, devfile, 2)
     enq = os.path.join(tmp, f"enqueue{i}.lua")
     peer_lua.write_script(enq, peer_lua.ENQUEUE, devfile, args.connections, auth=srv.auth,
-                          tag=f"peer{i}-{os.urandom(3).hex()}")
+                          seed=int.from_bytes(os.urandom(3), "big"))
     drain = os.path.join(tmp, "drain.lua")
     peer_lua.write_script(drain, peer_lua.DRAIN, devfile, args.connections)
     for name, script, th in (("idle", idle, 2), ("enqueue", enq, args.connections),
@@ -324,7 +328,7 @@ def run_peer_server(env, srv, devices, args, i, prof_dir=None):
 
 
 def bench_peer(env, args):
-    ca_file, devices = make_identities(env.tmp, args.devices)
+    ca_file, devices = make_identities(env.tmp, args.devices, args.udids)
     peer_lua.write_devices(os.path.join(env.tmp, "devices.lua"), devices)
     kinds = args.servers.split(",")
     runs = []
@@ -619,6 +623,9 @@ def main():
     ap.add_argument("--connections", type=int, default=32, help="enqueue and round-trip connections")
     ap.add_argument("--commands-per-device", type=int, default=100, help="B over TLS")
     ap.add_argument("--only", default="peer,tls", help="peer, tls or both")
+    ap.add_argument("--udids", default="legacy", choices=("legacy", "modern"),
+                    help="legacy: 40 random hex digits (NanoMDM filekv spreads its files); modern: "
+                    "0000XXXX-… as since iPhone XS (filekv puts every queue item in one directory)")
     ap.add_argument("--servers", default="courier,filekv,inmem", help="peer: which servers")
     ap.add_argument("--profile", action="store_true",
                     help="afterwards, one more pass of Courier's loads under perf record -g")

@@ -61,11 +61,14 @@ ENQUEUE = COMMON + r"""
 local my, k = nil, 0
 bad = 0
 local AUTH = %(auth)q
-function init(args) my = mine() end
+function init(args) my = mine(); math.randomseed(%(seed)s + id) end
 function request()
   k = k + 1
   local d = my[(k %% #my) + 1]
-  local uuid = string.format("%(tag)s-%%d-%%d", id, k)
+  -- random leading hex (as real CommandUUIDs: NanoMDM's filekv files keys
+  -- by their first four characters), unique by thread and counter
+  local uuid = string.format("%%08X-%%04X-4%%03X-8%%03X-%%012X", math.random(0, 0x7fffffff),
+    math.random(0, 0xffff), id, math.random(0, 0xfff), k)
   local body = plist("<key>Command</key><dict><key>RequestType</key><string>DeviceInformation</string>" ..
     "<key>Queries</key><array><string>OSVersion</string><string>SerialNumber</string></array></dict>" ..
     "<key>CommandUUID</key><string>" .. uuid .. "</string>")
@@ -137,7 +140,7 @@ def write_script(path, template, devices_file, nthreads, **kw):
     # Lua's %q is Python's repr-free quoting here: use lua_string.
     text = template.replace("%(devices)q", lua_string(devices_file)).replace(
         "%(auth)q", lua_string(kw.get("auth", "")))
-    text = text.replace("%(tag)s", kw.get("tag", "peer"))
+    text = text.replace("%(seed)s", str(kw.get("seed", 1)))
     text = text.replace("%%", "%")
     with open(path, "w") as f:
         f.write(f"nthreads = {nthreads}\n")
