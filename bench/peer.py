@@ -442,11 +442,15 @@ def met(ok):
     return "met" if ok else "**missed**"
 
 
+def git_commit():
+    return subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+
+
 def write_report(env, args, peer, tls, profiles, started, path):
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
                 if ln.startswith("model name")), "?")
-    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+    commit = getattr(args, "commit", None) or git_commit()
     nver = subprocess.run([args.nanomdm, "-version"], capture_output=True, text=True).stdout.strip()
     L = []
     w = L.append
@@ -523,7 +527,8 @@ def write_report(env, args, peer, tls, profiles, started, path):
         b = med(tls, "B", "rps")
         w(f"| round trips over TLS (B) ≥ 8,000/s | {f0(b)}/s | {met(b and b >= 8000)} |")
         rss = med(tls, "rss_mib")
-        w(f"| RSS at {args.devices:,} active devices ≤ 64 MiB (TLS loads) | {f0(rss)} MiB | "
+        w(f"| RSS at {args.devices:,} active devices ≤ 64 MiB (after the per-device TLS load: "
+          f"{args.devices:,} open TLS connections, {3 * args.devices:,} enrollments) | {f0(rss)} MiB | "
           f"{met(rss is not None and rss <= 64)} |")
     w("")
 
@@ -560,7 +565,8 @@ def write_report(env, args, peer, tls, profiles, started, path):
         w("### Where Courier's CPU goes (`perf record -g`, self time)\n")
         w("Grouped by shared object and symbol name (a heuristic; the top symbols are listed so it "
           "can be checked): store = SQLite; crypto = libcrypto (TLS records, CMS, X.509); parse = "
-          "plist/XML/JSON/PEM/HTTP parsing; transport = kernel, libssl, Asio/Beast.\n")
+          "plist/XML/JSON/PEM/HTTP parsing; scheduling = context switches and wake-ups (kernel), "
+          "mutexes; transport = the rest of the kernel (TCP on loopback), libssl, Asio/Beast.\n")
         w("| load | " + " | ".join(next(iter(profiles.values()))["categories"].keys()) + " |")
         w("|---|" + "---|" * len(next(iter(profiles.values()))["categories"]))
         for name, p in profiles.items():
@@ -574,15 +580,19 @@ def write_report(env, args, peer, tls, profiles, started, path):
     w("```")
     w("apt-get install -y golang-go                    # Go 1.19 (Debian 12)")
     w("../shared/peer/build_nanomdm.sh MIRROR_ROOT     # -> /tmp/peer/bin/nanomdm")
-    w(f"bench/peer.py --runs {args.runs} --devices {args.devices} --seconds {args.seconds} "
-      f"--out FILE{' --profile' if args.profile else ''}")
+    w(f"bench/peer.py --runs {args.runs}{' --profile' if args.profile else ''}"
+      + (f" --devices {args.devices}" if args.devices != 1000 else "")
+      + (f" --seconds {args.seconds}" if args.seconds != 10 else "")
+      + "   # writes bench/PEER.md and this section of docs/BENCHMARKS.md")
+    w("bench/peer.py --only peer --servers filekv --udids modern --runs 1 --docs '' --out /tmp/modern.md")
     w("```\n")
     w("Per server and run: a fresh data dir; enrol every device (Authenticate + TokenUpdate, 8 "
       "clients); `wrk -t2 -c32` Idle; `wrk -t{c} -c{c}` enqueue (each connection its own devices, "
       "so no two enqueues for one device overlap: NanoMDM's `storage/kv/queue.go` builds the "
       "queue outside its transaction and two concurrent enqueues can lose a command); `wrk -t{c} "
-      "-c{c}` round trips draining what enqueue queued (Idle, then Acknowledged for each command "
-      "handed out, device after device); RSS. NanoMDM runs as its docs describe behind a "
+      "-c{c}` round trips for half the enqueue load's time, draining what it queued (Idle, then "
+      "Acknowledged for each command handed out, device after device; a connection that runs out "
+      "is flagged in Every run); RSS. Target ratios are taken within each run, then their median. NanoMDM runs as its docs describe behind a "
       "TLS-terminating proxy (`-cert-header X-Client-Cert -ca <device CA>`), Courier with "
       "`--http-listen --cert-header X-Client-Cert --device-ca <device CA>`; no proxy runs, wrk "
       "sends the header as nginx's `$ssl_client_escaped_cert` would. The TLS rows are Courier "
@@ -649,6 +659,7 @@ def main():
             d = json.load(f)
         started = datetime.datetime.fromisoformat(d["started"])
         args.load_avg = d.get("load_average")
+        args.commit = d.get("commit")
         write_report(None, args, d["peer"], d["tls"], d["profiles"], started, args.out)
         return
     only = set(args.only.split(","))
@@ -682,7 +693,7 @@ def main():
                 profiles["TLS Idle, fresh signature"] = r["fresh_profile"]
         if args.json_out:
             with open(args.json_out, "w") as f:
-                json.dump({"peer": peer, "tls": tls, "profiles": profiles, "started": started.isoformat(),
+                json.dump({"peer": peer, "tls": tls, "profiles": profiles, "started": started.isoformat(), "commit": git_commit(),
                            "load_average": os.getloadavg()[0]}, f, indent=1)
         write_report(env, args, peer, tls, profiles, started, args.out)
     finally:
