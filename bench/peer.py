@@ -384,7 +384,9 @@ def bench_tls(env, args, prof_dir=None):
                      "--connections", 16, "--wrk-script", script)
             c0 = cpu_seconds(s.proc.pid)
             r = wrk(env, s.url, script, 32, args.seconds, 2)
-            r["cpu_us"] = (cpu_seconds(s.proc.pid) - c0) / (r["rps"] * args.seconds) * 1e6
+            m = re.search(r"(\d+) requests in", r["raw"])
+            n = int(m.group(1)) if m else r["rps"] * args.seconds
+            r["cpu_us"] = (cpu_seconds(s.proc.pid) - c0) / n * 1e6
             del r["raw"]
             row["cached"] = r
             for key, auth in (("fresh_signature", "signature"), ("tls_identity", "tls")):
