@@ -32,7 +32,7 @@ from benchlib import (ROOT, Env, Server, beast_ceiling, free_port, log, median, 
 def bench_A_F(env, runs, quick):
     devices = 200 if quick else 1000
     secs = 3 if quick else 10
-    res = {"A": [], "F": [], "F2": [], "A_tls": []}
+    res = {"A": [], "F": [], "F2": [], "A_tls": [], "A_fresh": []}
     for i in range(runs):
         s = Server(env, f"a{i}")
         try:
@@ -46,6 +46,11 @@ def bench_A_F(env, runs, quick):
             t = simulate(env, s, "--scenario", "idle", "--devices", devices, "--connections", 32,
                          "--duration", secs, "--auth", "tls")
             res["A_tls"].append(t["idle"])
+            # Every request signed anew (ECDSA: no two signatures alike), so
+            # the verification cache keyed by signature never hits.
+            t = simulate(env, s, "--scenario", "idle", "--devices", devices, "--connections", 32,
+                         "--duration", secs, "--auth", "signature")
+            res["A_fresh"].append(t["idle"])
             res["F"].append(nginx_ceiling(env, s.data, script, 32, secs, 2))
             res["F2"].append(beast_ceiling(env, s.data, script, 32, secs, 2))
         finally:
@@ -337,10 +342,23 @@ def write_report(env, res, path, args, started):
         a_p99 = median([r["p99"] for r in a["A"]])
         f_rps = median([r["rps"] for r in a["F"]])
         frac = a_rps / f_rps if a_rps and f_rps else None
-        rows.append(("A", "Idle check-ins/s, 1,000 devices, 32 TLS keep-alive connections",
-                     "≥ 10,000/s, p99 ≤ 10 ms", f"{fmt(a_rps)}/s, p99 {fmt(a_p99, 2)} ms",
-                     verdict(a_rps and a_rps >= 10000 and a_p99 is not None and a_p99 <= 10)))
-        rows.append(("A/F", "A as a share of the reference ceiling F (nginx `return 200`)", "≥ 60 %",
+        fresh = a.get("A_fresh") or []
+        if fresh:
+            fr = median([t["per_second"] for t in fresh])
+            fp = median([t["latency_ms"]["p99"] for t in fresh])
+            rows.append(("A", "Idle check-ins/s, 1,000 devices, TLS, a fresh `Mdm-Signature` on every "
+                         "request (`courier simulate --scenario idle --auth signature`)",
+                         "≥ 10,000/s, p99 ≤ 10 ms", f"{fmt(fr)}/s, p99 {fmt(fp, 2)} ms",
+                         verdict(fr and fr >= 10000 and fp is not None and fp <= 10)))
+        t_rps = median([t["per_second"] for t in a["A_tls"]])
+        t_p99 = median([t["latency_ms"]["p99"] for t in a["A_tls"]])
+        rows.append(("A", "Idle check-ins/s, 1,000 devices, per-device TLS client certificates "
+                     "(`--auth tls`)", "≥ 10,000/s, p99 ≤ 10 ms", f"{fmt(t_rps)}/s, p99 {fmt(t_p99, 2)} ms",
+                     verdict(t_rps and t_rps >= 10000 and t_p99 is not None and t_p99 <= 10)))
+        rows.append(("A (cached)", "Idle check-ins/s, 1,000 devices, 32 TLS keep-alive connections, wrk "
+                     "replaying 1,000 pre-signed bodies (**signature verification cached**: flatters A)",
+                     "–", f"{fmt(a_rps)}/s, p99 {fmt(a_p99, 2)} ms", ""))
+        rows.append(("A/F", "A (cached) as a share of the reference ceiling F (nginx `return 200`, same wrk script)", "≥ 60 %",
                      f"{fmt(frac * 100 if frac else None, 1)} % of {fmt(f_rps)}/s",
                      verdict(frac and frac >= 0.6)))
         f2 = median([r["rps"] for r in a["F2"]])
@@ -418,6 +436,18 @@ def write_report(env, res, path, args, started):
             w(f"| {i + 1} | {fmt(t['per_second'])} | {fmt(t['latency_ms']['p50'], 2)} | "
               f"{fmt(t['latency_ms']['p99'], 2)} |")
         w("")
+        if a.get("A_fresh"):
+            w("A with a fresh signature on every request: `courier simulate --scenario idle --auth "
+              "signature` signs each Idle anew (the simulator's device keys are ECDSA P-256, so no "
+              "two signatures are alike and the server's cache by signature never hits; the "
+              "signer's path validation stays cached by fingerprint). The simulator's signing "
+              "shares the cores with the server:\n")
+            w("| run | req/s | p50 ms | p99 ms |")
+            w("|---|---|---|---|")
+            for i, t in enumerate(a["A_fresh"]):
+                w(f"| {i + 1} | {fmt(t['per_second'])} | {fmt(t['latency_ms']['p50'], 2)} | "
+                  f"{fmt(t['latency_ms']['p99'], 2)} |")
+            w("")
     if "B" in res:
         w("## B. Command round trips\n")
         w("```sh\ncourier simulate --scenario drain --devices 1000 --commands-per-device 100 "
@@ -531,6 +561,10 @@ def write_report(env, res, path, args, started):
           "reuse this depends on.\n")
     if args.notes and os.path.exists(args.notes):
         with open(args.notes) as f:
+            w(f.read())
+    peer = os.path.join(ROOT, "bench", "PEER.md")  # written by bench/peer.py
+    if os.path.exists(peer):
+        with open(peer) as f:
             w(f.read())
     with open(path, "w") as f:
         f.write("\n".join(L) + "\n")
