@@ -58,6 +58,10 @@ thread_local bool tl_effective = true;
 // (sqlite::note_effective_for); nullptr: all.
 thread_local const std::vector<std::string>* tl_effective_for = nullptr;
 
+// The running job's fresh deliveries (sqlite::note_fresh_delivery); nullptr
+// outside a job.
+thread_local std::vector<ClaimedDelivery>* tl_fresh = nullptr;
+
 // Runs fn, turning a thrown SqlError into its Status.
 Status guarded(const std::function<Status(Connection&)>& fn, Connection& conn) {
     try {
@@ -68,6 +72,10 @@ Status guarded(const std::function<Status(Connection&)>& fn, Connection& conn) {
 }
 
 }  // namespace
+
+void sqlite::note_fresh_delivery(ClaimedDelivery d) {
+    if (tl_fresh) tl_fresh->push_back(std::move(d));
+}
 
 void sqlite::note_no_effect() {
     tl_effective = false;
@@ -289,12 +297,15 @@ void SqliteStore::commit_batch(std::vector<WriteJob*>& batch,
             used.clear();
         }
         std::vector<WriteJob*> done_in_tx;
+        std::vector<ClaimedDelivery> fresh_in_tx, fresh_in_job;
         bool aborted = false;
         for (; next < batch.size() && !aborted; ++next) {
             WriteJob& job = *batch[next];
             Status s = conn.try_exec("SAVEPOINT job");
             tl_effective = true;
             tl_effective_for = nullptr;
+            fresh_in_job.clear();
+            tl_fresh = &fresh_in_job;
             if (s) s = guarded(job.fn, conn);
             if (s && !job.events.empty()) {
                 bool effective = tl_effective;
@@ -306,9 +317,11 @@ void SqliteStore::commit_batch(std::vector<WriteJob*>& batch,
                     },
                     conn);
             }
+            tl_fresh = nullptr;
             if (s) s = conn.try_exec("RELEASE job");
             if (s) {
                 done_in_tx.push_back(&job);
+                for (auto& d : fresh_in_job) fresh_in_tx.push_back(std::move(d));
                 continue;
             }
             job.result = s;
@@ -321,6 +334,7 @@ void SqliteStore::commit_batch(std::vector<WriteJob*>& batch,
                                 : conn.try_exec("COMMIT");
         if (!commit && conn.in_transaction()) (void)conn.try_exec("ROLLBACK");
         for (WriteJob* job : done_in_tx) job->result = commit;
+        if (commit && !fresh_in_tx.empty()) hand_off(std::move(fresh_in_tx));
         if (!commit && !aborted) return;
     }
 }

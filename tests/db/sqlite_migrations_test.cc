@@ -13,7 +13,18 @@ using namespace sqlite_tests;
 // twice, so a migration test starts from the shape before it). A new
 // migration adds its undo step here.
 void rewind_schema(const fs::path& db, int version) {
-    ASSERT_EQ(sqlite::latest_schema_version(), 8) << "add the new migration's undo step here";
+    ASSERT_EQ(sqlite::latest_schema_version(), 9) << "add the new migration's undo step here";
+    if (version < 9) {
+        query(db, "DROP INDEX webhook_deliveries_line");
+        query(db, "DROP INDEX webhook_deliveries_backlog");
+        query(db,
+              "CREATE INDEX webhook_deliveries_line ON webhook_deliveries(webhook_id, "
+              "enrollment_id, status, event_seq)");
+        query(db,
+              "CREATE INDEX webhook_deliveries_status ON webhook_deliveries(webhook_id, status, "
+              "event_seq)");
+        query(db, "CREATE INDEX webhook_deliveries_event ON webhook_deliveries(event_seq)");
+    }
     if (version < 8) {
         query(db, "DROP TABLE console_sessions");
         query(db, "DROP TABLE pending_push_keys");
