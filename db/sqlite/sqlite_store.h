@@ -77,6 +77,15 @@ class SqliteStore final : public Store {
     // maintenance and tests; fn must not block on other store calls.
     Status write(std::function<Status(sqlite::Connection&)> fn);
 
+    // Runs fn in a later group-commit transaction without waiting for it:
+    // with the next batch of writes, or within kDeferredWait when none
+    // comes; `done` gets the outcome on the writer thread after the commit
+    // (kUnavailable when the store is closed). For work whose caller need
+    // not wait (recording webhook delivery outcomes).
+    void write_deferred(std::function<Status(sqlite::Connection&)> fn,
+                        std::function<void(const Status&)> done);
+    static constexpr std::chrono::milliseconds kDeferredWait{5};
+
     struct WriterStats {
         uint64_t transactions = 0;  // committed
         uint64_t writes = 0;        // closures that committed
@@ -221,6 +230,8 @@ class SqliteStore final : public Store {
     mutable std::mutex mu_;  // guards pending_, stopping_, stats_
     std::condition_variable work_cv_;
     std::deque<WriteJob*> pending_;
+    std::deque<WriteJob*> deferred_;                        // write_deferred's, owned here
+    std::chrono::steady_clock::time_point deferred_since_;  // when deferred_ became non-empty
     bool stopping_ = false;
     WriterStats stats_;
     // The outcome of the last write batch: ok, or the storage error its

@@ -1,10 +1,12 @@
 // SqliteStore: webhook destinations, the outbox and deliveries
 // (db/webhook_store.h).
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
 #include <charconv>
+#include <memory>
 
 #include "common/encoding.h"
 #include "db/sqlite/sqlite_internal.h"
@@ -434,7 +436,41 @@ Status SqliteStore::finish_delivery(const ClaimedDelivery& claim, const Delivery
 Status SqliteStore::finish_deliveries(
     const std::vector<std::pair<ClaimedDelivery, DeliveryOutcome>>& batch, SysTime now) {
     if (batch.empty()) return Status::ok();
-    return finish_batch(batch, now, nullptr);
+    // Recorded in the next group commit, without waiting for it: the leases
+    // stay held (no claim sends these again) until it committed; if it
+    // fails they run out and the deliveries are claimed again (at least
+    // once). Only what recording needs is kept (no bodies).
+    auto mine = std::make_shared<std::vector<std::pair<ClaimedDelivery, DeliveryOutcome>>>();
+    {
+        std::lock_guard lk(lease_mu_);
+        for (const auto& [claim, outcome] : batch) {
+            auto it = leases_.find({claim.delivery.webhook_id, claim.delivery.seq});
+            if (it == leases_.end() || it->second.finished != 0 || it->second.lease != claim.lease)
+                continue;
+            ClaimedDelivery slim;
+            slim.delivery = claim.delivery;
+            slim.lease = claim.lease;
+            mine->emplace_back(std::move(slim), outcome);
+        }
+    }
+    if (mine->empty()) return Status::ok();
+    auto done = std::make_shared<std::vector<const ClaimedDelivery*>>();
+    write_deferred(
+        [mine, done, now](Connection& c) {
+            done->clear();
+            for (const auto& [claim, outcome] : *mine)
+                if (finish_in(c, claim, outcome, now)) done->push_back(&claim);
+            return Status::ok();
+        },
+        [this, mine, done](const Status& s) {
+            if (s) {
+                leases_finished(*done);
+            } else {
+                spdlog::warn("webhooks: recording {} delivery outcomes failed: {}", mine->size(),
+                             s.message());
+            }
+        });
+    return Status::ok();
 }
 
 Status SqliteStore::finish_batch(
