@@ -76,6 +76,28 @@ TEST_F(SqliteStoreTest, MigrationFiveKeepsExistingBindingsActiveUntilTheNextBind
     EXPECT_EQ(store->binding(std::string(64, 'b'))->value().state, BindingState::kSuperseded);
 }
 
+TEST_F(SqliteStoreTest, MigrationNineKeepsOnlyUndeliveredDeliveriesInTheLineAndBacklogIndexes) {
+    open().reset();
+    rewind_schema(db_path(), 8);
+    EXPECT_EQ(query(db_path(),
+                    "SELECT count(*) FROM sqlite_master WHERE name = 'webhook_deliveries_status'"),
+              "1");
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(query(db_path(), "PRAGMA user_version"),
+              std::to_string(sqlite::latest_schema_version()));
+    EXPECT_EQ(query(db_path(),
+                    "SELECT count(*) FROM sqlite_master WHERE name IN "
+                    "('webhook_deliveries_status', 'webhook_deliveries_event')"),
+              "0");
+    EXPECT_EQ(query(db_path(),
+                    "SELECT count(*) FROM sqlite_master WHERE name IN ('webhook_deliveries_line', "
+                    "'webhook_deliveries_backlog') AND sql LIKE '%WHERE status IN%'"),
+              "2");
+    auto backlog = store->webhook_backlog();
+    ASSERT_TRUE(backlog.is_ok()) << backlog.status().to_string();
+}
+
 TEST_F(SqliteStoreTest, MigrationSevenAddsWebhooksAndStartsTalliesAtZero) {
     {
         auto store = open();
