@@ -287,6 +287,7 @@ class SqliteStore final : public Store {
     static constexpr size_t kHandoffMax = 4096;
     static constexpr std::chrono::seconds kHandoffAge{10};
     std::deque<Handoff> handoff_;  // guarded by lease_mu_
+    uint64_t handoff_leases_ = 0;  // take_committed's lease names (lease_mu_)
     // After a commit: the fresh deliveries of its jobs (writer thread).
     void hand_off(std::vector<ClaimedDelivery> fresh);
     // Drops a handed-off delivery (lease_mu_ held).

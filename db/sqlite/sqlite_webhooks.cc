@@ -364,7 +364,8 @@ std::vector<ClaimedDelivery> SqliteStore::take_committed(SysTime now, std::chron
             if (l.finished == 0 && l.until > t) continue;  // a claim holds it
             if (l.finished > h.gen) continue;              // a claim delivered it since
         }
-        h.claim.lease = random_token(12);
+        // Unique among this process's leases (all there are on SQLite).
+        h.claim.lease = fmt::format("m{}", ++handoff_leases_);
         l = {h.claim.lease, to_unix(now + lease), 0};
         out.push_back(std::move(h.claim));
     }

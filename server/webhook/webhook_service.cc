@@ -197,17 +197,27 @@ db::DeliveryOutcome WebhookService::post(const std::string& url, const std::stri
                                          const std::string& body, const std::string& event_id,
                                          const db::Delivery& d, SysTime now) {
     db::DeliveryOutcome out;
-    // One handle per delivery thread, reset for each request: its
-    // connection cache keeps the receiver's connection alive between events.
+    // One handle per delivery thread: its connection cache keeps the
+    // receiver's connection alive between events. The options every request
+    // shares are set once; each request sets all the others.
     struct Handle {
         CURL* e = curl_easy_init();
+        bool ready = false;
         ~Handle() {
             if (e) curl_easy_cleanup(e);
         }
     };
     thread_local Handle handle;
     CURL* e = handle.e;
-    if (e) curl_easy_reset(e);
+    if (e && !handle.ready) {
+        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(opts_.timeout.count()));
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_body);
+        curl_easy_setopt(e, CURLOPT_USERAGENT, "Courier-Webhook/1");
+        handle.ready = true;
+    }
     if (!e) {
         out.error = "curl_easy_init failed";
     } else {
@@ -220,17 +230,12 @@ db::DeliveryOutcome WebhookService::post(const std::string& url, const std::stri
         headers = curl_slist_append(headers, "Expect:");
         size_t answer_bytes = 0;
         curl_easy_setopt(e, CURLOPT_URL, url.c_str());
-        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, body.data());
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(opts_.timeout.count()));
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_body);
         curl_easy_setopt(e, CURLOPT_WRITEDATA, &answer_bytes);
-        curl_easy_setopt(e, CURLOPT_USERAGENT, "Courier-Webhook/1");
         CURLcode rc = curl_easy_perform(e);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, nullptr);  // freed below
         long code = 0;
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
         out.http_status = static_cast<int>(code);
