@@ -20,6 +20,12 @@ inline constexpr const char* kCommandFinishedTopic = "courier.command.finished";
 // trimmed (NanoMDM's created_at).
 std::string format_event_time(SysTimeMs t);
 
+// A new event_id: a UUID whose first 48 bits are the Unix time in
+// milliseconds (UUID version 7 layout, RFC 9562), 74 random bits after it.
+// Unique as a random UUID, and the outbox's event_id index grows at its end
+// instead of taking a write on a random page per event.
+std::string new_event_id();
+
 // {"courier_event":{"command_uuid","enrollment_id","status"},"created_at",
 // "event_id","topic":"courier.command.finished"}, ordered with the
 // enrollment's events. Sets nothing else (the caller sets only_if_effective).

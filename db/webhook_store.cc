@@ -27,6 +27,10 @@ std::optional<DeliveryStatus> parse_delivery_status(std::string_view s) {
     return std::nullopt;
 }
 
+std::vector<ClaimedDelivery> WebhookStore::take_committed(SysTime, std::chrono::seconds, size_t) {
+    return {};
+}
+
 Status WebhookStore::finish_deliveries(
     const std::vector<std::pair<ClaimedDelivery, DeliveryOutcome>>& batch, SysTime now) {
     for (const auto& [claim, outcome] : batch) {

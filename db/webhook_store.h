@@ -139,6 +139,16 @@ class WebhookStore {
     virtual Result<std::vector<ClaimedDelivery>> claim_deliveries(SysTime now,
                                                                   std::chrono::seconds lease,
                                                                   size_t limit) = 0;
+    // Deliveries made due by writes this process committed (an appended
+    // event, the next one in an enrollment's line), handed over from memory
+    // and leased to the caller as claim_deliveries would lease them, with no
+    // read of the store; oldest first. A fast path only: whatever it does not
+    // hand over (the backend keeps none, the memory is full or stale, a
+    // destination changed meanwhile, a claim took it first) claim_deliveries
+    // finds. The default hands over nothing; SqliteStore keeps what its
+    // writer committed (bounded).
+    virtual std::vector<ClaimedDelivery> take_committed(SysTime now, std::chrono::seconds lease,
+                                                        size_t limit);
     // Records an attempt: delivered, pending again at retry_at, or failed.
     // attempts + 1, the lease released. kConflict (nothing changed) when the
     // lease is no longer the delivery's (it ran out and was claimed again,

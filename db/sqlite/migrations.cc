@@ -9,7 +9,7 @@ namespace {
 
 // migrations[i] takes the schema from version i to version i + 1. Append
 // only: a shipped entry is never edited. Times are Unix seconds (INTEGER).
-constexpr std::array<const char*, 8> kMigrations = {
+constexpr std::array<const char*, 9> kMigrations = {
     R"sql(
 CREATE TABLE enrollments (
     id TEXT PRIMARY KEY,
@@ -236,6 +236,23 @@ CREATE TABLE pending_push_keys (
     created_at INTEGER NOT NULL
 );
 CREATE INDEX push_attempts_at ON push_attempts(at);
+)sql",
+    // 9: fewer index writes per webhook event. webhook_deliveries_line holds
+    // only the deliveries still in an enrollment's line (pending or waiting,
+    // ordered), webhook_deliveries_backlog only the undelivered ones: a few
+    // hot pages instead of a random page of a large index per event, at its
+    // append and again at its delivery. webhook_deliveries_status (used by
+    // the backlog count only) and webhook_deliveries_event (pruning, which
+    // now looks deliveries up by primary key) go. Queries name the partial
+    // indexes' conditions as written here.
+    R"sql(
+DROP INDEX webhook_deliveries_line;
+DROP INDEX webhook_deliveries_status;
+DROP INDEX webhook_deliveries_event;
+CREATE INDEX webhook_deliveries_line ON webhook_deliveries(webhook_id, enrollment_id, event_seq)
+    WHERE status IN ('pending', 'waiting') AND ordered = 1;
+CREATE INDEX webhook_deliveries_backlog ON webhook_deliveries(webhook_id)
+    WHERE status IN ('pending', 'waiting');
 )sql",
 };
 

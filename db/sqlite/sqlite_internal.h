@@ -69,6 +69,12 @@ void note_effective_for(const std::vector<std::string>* ids);
 void append_outbox(Connection& c, const std::vector<OutboxEvent>& events, bool effective,
                    const std::vector<std::string>* effective_for = nullptr);
 
+// A delivery the running write job appended, or made due, as pending: the
+// writer hands it to the delivery threads once the transaction commits
+// (WebhookStore::take_committed). Dropped with the job when it rolls back.
+// Writer thread only.
+void note_fresh_delivery(ClaimedDelivery d);
+
 // Page limits are clamped to 1..1000.
 int64_t clamp_limit(int64_t limit);
 

@@ -77,6 +77,15 @@ class SqliteStore final : public Store {
     // maintenance and tests; fn must not block on other store calls.
     Status write(std::function<Status(sqlite::Connection&)> fn);
 
+    // Runs fn in a later group-commit transaction without waiting for it:
+    // with the next batch of writes, or within kDeferredWait when none
+    // comes; `done` gets the outcome on the writer thread after the commit
+    // (kUnavailable when the store is closed). For work whose caller need
+    // not wait (recording webhook delivery outcomes).
+    void write_deferred(std::function<Status(sqlite::Connection&)> fn,
+                        std::function<void(const Status&)> done);
+    static constexpr std::chrono::milliseconds kDeferredWait{5};
+
     struct WriterStats {
         uint64_t transactions = 0;  // committed
         uint64_t writes = 0;        // closures that committed
@@ -173,6 +182,8 @@ class SqliteStore final : public Store {
     Status append_events(const std::vector<OutboxEvent>& events) override;
     Result<std::vector<ClaimedDelivery>> claim_deliveries(SysTime now, std::chrono::seconds lease,
                                                           size_t limit) override;
+    std::vector<ClaimedDelivery> take_committed(SysTime now, std::chrono::seconds lease,
+                                                size_t limit) override;
     Status finish_delivery(const ClaimedDelivery& claim, const DeliveryOutcome& outcome,
                            SysTime now) override;
     Status finish_deliveries(const std::vector<std::pair<ClaimedDelivery, DeliveryOutcome>>& batch,
@@ -219,6 +230,8 @@ class SqliteStore final : public Store {
     mutable std::mutex mu_;  // guards pending_, stopping_, stats_
     std::condition_variable work_cv_;
     std::deque<WriteJob*> pending_;
+    std::deque<WriteJob*> deferred_;                        // write_deferred's, owned here
+    std::chrono::steady_clock::time_point deferred_since_;  // when deferred_ became non-empty
     bool stopping_ = false;
     WriterStats stats_;
     // The outcome of the last write batch: ok, or the storage error its
@@ -260,6 +273,25 @@ class SqliteStore final : public Store {
     std::map<std::pair<std::string, int64_t>, DeliveryLease> leases_;  // (webhook, seq)
     uint64_t finish_gen_ = 1;
     std::multiset<uint64_t> claims_in_flight_;  // finish_gen_ as each claim began
+    // Deliveries the writer committed as pending, waiting for
+    // take_committed (oldest first, at most kHandoffMax, each at most
+    // kHandoffAge old). Each counts as a claim in flight that began at its
+    // commit (gen), so finish marks newer than that stay until it is taken:
+    // take_committed skips one finished meanwhile.
+    struct Handoff {
+        ClaimedDelivery claim;
+        uint64_t gen = 0;               // finish_gen_ at its commit
+        uint64_t webhooks_version = 0;  // destinations as of its commit
+        std::chrono::steady_clock::time_point at;
+    };
+    static constexpr size_t kHandoffMax = 4096;
+    static constexpr std::chrono::seconds kHandoffAge{10};
+    std::deque<Handoff> handoff_;  // guarded by lease_mu_
+    uint64_t handoff_leases_ = 0;  // take_committed's lease names (lease_mu_)
+    // After a commit: the fresh deliveries of its jobs (writer thread).
+    void hand_off(std::vector<ClaimedDelivery> fresh);
+    // Drops a handed-off delivery (lease_mu_ held).
+    void drop_handoff_locked(const Handoff& h);
     // Marks the claims' leases finished after their outcomes committed.
     void leases_finished(const std::vector<const ClaimedDelivery*>& done);
     // finish_delivery(ies): the claims still holding their lease, in one

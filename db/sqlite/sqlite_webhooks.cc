@@ -1,10 +1,12 @@
 // SqliteStore: webhook destinations, the outbox and deliveries
 // (db/webhook_store.h).
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
 #include <charconv>
+#include <memory>
 
 #include "common/encoding.h"
 #include "db/sqlite/sqlite_internal.h"
@@ -78,6 +80,33 @@ const std::vector<Webhook>& enabled_destinations(Connection& c) {
     return tl_destinations.enabled;
 }
 
+const std::string& claim_row_sql() {
+    static const std::string sql = fmt::format(
+        "SELECT {}, w.url, w.hmac_key, e.body, e.tally FROM webhook_deliveries d "
+        "JOIN webhook_events e ON e.seq = d.event_seq JOIN webhooks w ON w.id = "
+        "d.webhook_id WHERE d.webhook_id = ?1 AND d.event_seq = ?2",
+        kDeliveryColumns);
+    return sql;
+}
+
+// A delivery with what posting it needs (claim_row_sql), unleased.
+std::optional<ClaimedDelivery> claim_row(sqlite::Statement& row, const std::string& hook,
+                                         int64_t seq) {
+    std::optional<ClaimedDelivery> out;
+    row.bind(hook, seq);
+    if (row.step()) {
+        ClaimedDelivery cd;
+        cd.delivery = delivery_row(row);
+        cd.url = row.str(13);
+        cd.hmac_key = row.str(14);
+        cd.body = row.str(15);
+        cd.tally = row.opt_int64(16);
+        out = std::move(cd);
+    }
+    row.reset();
+    return out;
+}
+
 }  // namespace
 
 void sqlite::append_outbox(Connection& c, const std::vector<OutboxEvent>& events, bool effective,
@@ -133,6 +162,22 @@ void sqlite::append_outbox(Connection& c, const std::vector<OutboxEvent>& events
                      to_unix(ev.created_at) + kDeliveryWindowSeconds,
                      waiting ? "waiting" : "pending")
                 .run();
+            if (waiting) continue;
+            // Due at once: handed to the delivery threads after the commit.
+            ClaimedDelivery cd;
+            Delivery& d = cd.delivery;
+            d.webhook_id = w->id;
+            d.event_id = ev.event_id;
+            d.topic = ev.topic;
+            d.enrollment_id = ev.enrollment_id;
+            d.seq = seq;
+            d.created_at = d.next_attempt = from_unix(to_unix(ev.created_at));
+            d.deadline = from_unix(to_unix(ev.created_at) + kDeliveryWindowSeconds);
+            cd.url = w->url;
+            cd.hmac_key = w->hmac_key;
+            cd.body = ev.body;
+            cd.tally = tally;
+            sqlite::note_fresh_delivery(std::move(cd));
         }
     }
 }
@@ -255,24 +300,9 @@ Result<std::vector<ClaimedDelivery>> SqliteStore::claim_deliveries(SysTime now,
                 mine.push_back(key);
             }
         }
-        auto row = c.prepare(
-            fmt::format("SELECT {}, w.url, w.hmac_key, e.body, e.tally FROM webhook_deliveries d "
-                        "JOIN webhook_events e ON e.seq = d.event_seq JOIN webhooks w ON w.id = "
-                        "d.webhook_id WHERE d.webhook_id = ?1 AND d.event_seq = ?2",
-                        kDeliveryColumns));
-        for (const auto& [hook, seq] : mine) {
-            row.bind(hook, seq);
-            if (row.step()) {
-                ClaimedDelivery cd;
-                cd.delivery = delivery_row(row);
-                cd.url = row.str(13);
-                cd.hmac_key = row.str(14);
-                cd.body = row.str(15);
-                cd.tally = row.opt_int64(16);
-                out.push_back(std::move(cd));
-            }
-            row.reset();
-        }
+        auto row = c.prepare(claim_row_sql());
+        for (const auto& [hook, seq] : mine)
+            if (auto cd = claim_row(row, hook, seq)) out.push_back(std::move(*cd));
         return Status::ok();
     });
     std::lock_guard lk(lease_mu_);
@@ -293,6 +323,53 @@ Result<std::vector<ClaimedDelivery>> SqliteStore::claim_deliveries(SysTime now,
         taken.push_back(std::move(cd));
     }
     return taken;
+}
+
+void SqliteStore::hand_off(std::vector<ClaimedDelivery> fresh) {
+    const auto at = std::chrono::steady_clock::now();
+    const uint64_t version = g_webhooks_version.load();
+    std::lock_guard lk(lease_mu_);
+    // Not taken within kHandoffAge (no delivery threads, or they are busy
+    // with a slow receiver): left to claims.
+    while (!handoff_.empty() && at - handoff_.front().at > kHandoffAge) {
+        drop_handoff_locked(handoff_.front());
+        handoff_.pop_front();
+    }
+    for (auto& cd : fresh) {
+        if (handoff_.size() >= kHandoffMax) break;  // the rest: claims find them
+        claims_in_flight_.insert(finish_gen_);
+        handoff_.push_back({std::move(cd), finish_gen_, version, at});
+    }
+}
+
+void SqliteStore::drop_handoff_locked(const Handoff& h) {
+    claims_in_flight_.erase(claims_in_flight_.find(h.gen));
+}
+
+std::vector<ClaimedDelivery> SqliteStore::take_committed(SysTime now, std::chrono::seconds lease,
+                                                         size_t limit) {
+    std::vector<ClaimedDelivery> out;
+    const uint64_t version = g_webhooks_version.load();
+    const int64_t t = to_unix(now);
+    std::lock_guard lk(lease_mu_);
+    while (!handoff_.empty() && out.size() < limit) {
+        Handoff h = std::move(handoff_.front());
+        handoff_.pop_front();
+        drop_handoff_locked(h);
+        // A destination changed since its commit: claims decide.
+        if (h.webhooks_version != version) continue;
+        auto [it, fresh] = leases_.try_emplace({h.claim.delivery.webhook_id, h.claim.delivery.seq});
+        DeliveryLease& l = it->second;
+        if (!fresh) {
+            if (l.finished == 0 && l.until > t) continue;  // a claim holds it
+            if (l.finished > h.gen) continue;              // a claim delivered it since
+        }
+        // Unique among this process's leases (all there are on SQLite).
+        h.claim.lease = fmt::format("m{}", ++handoff_leases_);
+        l = {h.claim.lease, to_unix(now + lease), 0};
+        out.push_back(std::move(h.claim));
+    }
+    return out;
 }
 
 void SqliteStore::leases_finished(const std::vector<const ClaimedDelivery*>& done) {
@@ -324,14 +401,24 @@ bool finish_in(Connection& c, const ClaimedDelivery& claim, const DeliveryOutcom
         .run();
     if (c.changes() == 0) return false;
     // Done with this one: the next in its enrollment's line is due.
-    if (!outcome.retry_at && claim.delivery.ordered && !claim.delivery.enrollment_id.empty())
-        c.prepare(
-             "UPDATE webhook_deliveries SET status = 'pending', next_attempt = ?3 WHERE "
-             "webhook_id = ?1 AND event_seq = (SELECT min(event_seq) FROM "
-             "webhook_deliveries INDEXED BY webhook_deliveries_line WHERE webhook_id = ?1 AND "
-             "enrollment_id = ?2 AND status = 'waiting' AND ordered = 1)")
-            .bind(claim.delivery.webhook_id, claim.delivery.enrollment_id, to_unix(now))
-            .run();
+    if (!outcome.retry_at && claim.delivery.ordered && !claim.delivery.enrollment_id.empty()) {
+        auto promote = c.prepare(
+            "UPDATE webhook_deliveries SET status = 'pending', next_attempt = ?3 WHERE "
+            "webhook_id = ?1 AND event_seq = (SELECT min(event_seq) FROM "
+            "webhook_deliveries INDEXED BY webhook_deliveries_line WHERE webhook_id = ?1 AND "
+            "enrollment_id = ?2 AND status IN ('pending', 'waiting') AND ordered = 1 AND "
+            "status = 'waiting') RETURNING event_seq");
+        promote.bind(claim.delivery.webhook_id, claim.delivery.enrollment_id, to_unix(now));
+        std::optional<int64_t> promoted;
+        if (promote.step()) promoted = promote.int64(0);
+        promote.reset();
+        // Due now: handed to the delivery threads after the commit.
+        if (promoted) {
+            auto row = c.prepare(claim_row_sql());
+            if (auto cd = claim_row(row, claim.delivery.webhook_id, *promoted))
+                sqlite::note_fresh_delivery(std::move(*cd));
+        }
+    }
     return true;
 }
 
@@ -350,7 +437,41 @@ Status SqliteStore::finish_delivery(const ClaimedDelivery& claim, const Delivery
 Status SqliteStore::finish_deliveries(
     const std::vector<std::pair<ClaimedDelivery, DeliveryOutcome>>& batch, SysTime now) {
     if (batch.empty()) return Status::ok();
-    return finish_batch(batch, now, nullptr);
+    // Recorded in the next group commit, without waiting for it: the leases
+    // stay held (no claim sends these again) until it committed; if it
+    // fails they run out and the deliveries are claimed again (at least
+    // once). Only what recording needs is kept (no bodies).
+    auto mine = std::make_shared<std::vector<std::pair<ClaimedDelivery, DeliveryOutcome>>>();
+    {
+        std::lock_guard lk(lease_mu_);
+        for (const auto& [claim, outcome] : batch) {
+            auto it = leases_.find({claim.delivery.webhook_id, claim.delivery.seq});
+            if (it == leases_.end() || it->second.finished != 0 || it->second.lease != claim.lease)
+                continue;
+            ClaimedDelivery slim;
+            slim.delivery = claim.delivery;
+            slim.lease = claim.lease;
+            mine->emplace_back(std::move(slim), outcome);
+        }
+    }
+    if (mine->empty()) return Status::ok();
+    auto done = std::make_shared<std::vector<const ClaimedDelivery*>>();
+    write_deferred(
+        [mine, done, now](Connection& c) {
+            done->clear();
+            for (const auto& [claim, outcome] : *mine)
+                if (finish_in(c, claim, outcome, now)) done->push_back(&claim);
+            return Status::ok();
+        },
+        [this, mine, done](const Status& s) {
+            if (s) {
+                leases_finished(*done);
+            } else {
+                spdlog::warn("webhooks: recording {} delivery outcomes failed: {}", mine->size(),
+                             s.message());
+            }
+        });
+    return Status::ok();
 }
 
 Status SqliteStore::finish_batch(
@@ -451,8 +572,9 @@ Result<std::map<std::string, int64_t>> SqliteStore::webhook_backlog() {
     std::map<std::string, int64_t> out;
     Status s = read([&](Connection& c) {
         auto st = c.prepare(
-            "SELECT w.id, (SELECT count(*) FROM webhook_deliveries d WHERE d.webhook_id = w.id "
-            "AND d.status IN ('pending', 'waiting')) FROM webhooks w");
+            "SELECT w.id, (SELECT count(*) FROM webhook_deliveries d INDEXED BY "
+            "webhook_deliveries_backlog WHERE d.webhook_id = w.id AND d.status IN ('pending', "
+            "'waiting')) FROM webhooks w");
         while (st.step()) out[st.str(0)] = st.int64(1);
         return Status::ok();
     });
@@ -463,15 +585,19 @@ Result<std::map<std::string, int64_t>> SqliteStore::webhook_backlog() {
 Result<int64_t> SqliteStore::prune_deliveries(SysTime before) {
     int64_t pruned = 0;
     Status s = write([&](Connection& c) {
+        // Every delivery's destination is in webhooks (delete_webhook drops
+        // both): the IN lets SQLite find deliveries by their primary key.
         c.prepare(
-             "DELETE FROM webhook_deliveries WHERE status = 'delivered' AND event_seq IN "
-             "(SELECT seq FROM webhook_events WHERE created_at < ?1)")
+             "DELETE FROM webhook_deliveries WHERE status = 'delivered' AND webhook_id IN "
+             "(SELECT id FROM webhooks) AND event_seq IN (SELECT seq FROM webhook_events "
+             "WHERE created_at < ?1)")
             .bind(to_unix(before))
             .run();
         pruned = c.changes();
         c.prepare(
              "DELETE FROM webhook_events WHERE created_at < ?1 AND NOT EXISTS (SELECT 1 FROM "
-             "webhook_deliveries d WHERE d.event_seq = webhook_events.seq)")
+             "webhook_deliveries d WHERE d.webhook_id IN (SELECT id FROM webhooks) AND "
+             "d.event_seq = webhook_events.seq)")
             .bind(to_unix(before))
             .run();
         return Status::ok();

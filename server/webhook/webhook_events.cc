@@ -57,7 +57,7 @@ void add_tail(json::object& o, const EventSubject& who) {
 db::OutboxEvent envelope(std::string_view topic, const std::string& enrollment_id,
                          std::string_view member, json::object inner, SysTimeMs now) {
     db::OutboxEvent ev;
-    ev.event_id = random_uuid();
+    ev.event_id = db::new_event_id();
     ev.topic = std::string(topic);
     ev.enrollment_id = enrollment_id;
     ev.created_at = std::chrono::floor<std::chrono::seconds>(now);

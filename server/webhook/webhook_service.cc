@@ -197,17 +197,27 @@ db::DeliveryOutcome WebhookService::post(const std::string& url, const std::stri
                                          const std::string& body, const std::string& event_id,
                                          const db::Delivery& d, SysTime now) {
     db::DeliveryOutcome out;
-    // One handle per delivery thread, reset for each request: its
-    // connection cache keeps the receiver's connection alive between events.
+    // One handle per delivery thread: its connection cache keeps the
+    // receiver's connection alive between events. The options every request
+    // shares are set once; each request sets all the others.
     struct Handle {
         CURL* e = curl_easy_init();
+        bool ready = false;
         ~Handle() {
             if (e) curl_easy_cleanup(e);
         }
     };
     thread_local Handle handle;
     CURL* e = handle.e;
-    if (e) curl_easy_reset(e);
+    if (e && !handle.ready) {
+        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(opts_.timeout.count()));
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_body);
+        curl_easy_setopt(e, CURLOPT_USERAGENT, "Courier-Webhook/1");
+        handle.ready = true;
+    }
     if (!e) {
         out.error = "curl_easy_init failed";
     } else {
@@ -220,17 +230,12 @@ db::DeliveryOutcome WebhookService::post(const std::string& url, const std::stri
         headers = curl_slist_append(headers, "Expect:");
         size_t answer_bytes = 0;
         curl_easy_setopt(e, CURLOPT_URL, url.c_str());
-        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, body.data());
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(opts_.timeout.count()));
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_body);
         curl_easy_setopt(e, CURLOPT_WRITEDATA, &answer_bytes);
-        curl_easy_setopt(e, CURLOPT_USERAGENT, "Courier-Webhook/1");
         CURLcode rc = curl_easy_perform(e);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, nullptr);  // freed below
         long code = 0;
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
         out.http_status = static_cast<int>(code);
@@ -256,10 +261,22 @@ db::DeliveryOutcome WebhookService::post(const std::string& url, const std::stri
 }
 
 size_t WebhookService::deliver_one_batch() {
-    auto claims = store_.claim_deliveries(clock_.now(), opts_.lease, kClaimBatch);
-    if (!claims.is_ok()) {
-        spdlog::warn("webhooks: claiming deliveries failed: {}", claims.status().message());
-        return 0;
+    // What this process just committed comes from memory, leased, with no
+    // read of the store; claims (a read) find the rest: retries coming due,
+    // what memory did not keep, other nodes' events. A worker busy with
+    // committed events still claims once per poll interval.
+    thread_local std::chrono::steady_clock::time_point last_claim{};
+    Result<std::vector<db::ClaimedDelivery>> claims =
+        store_.take_committed(clock_.now(), opts_.lease, kClaimBatch);
+    const auto steady = std::chrono::steady_clock::now();
+    if (claims->size() < kClaimBatch && (claims->empty() || steady - last_claim >= opts_.poll)) {
+        last_claim = steady;
+        auto more =
+            store_.claim_deliveries(clock_.now(), opts_.lease, kClaimBatch - claims->size());
+        if (!more.is_ok())
+            spdlog::warn("webhooks: claiming deliveries failed: {}", more.status().message());
+        else
+            for (auto& c : *more) claims->push_back(std::move(c));
     }
     if (claims->empty()) return 0;
     const size_t claimed = claims->size();

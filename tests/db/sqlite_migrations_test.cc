@@ -13,7 +13,18 @@ using namespace sqlite_tests;
 // twice, so a migration test starts from the shape before it). A new
 // migration adds its undo step here.
 void rewind_schema(const fs::path& db, int version) {
-    ASSERT_EQ(sqlite::latest_schema_version(), 8) << "add the new migration's undo step here";
+    ASSERT_EQ(sqlite::latest_schema_version(), 9) << "add the new migration's undo step here";
+    if (version < 9) {
+        query(db, "DROP INDEX webhook_deliveries_line");
+        query(db, "DROP INDEX webhook_deliveries_backlog");
+        query(db,
+              "CREATE INDEX webhook_deliveries_line ON webhook_deliveries(webhook_id, "
+              "enrollment_id, status, event_seq)");
+        query(db,
+              "CREATE INDEX webhook_deliveries_status ON webhook_deliveries(webhook_id, status, "
+              "event_seq)");
+        query(db, "CREATE INDEX webhook_deliveries_event ON webhook_deliveries(event_seq)");
+    }
     if (version < 8) {
         query(db, "DROP TABLE console_sessions");
         query(db, "DROP TABLE pending_push_keys");
@@ -63,6 +74,28 @@ TEST_F(SqliteStoreTest, MigrationFiveKeepsExistingBindingsActiveUntilTheNextBind
     ASSERT_TRUE(store->bind_cert(std::string(64, 'c'), "UDID-1", std::nullopt, now()));
     EXPECT_EQ(store->binding(std::string(64, 'a'))->value().state, BindingState::kSuperseded);
     EXPECT_EQ(store->binding(std::string(64, 'b'))->value().state, BindingState::kSuperseded);
+}
+
+TEST_F(SqliteStoreTest, MigrationNineKeepsOnlyUndeliveredDeliveriesInTheLineAndBacklogIndexes) {
+    open().reset();
+    rewind_schema(db_path(), 8);
+    EXPECT_EQ(query(db_path(),
+                    "SELECT count(*) FROM sqlite_master WHERE name = 'webhook_deliveries_status'"),
+              "1");
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(query(db_path(), "PRAGMA user_version"),
+              std::to_string(sqlite::latest_schema_version()));
+    EXPECT_EQ(query(db_path(),
+                    "SELECT count(*) FROM sqlite_master WHERE name IN "
+                    "('webhook_deliveries_status', 'webhook_deliveries_event')"),
+              "0");
+    EXPECT_EQ(query(db_path(),
+                    "SELECT count(*) FROM sqlite_master WHERE name IN ('webhook_deliveries_line', "
+                    "'webhook_deliveries_backlog') AND sql LIKE '%WHERE status IN%'"),
+              "2");
+    auto backlog = store->webhook_backlog();
+    ASSERT_TRUE(backlog.is_ok()) << backlog.status().to_string();
 }
 
 TEST_F(SqliteStoreTest, MigrationSevenAddsWebhooksAndStartsTalliesAtZero) {

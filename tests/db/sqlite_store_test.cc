@@ -5,6 +5,10 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
+#include <set>
+#include <thread>
+
+#include "db/command_finished_event.h"
 #include "db/open.h"
 #include "db/sqlite/migrations.h"
 #include "db/sqlite/sqlite_internal.h"
@@ -377,6 +381,102 @@ TEST_F(SqliteStoreTest, ReadScopeSharesOneSnapshotUntilItCloses) {
         auto scope = s->read_scope();
         ASSERT_TRUE(scope);
         ASSERT_TRUE(s->enrollment("A").is_ok());
+    }
+}
+
+// Webhook deliveries the writer committed are handed to the delivery
+// threads from memory (take_committed): leased, once, never alongside a
+// claim; the next one in an enrollment's line follows when the first one's
+// outcome commits; a rolled-back write hands nothing over.
+OutboxEvent webhook_event(const std::string& enrollment) {
+    OutboxEvent e;
+    e.event_id = new_event_id();
+    e.topic = "mdm.Connect";
+    e.enrollment_id = enrollment;
+    e.body = "{\"e\":\"" + e.event_id + "\"}";
+    e.created_at = kT0;
+    return e;
+}
+
+TEST_F(SqliteStoreTest, CommittedDeliveriesAreHandedOverLeasedOnceAndClaimsSkipThem) {
+    auto store = open();
+    Webhook w;
+    w.id = "h";
+    w.url = "http://127.0.0.1:9/h";
+    w.topics = {"mdm."};
+    ASSERT_TRUE(store->put_webhook(w, now()));
+    OutboxEvent a = webhook_event("E1"), b = webhook_event("E1"), c = webhook_event("E2");
+    ASSERT_TRUE(store->append_events({a, b, c}));
+
+    auto taken = store->take_committed(now(), 60s, 100);
+    ASSERT_EQ(taken.size(), 2u);  // b waits behind a
+    EXPECT_EQ(taken[0].delivery.event_id, a.event_id);
+    EXPECT_EQ(taken[0].body, a.body);
+    EXPECT_EQ(taken[0].url, w.url);
+    EXPECT_FALSE(taken[0].lease.empty());
+    EXPECT_EQ(taken[1].delivery.event_id, c.event_id);
+    EXPECT_TRUE(store->take_committed(now(), 60s, 100).empty());
+    auto claimed = store->claim_deliveries(now(), 60s, 100);
+    ASSERT_TRUE(claimed.is_ok());
+    EXPECT_TRUE(claimed->empty());
+
+    DeliveryOutcome ok;
+    ok.delivered = true;
+    ok.http_status = 200;
+    ASSERT_TRUE(store->finish_deliveries({{taken[0], ok}, {taken[1], ok}}, now()));
+    // Recorded in a later commit; then b, now due, is handed over.
+    std::vector<ClaimedDelivery> next;
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (next.empty() && std::chrono::steady_clock::now() < deadline) {
+        next = store->take_committed(now(), 60s, 100);
+        if (next.empty()) std::this_thread::yield();
+    }
+    ASSERT_EQ(next.size(), 1u);
+    EXPECT_EQ(next[0].delivery.event_id, b.event_id);
+    claimed = store->claim_deliveries(now(), 60s, 100);
+    ASSERT_TRUE(claimed.is_ok());
+    EXPECT_TRUE(claimed->empty());
+    auto delivered = store->list_deliveries("h", DeliveryStatus::kDelivered, {});
+    ASSERT_TRUE(delivered.is_ok());
+    EXPECT_EQ(delivered->items.size(), 2u);
+}
+
+TEST_F(SqliteStoreTest, ARolledBackWriteHandsNoDeliveryOver) {
+    auto store = open();
+    Webhook w;
+    w.id = "h";
+    w.url = "http://127.0.0.1:9/h";
+    w.topics = {"mdm."};
+    ASSERT_TRUE(store->put_webhook(w, now()));
+    {
+        auto attached = store->attach_events({webhook_event("E1")});
+        EXPECT_FALSE(store->write([](sqlite::Connection&) { return invalid("refused"); }));
+    }
+    EXPECT_TRUE(store->take_committed(now(), 60s, 100).empty());
+    auto claimed = store->claim_deliveries(now(), 60s, 100);
+    ASSERT_TRUE(claimed.is_ok());
+    EXPECT_TRUE(claimed->empty());
+}
+
+// Event ids are UUIDs in the version 7 layout: unique, and in the order
+// they were made once the millisecond changes (the outbox's event_id index
+// grows at its end).
+TEST(EventIds, AreVersionSevenUuidsInTimeOrder) {
+    std::set<std::string> seen;
+    const std::string first = new_event_id();
+    std::string later = first;
+    for (int i = 0; i < 1000000 && later.substr(0, 13) == first.substr(0, 13); ++i) {
+        later = new_event_id();
+        seen.insert(later);
+    }
+    ASSERT_NE(later.substr(0, 13), first.substr(0, 13)) << "the millisecond never changed";
+    EXPECT_GT(later, first);
+    EXPECT_EQ(seen.count(first), 0u);
+    for (const std::string& id : {first, later}) {
+        ASSERT_EQ(id.size(), 36u) << id;
+        EXPECT_EQ(id[8], '-');
+        EXPECT_EQ(id[14], '7') << id;
+        EXPECT_NE(std::string("89AB").find(id[19]), std::string::npos) << id;
     }
 }
 
