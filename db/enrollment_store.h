@@ -132,6 +132,10 @@ class EnrollmentStore {
     // Unenrolled; pending commands canceled.
     virtual Status apply_checkout(const std::string& id, SysTime now) = 0;
     virtual Result<Enrollment> enrollment(const std::string& id) = 0;
+    // enrollment() without `queued` (left 0), which counts the enrollment's
+    // open targets: for the device request path, which reads the state and
+    // the pending push on every request. By default, enrollment().
+    virtual Result<Enrollment> enrollment_state(const std::string& id) { return enrollment(id); }
     // Ordered by id; paging as for CommandQueue::list_commands.
     virtual Result<PageOf<Enrollment>> list_enrollments(const EnrollmentFilter& f,
                                                         const Page& page) = 0;

@@ -76,14 +76,20 @@ Status read_secret(Connection& c, std::string_view column, const std::string& id
     return Status::ok();
 }
 
-constexpr const char* kEnrollmentColumns =
+// The columns enrollment_from_row reads: head, the open-target count
+// (`queued`), tail.
+constexpr std::string_view kEnrollmentHead =
     "id, device_id, user_id, type, udid, serial_number, model, model_name, product_name, "
     "os_version, build_version, device_name, imei, meid, topic, push_token, push_magic, "
     "unlock_token IS NOT NULL, token_valid, awaiting_configuration, state, created_at, "
-    "updated_at, last_seen, identity_not_after, "
+    "updated_at, last_seen, identity_not_after, ";
+constexpr std::string_view kOpenTargetCount =
     "(SELECT count(*) FROM targets t WHERE t.enrollment_id = e.id AND "
-    "t.status IN ('queued','sent','notnow')), facts_truncated, pending_push_apns_id, "
-    "pending_push_until";
+    "t.status IN ('queued','sent','notnow'))";
+constexpr std::string_view kEnrollmentTail =
+    ", facts_truncated, pending_push_apns_id, pending_push_until";
+const std::string kEnrollmentColumns =
+    fmt::format("{}{}{}", kEnrollmentHead, kOpenTargetCount, kEnrollmentTail);
 
 Enrollment enrollment_from_row(const Statement& st) {
     Enrollment e;
@@ -252,8 +258,26 @@ Status SqliteStore::apply_checkout(const std::string& id, SysTime now) {
 Result<Enrollment> SqliteStore::enrollment(const std::string& id) {
     Enrollment e;
     Status s = read([&](Connection& c) {
-        auto st = c.prepare(
-            fmt::format("SELECT {} FROM enrollments e WHERE id = ?1", kEnrollmentColumns));
+        static const std::string sql =
+            fmt::format("SELECT {} FROM enrollments e WHERE id = ?1", kEnrollmentColumns);
+        auto st = c.prepare(sql);
+        st.bind(id);
+        if (!st.step()) return not_found("no enrollment " + id);
+        e = enrollment_from_row(st);
+        return Status::ok();
+    });
+    if (!s) return s;
+    overlay_last_seen(e);
+    return e;
+}
+
+Result<Enrollment> SqliteStore::enrollment_state(const std::string& id) {
+    Enrollment e;
+    Status s = read([&](Connection& c) {
+        // 0 for the open-target count.
+        static const std::string sql = fmt::format("SELECT {}0{} FROM enrollments e WHERE id = ?1",
+                                                   kEnrollmentHead, kEnrollmentTail);
+        auto st = c.prepare(sql);
         st.bind(id);
         if (!st.step()) return not_found("no enrollment " + id);
         e = enrollment_from_row(st);

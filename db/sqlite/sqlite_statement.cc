@@ -140,6 +140,23 @@ Status Connection::try_exec(const std::string& sql) {
     return Status::ok();
 }
 
+Status Connection::try_run(const std::string& sql) {
+    sqlite3_stmt* stmt = nullptr;
+    if (auto it = cache_.find(sql); it != cache_.end()) {
+        stmt = it->second;
+    } else {
+        int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                                    SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+        if (rc != SQLITE_OK) return status_from_sqlite(rc, db_, sql);
+        cache_.emplace(sql, stmt);
+    }
+    int rc = sqlite3_step(stmt);
+    Status s =
+        rc == SQLITE_DONE || rc == SQLITE_ROW ? Status::ok() : status_from_sqlite(rc, db_, sql);
+    sqlite3_reset(stmt);
+    return s;
+}
+
 int64_t Connection::changes() const {
     return sqlite3_changes64(db_);
 }

@@ -109,6 +109,10 @@ class Connection {
     void exec(const std::string& sql);
     // exec() without throwing.
     Status try_exec(const std::string& sql);
+    // One statement that returns no rows (BEGIN, COMMIT, SAVEPOINT x, ...),
+    // prepared once per connection like prepare(): no parse per call, which
+    // try_exec does. Does not throw.
+    Status try_run(const std::string& sql);
 
     int64_t changes() const;
     int64_t last_insert_rowid() const;

@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 
 #include "db/sqlite/migrations.h"
 #include "db/sqlite/sqlite_internal.h"
@@ -108,6 +109,12 @@ std::unique_ptr<EventAttachment> SqliteStore::attach_events(std::vector<OutboxEv
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path,
                                                        const SqliteOptions& options,
                                                        const Clock& clock) {
+    // SQLite counts every allocation under one process-wide mutex unless
+    // told not to; every connection's thread took it for each malloc and
+    // free (docs/storage.md "Readers"). Nothing reads those counts. Only
+    // possible before SQLite initializes: later it is refused, harmlessly.
+    static std::once_flag no_memstatus;
+    std::call_once(no_memstatus, [] { (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
     if (Status s = create_private_file(path); !s) return s;
     auto conn = Connection::open(path, /*read_only=*/false, options.busy_timeout_ms);
     if (!conn) return conn.status();
@@ -311,7 +318,7 @@ void SqliteStore::commit_batch(std::vector<WriteJob*>& batch,
     // Normally one pass; another only if SQLite aborted the transaction under
     // a closure (e.g. disk full), in which case the rest get a fresh one.
     while (next < batch.size() || !seen.empty() || !used.empty()) {
-        if (Status s = conn.try_exec("BEGIN IMMEDIATE"); !s) {
+        if (Status s = conn.try_run("BEGIN IMMEDIATE"); !s) {
             for (; next < batch.size(); ++next) batch[next]->result = s;
             if (!seen.empty() || !used.empty())
                 spdlog::warn("store: last-seen flush failed: {}", s.message());
@@ -349,7 +356,7 @@ void SqliteStore::commit_batch(std::vector<WriteJob*>& batch,
         bool aborted = false;
         for (; next < batch.size() && !aborted; ++next) {
             WriteJob& job = *batch[next];
-            Status s = conn.try_exec("SAVEPOINT job");
+            Status s = conn.try_run("SAVEPOINT job");
             tl_effective = true;
             tl_effective_for = nullptr;
             fresh_in_job.clear();
@@ -366,21 +373,21 @@ void SqliteStore::commit_batch(std::vector<WriteJob*>& batch,
                     conn);
             }
             tl_fresh = nullptr;
-            if (s) s = conn.try_exec("RELEASE job");
+            if (s) s = conn.try_run("RELEASE job");
             if (s) {
                 done_in_tx.push_back(&job);
                 for (auto& d : fresh_in_job) fresh_in_tx.push_back(std::move(d));
                 continue;
             }
             job.result = s;
-            if (!conn.in_transaction() || !conn.try_exec("ROLLBACK TO job") ||
-                !conn.try_exec("RELEASE job")) {
+            if (!conn.in_transaction() || !conn.try_run("ROLLBACK TO job") ||
+                !conn.try_run("RELEASE job")) {
                 aborted = true;
             }
         }
-        Status commit = aborted ? unavailable("transaction aborted by a failed write")
-                                : conn.try_exec("COMMIT");
-        if (!commit && conn.in_transaction()) (void)conn.try_exec("ROLLBACK");
+        Status commit =
+            aborted ? unavailable("transaction aborted by a failed write") : conn.try_run("COMMIT");
+        if (!commit && conn.in_transaction()) (void)conn.try_run("ROLLBACK");
         for (WriteJob* job : done_in_tx) job->result = commit;
         if (commit && !fresh_in_tx.empty()) hand_off(std::move(fresh_in_tx));
         if (!commit && !aborted) return;
@@ -403,7 +410,7 @@ class SqliteStore::Scope : public ReadScope {
     }
     ~Scope() override {
         tl_scope = {};
-        if (conn_->in_transaction()) (void)conn_->try_exec("COMMIT");
+        if (conn_->in_transaction()) (void)conn_->try_run("COMMIT");
         store_.return_reader(std::move(conn_));
     }
 
@@ -433,7 +440,7 @@ std::unique_ptr<ReadScope> SqliteStore::read_scope() {
     if (tl_scope.conn) return nullptr;  // already inside one: share it
     auto conn = take_reader();
     if (!conn) return nullptr;  // reads fall back to their own transactions
-    if (!(*conn)->try_exec("BEGIN")) {
+    if (!(*conn)->try_run("BEGIN")) {
         return_reader(std::move(*conn));
         return nullptr;
     }
@@ -444,10 +451,10 @@ Status SqliteStore::read(const Work& fn) {
     if (tl_scope.store == this && tl_scope.conn) return guarded(fn, *tl_scope.conn);
     auto conn = take_reader();
     if (!conn) return conn.status();
-    Status s = (*conn)->try_exec("BEGIN");
+    Status s = (*conn)->try_run("BEGIN");
     if (s) {
         s = guarded(fn, **conn);
-        if ((*conn)->in_transaction()) (void)(*conn)->try_exec(s ? "COMMIT" : "ROLLBACK");
+        if ((*conn)->in_transaction()) (void)(*conn)->try_run(s ? "COMMIT" : "ROLLBACK");
     }
     return_reader(std::move(*conn));
     return s;

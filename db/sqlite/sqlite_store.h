@@ -53,7 +53,11 @@ struct SqliteOptions {
     int busy_timeout_ms = 5000;  // another process holding the lock
     size_t max_batch = 1024;     // closures per group-commit transaction
     std::chrono::milliseconds last_seen_flush{1000};
-    size_t read_pool = 8;  // idle read connections kept open
+    // Idle read connections kept open: enough for every request worker (32
+    // by default) and I/O thread reading at once. Fewer made the busy path
+    // open and close a connection (schema parse, statements re-prepared)
+    // for most reads (docs/storage.md "Readers").
+    size_t read_pool = 48;
 };
 
 class SqliteStore final : public Store {
@@ -102,6 +106,7 @@ class SqliteStore final : public Store {
     Status apply_token_update(const TokenUpdateInput& in, SysTime now) override;
     Status apply_checkout(const std::string& id, SysTime now) override;
     Result<Enrollment> enrollment(const std::string& id) override;
+    Result<Enrollment> enrollment_state(const std::string& id) override;
     Result<PageOf<Enrollment>> list_enrollments(const EnrollmentFilter& f,
                                                 const Page& page) override;
     Result<int64_t> user_channel_count(const std::string& device_id) override;

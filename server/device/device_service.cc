@@ -220,7 +220,11 @@ std::optional<DeviceResult> DeviceService::process(Request& req, bool command_ch
     const std::string& device_id = ident.device_id;
     const auto now = clock_.now();
 
-    auto existing = enrollments_.enrollment(id);
+    // The reads before the message's write (enrollment, binding) share one
+    // read transaction; it ends before any write. On the Idle fast path the
+    // caller's scope covers them already (read_scope() gives null).
+    std::unique_ptr<db::ReadScope> reads = read_scopes_.read_scope();
+    auto existing = enrollments_.enrollment_state(id);
     if (!existing.is_ok() && existing.status().code() != Code::kNotFound)
         return DeviceResult::failed(existing.status(), "store");
     if (existing.is_ok() && existing->state == db::EnrollmentState::kRetired) {
@@ -259,6 +263,7 @@ std::optional<DeviceResult> DeviceService::process(Request& req, bool command_ch
                       msg.type == mdm::MessageType::kCheckOut ||
                       msg.type == mdm::MessageType::kSetBootstrapToken;
         if (writes && !events.empty()) attached = webhooks_->attach(std::move(events));
+        reads.reset();
         switch (msg.type) {
             case mdm::MessageType::kAuthenticate: {
                 auto before = bindings_.active_binding(device_id);
@@ -410,6 +415,7 @@ std::optional<DeviceResult> DeviceService::process(Request& req, bool command_ch
     bool defer = false;
     if (auto refusal = require_binding(req, id, device_id, *cred, writes_allowed, &defer))
         return refusal;
+    reads.reset();
     if (defer) return std::nullopt;
     if (!existing.is_ok()) return refuse(req, id, "no enrollment " + id + " (Authenticate first)");
     // Seen before the transaction that reads the queue (and clears the
