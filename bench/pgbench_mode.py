@@ -147,10 +147,15 @@ def bench_C_pg(env, pg, runs, quick, node_count):
         try:
             # The devices talk to node 1; node 2 (if any) shares the database,
             # the re-push sweep and the pending-push marks.
-            r = simulate(env, nodes[0], "--scenario", "wake", "--devices", 100 if quick else 1000,
-                         "--repeats", 10 if quick else 50, "--connections", 32, "--auth", "tls",
-                         apns=True)
-            out.append({"nodes": node_count, **r["wake"]})
+            try:
+                r = simulate(env, nodes[0], "--scenario", "wake", "--devices",
+                             100 if quick else 1000, "--repeats", 10 if quick else 50,
+                             "--connections", 32, "--auth", "tls", apns=True)
+                out.append({"nodes": node_count, **r["wake"]})
+            except RuntimeError as e:  # a device not woken: reported, the rest still runs
+                msg = str(e).splitlines()[0]
+                log(f"C on PostgreSQL, {node_count} node(s), run {i + 1}: {msg}")
+                out.append({"nodes": node_count, "error": msg})
         finally:
             for s in nodes:
                 s.stop()
@@ -198,6 +203,9 @@ def report_pg(res, w, fmt, median):
     w("|---|---|---|---|---|")
     for n in (1, 2):
         for i, r in enumerate(res.get(f"C{n}", [])):
+            if "error" in r:
+                w(f"| {n} | {i + 1} | **failed**: {r['error']} | | |")
+                continue
             w(f"| {n} | {i + 1} | {fmt(r['one_device_ms']['p50'], 1)} | "
               f"{fmt(r['one_device_ms']['p99'], 1)} | "
               f"{fmt(r.get('fleet', {}).get('all_acknowledged_ms'))} |")
