@@ -5,6 +5,8 @@ docs/BENCHMARKS.md from what they measured.
     bench/run.sh                  # installs bench packages, builds, runs all
     bench/run.py --only A,C       # some of them (build must exist)
     bench/run.py --runs 1 --quick # smaller sizes, one run each: a smoke test
+    bench/run.py --store postgres --only B,C --out /tmp/pg.md   # B and C on PostgreSQL,
+                                  # one node and two (bench/pgbench_mode.py)
 
 Every figure is the median of --runs runs (default 3). Servers run on
 127.0.0.1 with fresh data dirs under a temporary directory; the load
@@ -565,6 +567,9 @@ def write_report(env, res, path, args, started):
           + "APNs itself caps a connection at its `SETTINGS_MAX_CONCURRENT_STREAMS`; "
           "`ApnsTest.ThousandsOfSequentialStreamsStayOnOneConnection` guards the connection "
           "reuse this depends on.\n")
+    if "PG" in res:
+        import pgbench_mode
+        pgbench_mode.report_pg(res["PG"], w, fmt, median)
     if args.notes and os.path.exists(args.notes):
         with open(args.notes) as f:
             w(f.read())
@@ -589,6 +594,9 @@ def main():
                          "not in --only go into the report too")
     ap.add_argument("--notes", default=os.path.join(ROOT, "bench", "NOTES.md"),
                     help="appended to the report (analysis, before/after)")
+    ap.add_argument("--store", default="sqlite", choices=("sqlite", "postgres"),
+                    help="postgres: B and C (of --only) on a throw-away PostgreSQL, one node and "
+                         "two nodes on one database (bench/pgbench_mode.py)")
     args = ap.parse_args()
     started = datetime.datetime.utcnow()
     env = Env(args)
@@ -600,6 +608,10 @@ def main():
                    if k not in only and not (k in ("H", "PC") and "P" in only)}
     finished = False
     try:
+        if args.store == "postgres":
+            import pgbench_mode
+            res["PG"] = pgbench_mode.run_pg(env, args, only)
+            only = set()
         if "A" in only:
             res["A"] = bench_A_F(env, args.runs, args.quick)
         if "B" in only:

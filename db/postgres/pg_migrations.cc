@@ -30,7 +30,7 @@ struct Migration {
 // shipped entry is never edited. Times are Unix seconds (bigint). Ids that
 // are sorted or compared as ranges are COLLATE "C": bytewise, as in SQLite,
 // whatever the database's locale.
-constexpr std::array<Migration, 2> kMigrations = {{
+constexpr std::array<Migration, 3> kMigrations = {{
     {R"sql(
 CREATE TABLE enrollments (
     id text COLLATE "C" PRIMARY KEY,
@@ -230,6 +230,171 @@ CREATE TABLE pending_push_keys (
     created_at bigint NOT NULL
 );
 CREATE INDEX push_attempts_at ON push_attempts(at);
+)sql",
+     1},
+    // 3: a device request's queue work as one statement each (pg_queue.cc):
+    // courier_next_v1 (next_command) and courier_report_v1 (apply_report)
+    // lock the enrollment's row, record the report and hand out the next
+    // command in one call: a round trip is one network round trip and one
+    // commit instead of eight, and four statements inside instead of nine.
+    // They change what the C++ path changes (same rows, same timeline
+    // events in the same order). When a target of the enrollment is due to
+    // expire they change nothing and answer 'slow': the C++ path expires it
+    // and writes its webhook event. Each statement after the row lock takes
+    // a new snapshot (READ COMMITTED), so it sees what the previous holder
+    // of the lock committed. Functions only: a node of the previous release
+    // does not call them.
+    {R"sql(
+-- Hands out command_seq p_next (status p_next_status, command p_uuid,
+-- p_type) and records p_report on command_seq p_seq (when p_seq is not
+-- null), in one UPDATE and one INSERT of the timeline events (report first);
+-- clears the pending push; with nothing handed out, clears the re-push when
+-- nothing is open.
+CREATE FUNCTION courier_apply_v1(p_id text, p_now bigint, p_pending boolean, p_seq bigint,
+    p_status text, p_report bytea, p_report_detail text, p_next bigint, p_next_status text,
+    p_uuid text, p_type text) RETURNS void
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
+BEGIN
+    IF p_pending THEN
+        UPDATE enrollments SET pending_push_apns_id = NULL, pending_push_until = NULL
+         WHERE id = p_id AND pending_push_until IS NOT NULL;
+    END IF;
+    IF p_seq IS NOT NULL OR p_next IS NOT NULL THEN
+        UPDATE targets
+           SET status = CASE WHEN command_seq = p_seq THEN p_status ELSE 'sent' END,
+               updated_at = p_now,
+               result = CASE WHEN command_seq = p_seq THEN p_report ELSE result END
+         WHERE enrollment_id = p_id AND command_seq IN (p_seq, p_next);
+        INSERT INTO timeline (enrollment_id, at, kind, detail)
+        SELECT p_id, p_now, v.kind, v.detail
+          FROM (VALUES (1, 'report', CASE WHEN p_seq IS NOT NULL THEN p_report_detail END),
+                       (2, 'command', CASE WHEN p_next IS NOT NULL THEN
+                            p_type || ' ' || p_uuid || ' handed over' ||
+                            CASE WHEN p_next_status <> 'queued' THEN ' again' ELSE '' END END))
+               AS v(o, kind, detail)
+         WHERE v.detail IS NOT NULL ORDER BY v.o;
+    END IF;
+    IF p_next IS NULL THEN
+        UPDATE enrollments SET repush_at = NULL, repush_attempts = 0
+         WHERE id = p_id AND repush_at IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM targets WHERE enrollment_id = p_id
+               AND status IN ('queued', 'sent', 'notnow'));
+    END IF;
+END
+$fn$;
+
+-- r_outcome: 'ok', 'none' (no such enrollment) or 'slow'.
+CREATE FUNCTION courier_next_v1(p_id text, p_include_notnow boolean, p_now bigint,
+    OUT r_outcome text, OUT r_uuid text, OUT r_request_type text, OUT r_plist bytea)
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
+DECLARE
+    v_pending boolean;
+    v_due boolean;
+    v_next bigint;
+    v_next_status text;
+BEGIN
+    SELECT pending_push_until IS NOT NULL INTO v_pending FROM enrollments WHERE id = p_id
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        r_outcome := 'none';
+        RETURN;
+    END IF;
+    SELECT EXISTS (SELECT 1 FROM targets WHERE enrollment_id = p_id AND expires_at IS NOT NULL
+                    AND expires_at <= p_now AND status IN ('queued', 'sent', 'notnow')),
+           n.command_seq, n.status, n.uuid, n.request_type, n.plist
+      INTO v_due, v_next, v_next_status, r_uuid, r_request_type, r_plist
+      FROM (SELECT 1) AS one LEFT JOIN LATERAL (
+            SELECT t.command_seq, t.status, c.uuid, c.request_type, c.plist
+              FROM targets t JOIN commands c ON c.seq = t.command_seq
+             WHERE t.enrollment_id = p_id AND t.command_seq = least(
+                (SELECT min(command_seq) FROM targets WHERE enrollment_id = p_id
+                    AND status = 'queued'),
+                (SELECT min(command_seq) FROM targets WHERE enrollment_id = p_id
+                    AND status = 'sent'),
+                (SELECT min(command_seq) FROM targets WHERE enrollment_id = p_id
+                    AND status = 'notnow' AND p_include_notnow))) AS n ON true;
+    IF v_due THEN
+        r_outcome := 'slow';
+        r_uuid := NULL;
+        r_request_type := NULL;
+        r_plist := NULL;
+        RETURN;
+    END IF;
+    PERFORM courier_apply_v1(p_id, p_now, v_pending, NULL, NULL, NULL, NULL, v_next,
+                             v_next_status, r_uuid, r_request_type);
+    r_outcome := 'ok';
+END
+$fn$;
+
+-- r_outcome: 'ok', 'not_found' (no such enrollment or target; nothing
+-- written) or 'slow'. r_effective: false when the report changed nothing (a
+-- repeated final report, a NotNow for a canceled or expired target). The
+-- next command is picked in the statement that reads the reported target,
+-- leaving that target out: after the report it is final or notnow, neither
+-- of which a report's pick hands out.
+CREATE FUNCTION courier_report_v1(p_id text, p_uuid text, p_status text, p_report_name text,
+    p_report bytea, p_now bigint, OUT r_outcome text, OUT r_effective boolean,
+    OUT r_uuid text, OUT r_request_type text, OUT r_plist bytea)
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
+DECLARE
+    v_pending boolean;
+    v_seq bigint;
+    v_current text;
+    v_type text;
+    v_due boolean;
+    v_next bigint;
+    v_next_status text;
+    v_detail text;
+BEGIN
+    r_effective := true;
+    SELECT pending_push_until IS NOT NULL INTO v_pending FROM enrollments WHERE id = p_id
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        r_outcome := 'not_found';
+        RETURN;
+    END IF;
+    SELECT t.command_seq, t.status, c.request_type,
+           EXISTS (SELECT 1 FROM targets x WHERE x.enrollment_id = p_id
+                    AND x.expires_at IS NOT NULL AND x.expires_at <= p_now
+                    AND x.status IN ('queued', 'sent', 'notnow')),
+           n.command_seq, n.status, n.uuid, n.request_type, n.plist
+      INTO v_seq, v_current, v_type, v_due, v_next, v_next_status, r_uuid, r_request_type,
+           r_plist
+      FROM targets t JOIN commands c ON c.seq = t.command_seq
+      LEFT JOIN LATERAL (
+            SELECT nt.command_seq, nt.status, nc.uuid, nc.request_type, nc.plist
+              FROM targets nt JOIN commands nc ON nc.seq = nt.command_seq
+             WHERE nt.enrollment_id = p_id AND nt.command_seq = least(
+                (SELECT min(command_seq) FROM targets WHERE enrollment_id = p_id
+                    AND status = 'queued' AND command_seq <> t.command_seq),
+                (SELECT min(command_seq) FROM targets WHERE enrollment_id = p_id
+                    AND status = 'sent' AND command_seq <> t.command_seq))) AS n ON true
+     WHERE c.uuid = p_uuid AND t.enrollment_id = p_id;
+    IF NOT FOUND THEN
+        r_outcome := 'not_found';
+        RETURN;
+    END IF;
+    IF v_due THEN
+        r_outcome := 'slow';
+        r_uuid := NULL;
+        r_request_type := NULL;
+        r_plist := NULL;
+        RETURN;
+    END IF;
+    IF v_current IN ('acknowledged', 'error', 'command_format_error')
+       OR (p_status = 'notnow' AND v_current IN ('canceled', 'expired')) THEN
+        r_effective := false;
+        v_seq := NULL;
+    ELSE
+        v_detail := v_type || ' ' || p_uuid || ' ' || p_report_name ||
+            CASE WHEN v_current IN ('canceled', 'expired')
+                 THEN ' (after it was ' || v_current || ')' ELSE '' END;
+    END IF;
+    PERFORM courier_apply_v1(p_id, p_now, v_pending, v_seq, p_status, p_report, v_detail,
+                             v_next, v_next_status, r_uuid, r_request_type);
+    r_outcome := 'ok';
+END
+$fn$;
 )sql",
      1},
 }};

@@ -203,13 +203,29 @@ Result<EnqueueResult> PgStore::enqueue(const NewCommand& cmd,
 Result<std::optional<DeliveredCommand>> PgStore::next_command(const std::string& id,
                                                               bool include_notnow, SysTime now) {
     std::optional<DeliveredCommand> out;
-    Status s = write([&](Connection& c) {
-        out.reset();
-        auto pending = pg::lock_enrollment_pending(c, id);
-        if (!pending) return Status::ok();  // nothing queued for no one
-        out = pg::pick_next_command(c, id, include_notnow, now, *pending);
-        return Status::ok();
-    });
+    Status s = run(
+        [&](Connection& c) {
+            out.reset();
+            // One statement (migration 3's courier_next_v1): the row lock,
+            // the pending push cleared, the pick and its hand-over.
+            auto r = c.query("SELECT * FROM courier_next_v1($1, $2, $3)", id, include_notnow,
+                             to_unix(now));
+            const std::string outcome = r.str(0, 0);
+            if (outcome == "none") return Status::ok();  // nothing queued for no one
+            if (outcome == "ok") {
+                if (!r.is_null(0, 1))
+                    out = DeliveredCommand{r.str(0, 1), r.str(0, 2), r.bytes(0, 3)};
+                return Status::ok();
+            }
+            // A target is due to expire: the statements below expire it (with
+            // its webhook event) and pick, in one transaction.
+            if (!c.in_transaction()) c.exec("BEGIN");
+            auto pending = pg::lock_enrollment_pending(c, id);
+            if (!pending) return Status::ok();
+            out = pg::pick_next_command(c, id, include_notnow, now, *pending);
+            return Status::ok();
+        },
+        Mode::kDevice);
     if (!s) return s;
     return out;
 }
@@ -239,8 +255,8 @@ Result<std::optional<DeliveredCommand>> PgStore::apply_report(const std::string&
     if (!is_reported(status) && status != TargetStatus::kNotNow) {
         return invalid(std::string("not a device report status: ") + target_status_name(status));
     }
-    std::optional<DeliveredCommand> out;
-    Status s = write([&](Connection& c) {
+    // The C++ path: taken when a target of the enrollment is due to expire.
+    auto classic = [&](Connection& c, std::optional<DeliveredCommand>& out) {
         out.reset();
         auto pending = pg::lock_enrollment_pending(c, id);
         if (!pending) return not_found("no command " + uuid + " for " + id);
@@ -274,7 +290,28 @@ Result<std::optional<DeliveredCommand>> PgStore::apply_report(const std::string&
         }
         out = pg::pick_next_command(c, id, /*include_notnow=*/false, now, *pending);
         return Status::ok();
-    });
+    };
+    std::optional<DeliveredCommand> out;
+    Status s = run(
+        [&](Connection& c) {
+            out.reset();
+            // One statement (migration 3's courier_report_v1) doing what
+            // `classic` does, unless a target is due to expire.
+            auto r = c.query("SELECT * FROM courier_report_v1($1, $2, $3, $4, $5, $6)", id, uuid,
+                             target_status_name(status), report_name(status), Bytes{report},
+                             to_unix(now));
+            const std::string outcome = r.str(0, 0);
+            if (outcome == "not_found") return not_found("no command " + uuid + " for " + id);
+            if (outcome == "ok") {
+                if (!r.boolean(0, 1)) pg::note_no_effect();
+                if (!r.is_null(0, 2))
+                    out = DeliveredCommand{r.str(0, 2), r.str(0, 3), r.bytes(0, 4)};
+                return Status::ok();
+            }
+            if (!c.in_transaction()) c.exec("BEGIN");
+            return classic(c, out);
+        },
+        Mode::kDevice);
     if (!s) return s;
     return out;
 }

@@ -166,13 +166,17 @@ void PgStore::give_back(std::unique_ptr<Connection> conn) {
     pool_cv_.notify_one();
 }
 
-Status PgStore::run(const Work& fn, bool read_only) {
+Status PgStore::run(const Work& fn, Mode mode) {
+    const bool read_only = mode == Mode::kRead;
     Status last;
     bool fresh_retry_used = false;
     // One write takes the attached events (appended in its transaction).
     std::vector<OutboxEvent> events;
     if (!read_only && tl_attached.store == this && tl_attached.events)
         events.swap(*tl_attached.events);
+    // With events to append, a device call needs a transaction around its
+    // function's statement.
+    if (mode == Mode::kDevice && !events.empty()) mode = Mode::kWrite;
     for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
         auto conn = take();
         if (!conn) return conn.status();
@@ -187,19 +191,26 @@ Status PgStore::run(const Work& fn, bool read_only) {
                 give_back(std::move(*conn));
                 return s;
             }
-            (*conn)->exec("BEGIN");
+            // kDevice: the function statement commits by itself. A broken
+            // connection during it leaves its outcome unknown, and running
+            // it again on a fresh connection is safe: a repeated report
+            // changes nothing and the command handed out is handed out
+            // again, as when the device retries.
+            if (mode == Mode::kWrite) (*conn)->exec("BEGIN");
             tl_effective = true;
             tl_effective_for = nullptr;
             Status s = fn(**conn);
             if (s && !events.empty())
                 pg::append_outbox(**conn, events, tl_effective, tl_effective_for);
             if (!s) {
-                (*conn)->exec("ROLLBACK");
+                if ((*conn)->in_transaction()) (*conn)->exec("ROLLBACK");
                 give_back(std::move(*conn));
                 return s;
             }
-            commit_sent = true;
-            (*conn)->exec("COMMIT");
+            if ((*conn)->in_transaction()) {
+                commit_sent = true;
+                (*conn)->exec("COMMIT");
+            }
             give_back(std::move(*conn));
             return Status::ok();
         } catch (const PgError& e) {

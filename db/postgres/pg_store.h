@@ -203,7 +203,20 @@ class PgStore final : public Store {
     class Attachment;
     PgStore(std::string uri, const PgOptions& options, const Clock& clock);
 
-    Status run(const Work& fn, bool read_only);
+    enum class Mode {
+        kRead,   // no transaction: each statement its own snapshot
+        kWrite,  // BEGIN, fn, the attached events, COMMIT
+        // A device request's queue call (next_command, apply_report): fn's
+        // first statement is one server-side function that locks, writes
+        // and commits by itself (autocommit: one network round trip). When
+        // events are attached it runs as kWrite. fn may open a transaction
+        // (BEGIN) for a slower path; run commits it.
+        kDevice
+    };
+    Status run(const Work& fn, Mode mode);
+    Status run(const Work& fn, bool read_only) {
+        return run(fn, read_only ? Mode::kRead : Mode::kWrite);
+    }
     Result<std::unique_ptr<pg::Connection>> take();
     void give_back(std::unique_ptr<pg::Connection> conn);
     void flush_loop();
