@@ -105,6 +105,7 @@ class PgStore final : public Store {
     Status apply_token_update(const TokenUpdateInput& in, SysTime now) override;
     Status apply_checkout(const std::string& id, SysTime now) override;
     Result<Enrollment> enrollment(const std::string& id) override;
+    Result<Enrollment> enrollment_state(const std::string& id) override;
     Result<PageOf<Enrollment>> list_enrollments(const EnrollmentFilter& f,
                                                 const Page& page) override;
     Result<int64_t> user_channel_count(const std::string& device_id) override;

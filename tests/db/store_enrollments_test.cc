@@ -28,6 +28,33 @@ TEST_P(StoreTest, UnknownEnrollmentIsNotFound) {
     EXPECT_EQ(store_->enrollment("nope").status().code(), Code::kNotFound);
 }
 
+// The device path's read: every column of enrollment() but the open-target
+// count, which it leaves 0 (the count grows with the queue).
+TEST_P(StoreTest, EnrollmentStateIsTheEnrollmentWithoutItsOpenTargetCount) {
+    enroll("UDID-1");
+    enqueue({"UDID-1"});
+    enqueue({"UDID-1"});
+    auto full = store_->enrollment("UDID-1");
+    auto state = store_->enrollment_state("UDID-1");
+    ASSERT_TRUE(full.is_ok() && state.is_ok());
+    EXPECT_EQ(full->queued, 2);
+    EXPECT_EQ(state->queued, 0);
+    EXPECT_EQ(state->id, full->id);
+    EXPECT_EQ(state->device_id, full->device_id);
+    EXPECT_EQ(state->state, full->state);
+    EXPECT_EQ(state->push_token, full->push_token);
+    EXPECT_EQ(state->push_magic, full->push_magic);
+    EXPECT_EQ(state->topic, full->topic);
+    EXPECT_EQ(state->token_valid, full->token_valid);
+    EXPECT_EQ(state->serial_number, full->serial_number);
+    EXPECT_EQ(state->created_at, full->created_at);
+    EXPECT_EQ(state->last_seen, full->last_seen);
+    EXPECT_EQ(state->pending_push_apns_id, full->pending_push_apns_id);
+    EXPECT_EQ(state->pending_push_until, full->pending_push_until);
+    EXPECT_EQ(state->facts_truncated, full->facts_truncated);
+    EXPECT_EQ(store_->enrollment_state("nope").status().code(), Code::kNotFound);
+}
+
 TEST_P(StoreTest, TokenUpdateEnrollsWithValidToken) {
     enroll("UDID-1");
     auto e = store_->enrollment("UDID-1");

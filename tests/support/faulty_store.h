@@ -44,6 +44,10 @@ class FaultyStore final : public Store {
         if (Status f = read_fault(); !f.is_ok()) return f;
         return inner_->enrollment(id);
     }
+    Result<Enrollment> enrollment_state(const std::string& id) override {
+        if (Status f = read_fault(); !f.is_ok()) return f;
+        return inner_->enrollment_state(id);
+    }
     Result<PageOf<Enrollment>> list_enrollments(const EnrollmentFilter& f,
                                                 const Page& page) override {
         if (Status f = read_fault(); !f.is_ok()) return f;
