@@ -240,28 +240,21 @@ Status PgStore::apply_checkout(const std::string& id, SysTime now) {
 }
 
 Result<Enrollment> PgStore::enrollment(const std::string& id) {
-    Enrollment e;
-    Status s = run(
-        [&](Connection& c) {
-            static const std::string sql =
-                fmt::format("SELECT {} FROM enrollments e WHERE id = $1", kEnrollmentColumns);
-            auto r = c.query(sql, id);
-            if (r.empty()) return not_found("no enrollment " + id);
-            e = enrollment_from_row(r, 0);
-            return Status::ok();
-        },
-        true);
-    if (!s) return s;
-    overlay_last_seen(e);
-    return e;
+    static const std::string sql =
+        fmt::format("SELECT {} FROM enrollments e WHERE id = $1", kEnrollmentColumns);
+    return enrollment_by(sql, id);
 }
 
 Result<Enrollment> PgStore::enrollment_state(const std::string& id) {
+    static const std::string sql =
+        fmt::format("SELECT {} FROM enrollments e WHERE id = $1", kEnrollmentStateColumns);
+    return enrollment_by(sql, id);
+}
+
+Result<Enrollment> PgStore::enrollment_by(const std::string& sql, const std::string& id) {
     Enrollment e;
     Status s = run(
         [&](Connection& c) {
-            static const std::string sql =
-                fmt::format("SELECT {} FROM enrollments e WHERE id = $1", kEnrollmentStateColumns);
             auto r = c.query(sql, id);
             if (r.empty()) return not_found("no enrollment " + id);
             e = enrollment_from_row(r, 0);

@@ -214,6 +214,8 @@ class PgStore final : public Store {
         // (BEGIN) for a slower path; run commits it.
         kDevice
     };
+    // enrollment() and enrollment_state(): one row by id, sql's columns.
+    Result<Enrollment> enrollment_by(const std::string& sql, const std::string& id);
     Status run(const Work& fn, Mode mode);
     Status run(const Work& fn, bool read_only) {
         return run(fn, read_only ? Mode::kRead : Mode::kWrite);

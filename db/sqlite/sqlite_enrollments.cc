@@ -256,27 +256,21 @@ Status SqliteStore::apply_checkout(const std::string& id, SysTime now) {
 }
 
 Result<Enrollment> SqliteStore::enrollment(const std::string& id) {
-    Enrollment e;
-    Status s = read([&](Connection& c) {
-        static const std::string sql =
-            fmt::format("SELECT {} FROM enrollments e WHERE id = ?1", kEnrollmentColumns);
-        auto st = c.prepare(sql);
-        st.bind(id);
-        if (!st.step()) return not_found("no enrollment " + id);
-        e = enrollment_from_row(st);
-        return Status::ok();
-    });
-    if (!s) return s;
-    overlay_last_seen(e);
-    return e;
+    static const std::string sql =
+        fmt::format("SELECT {} FROM enrollments e WHERE id = ?1", kEnrollmentColumns);
+    return enrollment_by(sql, id);
 }
 
 Result<Enrollment> SqliteStore::enrollment_state(const std::string& id) {
+    // 0 for the open-target count.
+    static const std::string sql = fmt::format("SELECT {}0{} FROM enrollments e WHERE id = ?1",
+                                               kEnrollmentHead, kEnrollmentTail);
+    return enrollment_by(sql, id);
+}
+
+Result<Enrollment> SqliteStore::enrollment_by(const std::string& sql, const std::string& id) {
     Enrollment e;
     Status s = read([&](Connection& c) {
-        // 0 for the open-target count.
-        static const std::string sql = fmt::format("SELECT {}0{} FROM enrollments e WHERE id = ?1",
-                                                   kEnrollmentHead, kEnrollmentTail);
         auto st = c.prepare(sql);
         st.bind(id);
         if (!st.step()) return not_found("no enrollment " + id);

@@ -232,6 +232,8 @@ class SqliteStore final : public Store {
     const Clock& clock_;
     std::unique_ptr<sqlite::Connection> writer_conn_;
 
+    // enrollment() and enrollment_state(): one row by id, sql's columns.
+    Result<Enrollment> enrollment_by(const std::string& sql, const std::string& id);
     mutable std::mutex mu_;  // guards pending_, stopping_, stats_
     std::condition_variable work_cv_;
     std::deque<WriteJob*> pending_;
