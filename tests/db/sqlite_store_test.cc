@@ -2,6 +2,7 @@
 // prepared statements, group commit, last-seen flushing, storage failures,
 // read scopes — plus FaultyStore over it and open_store. The migrations:
 // sqlite_migrations_test.cc.
+#include <fmt/format.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 
@@ -439,6 +440,26 @@ TEST_F(SqliteStoreTest, CommittedDeliveriesAreHandedOverLeasedOnceAndClaimsSkipT
     auto delivered = store->list_deliveries("h", DeliveryStatus::kDelivered, {});
     ASSERT_TRUE(delivered.is_ok());
     EXPECT_EQ(delivered->items.size(), 2u);
+}
+
+// At most 4,096 committed deliveries wait in memory (kHandoffMax,
+// docs/webhooks.md); the ones past it are left to claims, not lost.
+TEST_F(SqliteStoreTest, DeliveriesPastTheHandOverCapAreLeftToClaims) {
+    auto store = open();
+    Webhook w;
+    w.id = "h";
+    w.url = "http://127.0.0.1:9/h";
+    w.topics = {"mdm."};
+    ASSERT_TRUE(store->put_webhook(w, now()));
+    std::vector<OutboxEvent> events;
+    for (int i = 0; i < 4097; ++i) events.push_back(webhook_event(fmt::format("E{}", i)));
+    ASSERT_TRUE(store->append_events(events));
+    auto taken = store->take_committed(now(), 60s, 10'000);
+    EXPECT_EQ(taken.size(), 4096u);
+    auto claimed = store->claim_deliveries(now(), 60s, 100);
+    ASSERT_TRUE(claimed.is_ok());
+    ASSERT_EQ(claimed->size(), 1u);
+    EXPECT_EQ(claimed->front().delivery.event_id, events.back().event_id);
 }
 
 TEST_F(SqliteStoreTest, ARolledBackWriteHandsNoDeliveryOver) {
