@@ -113,15 +113,19 @@ size_t PushService::sweep_once() {
         spdlog::warn("re-push sweep: {}", due.status().to_string());
         return 0;
     }
-    size_t started = 0;
+    std::vector<const db::RepushDue*> to_push;
     for (const auto& d : *due) {
         auto pending = queue_.has_pending(d.enrollment_id, clock_.now());
-        if (!pending.is_ok() || !*pending) continue;
-        push_impl(
-            d.enrollment_id, [](const PushOutcome&) {}, std::nullopt, d.attempts + 1);
-        ++started;
+        if (pending.is_ok() && *pending) to_push.push_back(&d);
     }
-    return started;
+    std::vector<std::string> ids;
+    ids.reserve(to_push.size());
+    for (const auto* d : to_push) ids.push_back(d->enrollment_id);
+    arm(ids);
+    for (const auto* d : to_push)
+        push_impl(
+            d->enrollment_id, [](const PushOutcome&) {}, std::nullopt, d->attempts + 1);
+    return to_push.size();
 }
 
 size_t PushService::in_flight() {
@@ -171,7 +175,14 @@ Result<std::shared_ptr<const Credentials>> PushService::credentials(const std::s
     return std::shared_ptr<const Credentials>(c);
 }
 
+void PushService::arm(const std::vector<std::string>& ids) {
+    if (ids.empty()) return;
+    if (auto s = pushes_.arm_pushes(ids, clock_.now()); !s.is_ok())
+        spdlog::warn("arming {} push(es): {}", ids.size(), s.to_string());
+}
+
 void PushService::push(const std::string& id, Done done, std::optional<SysTime> command_expiry) {
+    arm({id});
     push_impl(id, std::move(done), command_expiry, 1);
 }
 
@@ -311,7 +322,7 @@ std::map<std::string, PushOutcome> PushService::enqueue_pushes(
     for (const auto& id : q.queued)
         if (!q.pending_push.count(id)) to_push.push_back(id);
     auto out = to_push.empty() ? std::map<std::string, PushOutcome>{}
-                               : push_and_wait(to_push, timeout, command_expiry);
+                               : send_and_wait(to_push, timeout, command_expiry);
     for (const auto& [id, apns_id] : q.pending_push) {
         metrics_.counter("courier_pushes_coalesced_total").inc();
         out[id] = PushOutcome{true, apns_id, ""};
@@ -322,6 +333,13 @@ std::map<std::string, PushOutcome> PushService::enqueue_pushes(
 std::map<std::string, PushOutcome> PushService::push_and_wait(
     const std::vector<std::string>& ids, std::chrono::milliseconds timeout,
     std::optional<SysTime> command_expiry) {
+    arm(ids);
+    return send_and_wait(ids, timeout, command_expiry);
+}
+
+std::map<std::string, PushOutcome> PushService::send_and_wait(
+    const std::vector<std::string>& ids, std::chrono::milliseconds timeout,
+    std::optional<SysTime> command_expiry) {
     struct Shared {
         std::mutex mu;
         std::condition_variable cv;
@@ -329,14 +347,14 @@ std::map<std::string, PushOutcome> PushService::push_and_wait(
     };
     auto shared = std::make_shared<Shared>();
     for (const auto& id : ids)
-        push(
+        push_impl(
             id,
             [shared, id](const PushOutcome& o) {
                 std::lock_guard lock(shared->mu);
                 shared->results[id] = o;
                 shared->cv.notify_all();
             },
-            command_expiry);
+            command_expiry, 1);
     std::unique_lock lock(shared->mu);
     shared->cv.wait_for(lock, timeout, [&] { return shared->results.size() >= ids.size(); });
     auto out = shared->results;

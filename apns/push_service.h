@@ -82,18 +82,22 @@ class PushService {
     void stop();
 
     using Done = std::function<void(const PushOutcome&)>;
-    // Wakes one enrollment. `done` runs once, on an internal thread.
+    // Wakes one enrollment. `done` runs once, on an internal thread. The
+    // push is armed first (db::PushStore::arm_pushes), so an answer recorded
+    // after the device came leaves no pending mark.
     void push(const std::string& enrollment_id, Done done,
               std::optional<SysTime> command_expiry = std::nullopt);
     // Pushes to each id and waits up to `timeout` for the answers; ids whose
     // answer did not come in time get error "timed out waiting for APNs".
+    // Arms the pushes first, as push() does.
     std::map<std::string, PushOutcome> push_and_wait(
         const std::vector<std::string>& ids, std::chrono::milliseconds timeout,
         std::optional<SysTime> command_expiry = std::nullopt);
 
     // The pushes a just-queued command needs: targets with a pending push
     // (q.pending_push) report its apns-id and are not pushed again; the
-    // others are pushed as push_and_wait does.
+    // others are pushed as push_and_wait does, without arming them again
+    // (the enqueue armed them in its own transaction).
     std::map<std::string, PushOutcome> enqueue_pushes(
         const db::EnqueueResult& q, std::chrono::milliseconds timeout,
         std::optional<SysTime> command_expiry = std::nullopt);
@@ -118,6 +122,13 @@ class PushService {
     };
     void push_impl(const std::string& id, Done done, std::optional<SysTime> command_expiry,
                    int attempts);
+    // Arms the pushes about to be sent (db::PushStore::arm_pushes); a failure
+    // is logged and the pushes go anyway (their answers then mark nothing).
+    void arm(const std::vector<std::string>& ids);
+    // push_and_wait without arming.
+    std::map<std::string, PushOutcome> send_and_wait(const std::vector<std::string>& ids,
+                                                     std::chrono::milliseconds timeout,
+                                                     std::optional<SysTime> command_expiry);
     Result<std::shared_ptr<const Credentials>> credentials(const std::string& topic,
                                                            int64_t* cert_id);
     void finish(const std::string& id, const PushOutcome& outcome);

@@ -41,11 +41,17 @@ struct Enrollment {
     bool facts_truncated = false;  // a fact of the last Authenticate was cut to kMaxFactBytes
     // The pending push (docs/apns.md "Pending push"): the apns-id of a push APNs
     // answered 200 that the device has not answered yet with a request. It
-    // counts only while pending_push_until is in the future.
+    // counts only while pending_push_until is in the future. With an empty
+    // apns-id the push is only armed (PushStore::arm_pushes): sent or about
+    // to be, its answer not yet recorded.
     std::string pending_push_apns_id;
     std::optional<SysTime> pending_push_until;
     bool push_pending_at(SysTime now) const {
-        return pending_push_until && *pending_push_until > now && !pending_push_apns_id.empty();
+        return push_marked_at(now) && !pending_push_apns_id.empty();
+    }
+    // Pending or armed: the device's next request clears the mark.
+    bool push_marked_at(SysTime now) const {
+        return pending_push_until && *pending_push_until > now;
     }
 };
 

@@ -38,6 +38,11 @@ bool lock_enrollment(Connection& c, const std::string& id);
 // no such row); one round trip for a device request's lock and check.
 std::optional<bool> lock_enrollment_pending(Connection& c, const std::string& id);
 
+// PushStore::arm_pushes inside the caller's transaction, locking the rows
+// in id order (as enqueue's FOR KEY SHARE and record_push_outcomes do); a
+// pending push stays pending.
+void arm_pushes(Connection& c, const std::vector<std::string>& ids, SysTime now);
+
 // Serializes the binding changes of one device id across nodes for the rest
 // of the transaction (an advisory lock on the id).
 void lock_device_bindings(Connection& c, const std::string& device_id);

@@ -172,6 +172,28 @@ Status PgStore::mark_token_invalid(const std::string& id, SysTime now) {
     });
 }
 
+namespace pg {
+
+void arm_pushes(Connection& c, const std::vector<std::string>& ids, SysTime now) {
+    if (ids.empty()) return;
+    c.query(
+        "UPDATE enrollments e SET pending_push_apns_id = '', pending_push_until = $2 FROM "
+        "(SELECT id FROM enrollments WHERE id = ANY($1::text[]) AND (pending_push_until IS NULL "
+        "OR pending_push_until <= $3 OR pending_push_apns_id IS NULL OR pending_push_apns_id = '') "
+        "ORDER BY id FOR NO KEY UPDATE) d WHERE e.id = d.id",
+        pg::TextArray{&ids}, to_unix(now + kPushArmWindow), to_unix(now));
+}
+
+}  // namespace pg
+
+Status PgStore::arm_pushes(const std::vector<std::string>& ids, SysTime now) {
+    if (ids.empty()) return Status::ok();
+    return write([&](Connection& c) {
+        pg::arm_pushes(c, ids, now);
+        return Status::ok();
+    });
+}
+
 Status PgStore::record_push_outcomes(const std::vector<PushOutcomeRecord>& batch) {
     if (batch.empty()) return Status::ok();
     // Enrollment rows are updated in id order, so batches from several
@@ -182,9 +204,11 @@ Status PgStore::record_push_outcomes(const std::vector<PushOutcomeRecord>& batch
         return batch[a].attempt.enrollment_id < batch[b].attempt.enrollment_id;
     });
     return write([&](Connection& c) {
-        // A device seen after its push was sent has already come (see
-        // SqliteStore::record_push_outcomes): to the millisecond from this
-        // node's memory, else by whole seconds from the row (a later second).
+        // A device seen after its push was sent has already come: on any
+        // node, its request disarmed the push (PushStore::arm_pushes), so
+        // only armed rows are marked; also, as SqliteStore does, to the
+        // millisecond from this node's memory, else by whole seconds from
+        // the row (a later second).
         std::vector<bool> seen_since(batch.size(), false);
         {
             std::lock_guard lk(seen_mu_);
@@ -259,7 +283,8 @@ Status PgStore::record_push_outcomes(const std::vector<PushOutcomeRecord>& batch
                 "UPDATE enrollments e SET pending_push_apns_id = v.apns_id, "
                 "pending_push_until = v.until FROM unnest($1::text[], $2::text[], $3::bigint[], "
                 "$4::bigint[]) AS v(id, apns_id, until, sent) WHERE e.id = v.id AND "
-                "(e.last_seen IS NULL OR e.last_seen <= v.sent)",
+                "e.pending_push_until IS NOT NULL AND (e.last_seen IS NULL OR e.last_seen <= "
+                "v.sent)",
                 pg::TextArray{&m_ids}, pg::TextArray{&m_apns}, pg::Int64Array{&m_until},
                 pg::Int64Array{&m_sent});
         }

@@ -149,9 +149,9 @@ Result<EnqueueResult> PgStore::enqueue(const NewCommand& cmd,
         // the pending push read here is the one that request left (see
         // CommandQueue::enqueue).
         auto rows = c.query(
-            "SELECT id, CASE WHEN pending_push_until > $2 AND state = 'enrolled' AND token_valid "
-            "THEN pending_push_apns_id END FROM enrollments WHERE id = ANY($1::text[]) "
-            "ORDER BY id FOR KEY SHARE",
+            "SELECT id, CASE WHEN pending_push_until > $2 AND pending_push_apns_id <> '' AND "
+            "state = 'enrolled' AND token_valid THEN pending_push_apns_id END FROM enrollments "
+            "WHERE id = ANY($1::text[]) ORDER BY id FOR KEY SHARE",
             pg::TextArray{&unique}, to_unix(now));
         std::unordered_map<std::string, std::optional<std::string>> known;
         for (int i = 0; i < rows.size(); ++i)
@@ -194,6 +194,13 @@ Result<EnqueueResult> PgStore::enqueue(const NewCommand& cmd,
                 "pending_push_until)",
                 pg::TextArray{&ids});
         }
+        // The others will be pushed: armed in this transaction (see
+        // PushStore::arm_pushes), so the device's next request, on any
+        // node, disarms them.
+        std::vector<std::string> to_push;
+        for (const auto& id : out.queued)
+            if (!out.pending_push.count(id)) to_push.push_back(id);
+        pg::arm_pushes(c, to_push, now);
         return Status::ok();
     });
     if (!s) return s;

@@ -32,6 +32,10 @@ int64_t open_target_count(Connection& c, const std::string& id);
 // Drops the re-push schedule of an enrollment with nothing left to deliver.
 void clear_repush_if_idle(Connection& c, const std::string& id);
 
+// PushStore::arm_pushes inside the caller's transaction: a pending push
+// stays pending (its mark is not replaced by an arm).
+void arm_pushes(Connection& c, const std::vector<std::string>& ids, SysTime now);
+
 // next_command inside the caller's transaction.
 std::optional<DeliveredCommand> pick_next_command(Connection& c, const std::string& id,
                                                   bool include_notnow, SysTime now);

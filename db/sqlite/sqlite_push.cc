@@ -159,6 +159,29 @@ Status SqliteStore::mark_token_invalid(const std::string& id, SysTime now) {
     });
 }
 
+namespace sqlite {
+
+void arm_pushes(Connection& c, const std::vector<std::string>& ids, SysTime now) {
+    if (ids.empty()) return;
+    // A mark whose apns-id is set and still running is a pending push: left
+    // as it is (GET /v1/push pushes anyway; its answer replaces the mark).
+    auto arm = c.prepare(
+        "UPDATE enrollments SET pending_push_apns_id = '', pending_push_until = ?2 "
+        "WHERE id = ?1 AND (pending_push_until IS NULL OR pending_push_until <= ?3 OR "
+        "pending_push_apns_id IS NULL OR pending_push_apns_id = '')");
+    for (const auto& id : ids) arm.bind(id, to_unix(now + kPushArmWindow), to_unix(now)).run();
+}
+
+}  // namespace sqlite
+
+Status SqliteStore::arm_pushes(const std::vector<std::string>& ids, SysTime now) {
+    if (ids.empty()) return Status::ok();
+    return write([&](Connection& c) {
+        sqlite::arm_pushes(c, ids, now);
+        return Status::ok();
+    });
+}
+
 Status SqliteStore::record_push_outcomes(const std::vector<PushOutcomeRecord>& batch) {
     if (batch.empty()) return Status::ok();
     return write([&](Connection& c) {
@@ -180,7 +203,8 @@ Status SqliteStore::record_push_outcomes(const std::vector<PushOutcomeRecord>& b
         }
         auto mark = c.prepare(
             "UPDATE enrollments SET pending_push_apns_id = ?2, pending_push_until = ?3 "
-            "WHERE id = ?1 AND (last_seen IS NULL OR last_seen <= ?4)");
+            "WHERE id = ?1 AND pending_push_until IS NOT NULL AND "
+            "(last_seen IS NULL OR last_seen <= ?4)");
         for (size_t i = 0; i < batch.size(); ++i) {
             const auto& r = batch[i];
             insert_attempt(c, r.attempt);

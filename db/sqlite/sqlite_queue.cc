@@ -167,8 +167,9 @@ Result<EnqueueResult> SqliteStore::enqueue(const NewCommand& cmd,
         // The pending push is read here, in the enqueue's own transaction
         // (see CommandQueue::enqueue and docs/apns.md "Pending push").
         auto exists = c.prepare(
-            "SELECT CASE WHEN pending_push_until > ?2 AND state = 'enrolled' AND token_valid = 1 "
-            "THEN pending_push_apns_id END FROM enrollments WHERE id = ?1");
+            "SELECT CASE WHEN pending_push_until > ?2 AND pending_push_apns_id <> '' AND "
+            "state = 'enrolled' AND token_valid = 1 THEN pending_push_apns_id END "
+            "FROM enrollments WHERE id = ?1");
         for (const auto& id : targets) {
             if (!seen.insert(id).second) continue;
             exists.bind(id, to_unix(now));
@@ -201,6 +202,12 @@ Result<EnqueueResult> SqliteStore::enqueue(const NewCommand& cmd,
             "UPDATE enrollments SET repush_at = pending_push_until, repush_attempts = 1 "
             "WHERE id = ?1 AND (repush_at IS NULL OR repush_at > pending_push_until)");
         for (const auto& [id, apns_id] : out.pending_push) due.bind(id).run();
+        // The others will be pushed: armed in this transaction (see
+        // PushStore::arm_pushes), so the device's next request disarms them.
+        std::vector<std::string> to_push;
+        for (const auto& id : out.queued)
+            if (!out.pending_push.count(id)) to_push.push_back(id);
+        sqlite::arm_pushes(c, to_push, now);
         return Status::ok();
     });
     if (!s) return s;

@@ -162,6 +162,7 @@ class SqliteStore final : public Store {
     Status record_push_attempt(const PushAttempt& a) override;
     Status mark_token_invalid(const std::string& id, SysTime now) override;
     Status schedule_repush(const std::string& id, SysTime at, int attempts) override;
+    Status arm_pushes(const std::vector<std::string>& ids, SysTime now) override;
     Status record_push_outcomes(const std::vector<PushOutcomeRecord>& batch) override;
     Result<std::vector<RepushDue>> due_repushes(SysTime now, size_t limit) override;
 

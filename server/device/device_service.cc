@@ -439,9 +439,10 @@ std::optional<DeviceResult> DeviceService::process(Request& req, bool command_ch
     if (rep.status == mdm::ReportStatus::kIdle) {
         auto pending = queue_.has_pending(id, now);
         if (!pending.is_ok()) return DeviceResult::failed(pending.status(), "store");
-        // A pending push is cleared in the transaction that reads the queue
-        // (docs/apns.md "Pending push"); only an Idle that finds one set writes.
-        bool clear_push = existing->push_pending_at(now);
+        // A pending (or armed) push is cleared in the transaction that reads
+        // the queue (docs/apns.md "Pending push"); only an Idle that finds
+        // one set writes.
+        bool clear_push = existing->push_marked_at(now);
         if ((*pending || clear_push) && !writes_allowed) return std::nullopt;  // a write
         metrics_.counter("courier_checkins_total", {{"message_type", "Idle"}}).inc();
         if (*pending || clear_push) {

@@ -170,6 +170,36 @@ TEST_F(PgStoreTest, DueRepushesAreClaimedByOneNodeEach) {
     EXPECT_EQ(b.claim_due_repushes(now(), 1000)->size(), static_cast<size_t>(kDevices));
 }
 
+// Benchmark C's two-node delay: node A queues a command and pushes; the
+// device comes to node B within the same second and fetches it; then A
+// records APNs's 200. A knows nothing of the visit (not in its memory, and
+// last_seen has whole seconds), but B's request disarmed the push, so the
+// answer marks nothing and the next command is pushed at once rather than
+// coalesced onto a push the device already answered.
+TEST_F(PgStoreTest, APushAnsweredAfterTheDeviceCameToAnotherNodeIsNotPending) {
+    PgStore& a = node();
+    PgStore& b = node();
+    enroll(a, "A");
+    NewCommand first{random_uuid(), "DeviceLock", "<plist/>", std::nullopt};
+    ASSERT_TRUE(a.enqueue(first, {"A"}, now()).is_ok());
+    const SysTimeMs sent = clock_.now_ms();
+    b.touch_last_seen({"A"}, sent + 300ms);
+    auto got = b.next_command("A", true, now());
+    ASSERT_TRUE(got.is_ok() && got->has_value());
+    PushOutcomeRecord r;
+    r.attempt = PushAttempt{"A", now(), 200, "apns-1", ""};
+    r.repush_at = now() + 60s;
+    r.attempts = 1;
+    r.sent_at = sent;
+    r.pending_until = now() + 60s;
+    ASSERT_TRUE(a.record_push_outcomes({r}));
+    EXPECT_FALSE(a.enrollment("A")->push_pending_at(now()));
+    NewCommand second{random_uuid(), "DeviceLock", "<plist/>", std::nullopt};
+    auto q = a.enqueue(second, {"A"}, now());
+    ASSERT_TRUE(q.is_ok());
+    EXPECT_TRUE(q->pending_push.empty());
+}
+
 TEST_F(PgStoreTest, ASingleUseEnrollmentTokenIsUsedOnceAcrossNodes) {
     PgStore& a = node();
     PgStore& b = node();

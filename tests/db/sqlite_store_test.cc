@@ -208,6 +208,7 @@ TEST_F(SqliteStoreTest, ADeviceSeenMillisecondsAfterItsPushLeavesNoPendingMark) 
     ASSERT_TRUE(store->apply_token_update(token_input("A", "A"), now()));
     ASSERT_TRUE(store->apply_token_update(token_input("B", "B"), now()));
     const SysTimeMs sent = SysTimeMs(kT0) + 400ms;
+    ASSERT_TRUE(store->arm_pushes({"A", "B"}, now()));
     store->touch_last_seen({"A"}, sent + 300ms);
     store->touch_last_seen({"B"}, sent - 100ms);
     auto accepted = [&](const std::string& id) {
@@ -260,6 +261,7 @@ TEST_F(SqliteStoreTest, ADeviceSeenMillisecondsAfterItsPushLeavesNoMarkAfterAFlu
         r.pending_until = now() + 60s;
         return r;
     };
+    ASSERT_TRUE(store->arm_pushes({"A", "B", "C"}, now()));
     store->touch_last_seen({"A", "C"}, sent + 300ms);
     store->touch_last_seen({"B"}, sent - 100ms);
     await_last_seen("A", kT0);

@@ -139,6 +139,9 @@ Status FaultyStore::mark_token_invalid(const std::string& id, SysTime now) {
 Status FaultyStore::schedule_repush(const std::string& id, SysTime at, int attempts) {
     COURIER_FAULTY_WRITE(schedule_repush(id, at, attempts));
 }
+Status FaultyStore::arm_pushes(const std::vector<std::string>& ids, SysTime now) {
+    COURIER_FAULTY_WRITE(arm_pushes(ids, now));
+}
 Status FaultyStore::record_push_outcomes(const std::vector<PushOutcomeRecord>& batch) {
     COURIER_FAULTY_WRITE(record_push_outcomes(batch));
 }
