@@ -2,7 +2,9 @@
 PostgreSQL started as tools/pg-test-server.sh does (PG_BENCH=1: fsync on,
 512 MB shared_buffers; unprivileged user, temp data dir, 127.0.0.1), a
 database per run, and B and C against one node and against two nodes on one
-database, with the database's own cost per round trip: commits
+database (and E: bench_E's seeded store moved to PostgreSQL with `courier
+migrate`, then Idle and a drain on one node and on two), with the
+database's own cost per round trip: commits
 (pg_stat_database.xact_commit), rows written (tup_inserted + tup_updated +
 tup_deleted) and WAL bytes (pg_current_wal_lsn delta), plus server and
 PostgreSQL CPU (utime + stime from /proc: the node, and the postmaster with
@@ -162,6 +164,55 @@ def bench_C_pg(env, pg, runs, quick, node_count):
     return out
 
 
+def bench_E_pg(env, pg, runs, quick):
+    """bench_E's store (enrollments + queued commands) seeded into SQLite, moved
+    to PostgreSQL by `courier migrate`, then Idle and a drain of 1,000 fresh
+    devices against one node and against two nodes on that database."""
+    enrollments = 10000 if quick else 100000
+    commands = 100000 if quick else 1000000
+    data = os.path.join(env.tmp, "pge-seed")
+    Server(env, "pge-seed", data_dir=data).stop()
+    log(f"seeding {enrollments} enrollments and {commands} commands")
+    subprocess.run([os.path.join(env.build, "bench", "seed_store"), "--data-dir", data,
+                    "--enrollments", str(enrollments), "--commands", str(commands)],
+                   capture_output=True, text=True, check=True)
+    db, uri = pg.new_db()
+    t0 = time.time()
+    subprocess.run([env.courier, "migrate", "--from", "sqlite://" + os.path.join(data, "courier.db"),
+                    "--to", uri], capture_output=True, text=True, check=True, timeout=3600)
+    migrate_s = time.time() - t0
+    log(f"courier migrate: {migrate_s:.0f} s")
+    db_mib = int(pg.psql("postgres", f"SELECT pg_database_size('{db}')")) / 2**20
+    out = {"enrollments": enrollments, "commands": commands, "migrate_seconds": migrate_s,
+           "db_mib": db_mib}
+    for n in (1, 2):
+        rows = []
+        for i in range(runs):
+            nodes = [Server(env, f"pge{n}-{i}-{k}", extra=("--db", uri)) for k in range(n)]
+            try:
+                idle = run_split(env, nodes, ("--scenario", "idle", "--devices", 1000 // n,
+                                              "--connections", 32 // n, "--duration",
+                                              3 if quick else 10, "--auth", "tls"))
+                drain = run_split(env, nodes, ("--scenario", "drain", "--devices", 1000 // n,
+                                               "--commands-per-device", 10, "--connections",
+                                               32 // n, "--auth", "tls"))
+                row = {
+                    "nodes": n,
+                    "idle_rps": sum(r["idle"]["per_second"] for r in idle),
+                    "idle_p99_ms": max(r["idle"]["latency_ms"]["p99"] for r in idle),
+                    "drain_rps": sum(r["drain"]["round_trips_per_second"] for r in drain),
+                    "drain_p99_ms": max(r["drain"]["latency_ms"]["p99"] for r in drain),
+                    "rss_mib": [s.peak_rss_mib() for s in nodes],
+                }
+                log(f"E on PostgreSQL, {n} node(s), run {i + 1}: {row}")
+                rows.append(row)
+            finally:
+                for s in nodes:
+                    s.stop()
+        out[f"E{n}"] = rows
+    return out
+
+
 def run_pg(env, args, only):
     pg = Postgres(env)
     res = {}
@@ -171,6 +222,8 @@ def run_pg(env, args, only):
                 res[f"B{n}"] = bench_B_pg(env, pg, args.runs, args.quick, n)
             if "C" in only:
                 res[f"C{n}"] = bench_C_pg(env, pg, args.runs, args.quick, n)
+        if "E" in only:
+            res["E"] = bench_E_pg(env, pg, args.runs, args.quick)
     finally:
         pg.stop()
     return res
@@ -210,3 +263,18 @@ def report_pg(res, w, fmt, median):
               f"{fmt(r['one_device_ms']['p99'], 1)} | "
               f"{fmt(r.get('fleet', {}).get('all_acknowledged_ms'))} |")
     w("")
+    e = res.get("E")
+    if e:
+        w(f"E on PostgreSQL: `bench/seed_store --enrollments {e['enrollments']} --commands "
+          f"{e['commands']}` into SQLite, moved by `courier migrate` in "
+          f"{fmt(e['migrate_seconds'])} s (database {fmt(e['db_mib'])} MiB); then 1,000 fresh "
+          "devices, Idle for 10 s and a drain of 10 commands each, split over the nodes.\n")
+        w("| nodes | run | Idle req/s | Idle p99 ms | drain round trips/s | drain p99 ms | "
+          "RSS per node MiB |")
+        w("|---|---|---|---|---|---|---|")
+        for n in (1, 2):
+            for i, r in enumerate(e.get(f"E{n}", [])):
+                w(f"| {n} | {i + 1} | {fmt(r['idle_rps'])} | {fmt(r['idle_p99_ms'], 2)} | "
+                  f"{fmt(r['drain_rps'])} | {fmt(r['drain_p99_ms'], 1)} | "
+                  f"{' / '.join(fmt(x) for x in r['rss_mib'])} |")
+        w("")

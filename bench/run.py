@@ -595,7 +595,7 @@ def main():
     ap.add_argument("--notes", default=os.path.join(ROOT, "bench", "NOTES.md"),
                     help="appended to the report (analysis, before/after)")
     ap.add_argument("--store", default="sqlite", choices=("sqlite", "postgres"),
-                    help="postgres: B and C (of --only) on a throw-away PostgreSQL, one node and "
+                    help="postgres: B, C and E (of --only) on a throw-away PostgreSQL, one node and "
                          "two nodes on one database (bench/pgbench_mode.py)")
     args = ap.parse_args()
     started = datetime.datetime.utcnow()

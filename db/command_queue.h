@@ -40,6 +40,11 @@ struct NewCommand {
     std::string uuid, request_type;
     std::string plist;  // envelope bytes handed to the device
     std::optional<SysTime> expires_at;
+    // The caller pushes the targets that have no pending push
+    // (apns::PushService::enqueue_pushes): enqueue arms those pushes in its
+    // transaction (PushStore::arm_pushes). False for a queue-only enqueue
+    // (`nopush`, `"push": false`): nothing is armed.
+    bool will_push = true;
 };
 
 struct EnqueueResult {
@@ -89,7 +94,8 @@ class CommandQueue {
     // Because the device's request clears the mark in the transaction that
     // reads its queue (next_command, apply_report), either that transaction
     // came first (no mark: the caller pushes) or it comes after this commit
-    // (it sees the command).
+    // (it sees the command). With cmd.will_push, the targets without a
+    // pending push are armed (PushStore::arm_pushes) in the same transaction.
     virtual Result<EnqueueResult> enqueue(const NewCommand& cmd,
                                           const std::vector<std::string>& targets, SysTime now) = 0;
     // The oldest eligible command for the enrollment, marked sent, or nullopt.

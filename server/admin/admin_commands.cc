@@ -45,6 +45,8 @@ Response AdminApi::enqueue(Request& req) {
         if (*nc.expires_at <= clock_.now())
             return Response::error(400, "expires: in the past; nothing was queued");
     }
+    bool nopush = flag(req, "nopush");
+    nc.will_push = !nopush;
     auto now = clock_.now();
     auto res = queue_.enqueue(nc, ids, now);
     if (!res.is_ok()) {
@@ -53,7 +55,6 @@ Response AdminApi::enqueue(Request& req) {
                                    "a command with CommandUUID " + cmd->uuid + " already exists");
         return status_response(res.status());
     }
-    bool nopush = flag(req, "nopush");
     json::object status;
     for (const auto& id : res->unknown)
         status[id] = json::object{{"command_error", "no enrollment with this id"}};
@@ -144,6 +145,7 @@ Response AdminApi::post_command(Request& req) {
         return json_response(404, err);
     }
     db::NewCommand nc{cmd->uuid, cmd->request_type, cmd->plist, expires};
+    nc.will_push = do_push;
     auto res = queue_.enqueue(nc, targets, clock_.now());
     if (!res.is_ok()) {
         if (res.status().code() == Code::kConflict)

@@ -221,6 +221,12 @@ TEST_P(StoreTest, EnqueueArmsThePushesItNeedsWithoutCoalescingOnThem) {
     // An armed push is not pending: the next enqueue pushes too.
     NewCommand cmd{random_uuid(), "DeviceLock", "<plist/>", std::nullopt};
     EXPECT_TRUE(store_->enqueue(cmd, {"A"}, now())->pending_push.empty());
+    // A queue-only enqueue (nopush) arms nothing.
+    enroll("B");
+    NewCommand quiet{random_uuid(), "DeviceLock", "<plist/>", std::nullopt};
+    quiet.will_push = false;
+    ASSERT_TRUE(store_->enqueue(quiet, {"B"}, now()).is_ok());
+    EXPECT_FALSE(store_->enrollment("B")->push_marked_at(now()));
 }
 
 TEST_P(StoreTest, UnarmedPushIsNotMarkedPending) {
