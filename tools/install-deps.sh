@@ -12,6 +12,7 @@ packages=(
   libspdlog-dev libfmt-dev libcurl4-openssl-dev libnghttp2-dev
   libgtest-dev libgmock-dev
   postgresql libpq-dev  # the PostgreSQL backend and its tests
+  haproxy  # docker/haproxy.cfg tested in front of two nodes (tests/scale_out/)
   clang-16 libclang-rt-16-dev clang-format
   chromium nodejs  # the web console's browser suite (tests/browser/)
 )

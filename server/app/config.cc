@@ -15,9 +15,14 @@ std::string env_name(const std::string& flag) {
     return out;
 }
 
+// A boolean is a flag: `--proxy-protocol` alone turns it on, and
+// `--enroll-open=false` (or the environment variable) sets it either way.
 template <class T>
 CLI::Option* opt(CLI::App& app, const std::string& flag, T& value, const std::string& help) {
-    return app.add_option(flag, value, help)->envname(env_name(flag))->capture_default_str();
+    if constexpr (std::is_same_v<T, bool>)
+        return app.add_flag(flag, value, help)->envname(env_name(flag))->capture_default_str();
+    else
+        return app.add_option(flag, value, help)->envname(env_name(flag))->capture_default_str();
 }
 
 }  // namespace

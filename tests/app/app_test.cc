@@ -106,6 +106,36 @@ TEST(CourierBinary, EnvironmentConfiguresWhenNoFlagIsGiven) {
     EXPECT_EQ(p.stop(SIGTERM, 30s), 0);
 }
 
+// A boolean flag alone turns it on (`--metrics-public`, `--proxy-protocol`
+// as README and docker/haproxy.cfg use them); `=false` turns it off; a value
+// that is not a boolean is a usage error.
+TEST(CourierBinary, ABooleanFlagAloneTurnsItOnAndTakesAValue) {
+    TempDir dir;
+    auto metrics_status = [&](const std::string& value) {
+        std::vector<std::string> argv{kBinary,
+                                      "serve",
+                                      "--listen",
+                                      "127.0.0.1:0",
+                                      "--data-dir",
+                                      (dir.path() / "d").string(),
+                                      "--metrics-public" + value};
+        Process p(argv);
+        EXPECT_TRUE(p.wait_for_output("courier serving", 60s)) << p.output();
+        test::HttpOptions o;
+        o.ca_file = (dir.path() / "d" / "tls" / "ca.crt").string();
+        auto r = test::http_request(
+            "GET", "https://localhost:" + std::to_string(port_from_log(p.output())) + "/metrics",
+            "", {}, o);
+        EXPECT_EQ(p.stop(SIGTERM, 30s), 0);
+        return r.status;
+    };
+    EXPECT_EQ(metrics_status(""), 200);
+    EXPECT_EQ(metrics_status("=true"), 200);
+    EXPECT_EQ(metrics_status("=false"), 401);
+    auto r = run_process({kBinary, "serve", "--enroll-open=maybe"});
+    EXPECT_EQ(r.status, 2) << r.output;
+}
+
 TEST(CourierBinary, HelpListsEverySpecFlagWithDefaults) {
     auto top = run_process({kBinary, "--help"});
     EXPECT_EQ(top.status, 0);
