@@ -4,6 +4,9 @@
 #pragma once
 
 #include <memory>
+#include <string>
+
+#include "common/clock.h"
 
 namespace courier::db {
 
@@ -16,6 +19,19 @@ class ReadScope {
     virtual ~ReadScope() = default;
 };
 
+// The reads a device request is about to make, said up front: its
+// enrollment (EnrollmentStore::enrollment_state), its certificate's binding
+// (BindingStore::binding) and, for an Idle on the command channel, whether
+// its queue holds a command (CommandQueue::has_pending at `now`). A store
+// whose reads are round trips (PostgreSQL) fetches them in one and answers
+// those calls from that snapshot while the scope lives.
+struct DeviceReads {
+    std::string enrollment_id;
+    std::string cert_sha256;
+    bool has_pending = false;
+    SysTime now{};
+};
+
 class ReadScopes {
   public:
     virtual ~ReadScopes() = default;
@@ -24,6 +40,11 @@ class ReadScopes {
     // implementation has nothing to share. It covers the reads of every role
     // of the same store object (db/store.h).
     virtual std::unique_ptr<ReadScope> read_scope() { return nullptr; }
+    // As read_scope(), knowing which reads follow (see DeviceReads).
+    virtual std::unique_ptr<ReadScope> device_read_scope(const DeviceReads& reads) {
+        (void)reads;
+        return read_scope();
+    }
 };
 
 }  // namespace courier::db

@@ -10,7 +10,9 @@
 
 namespace courier::db {
 
+using pg::binding_from_row;
 using pg::Connection;
+using pg::kBindingColumns;
 using pg::opt_unix;
 using pg::Rows;
 
@@ -18,31 +20,6 @@ namespace {
 
 constexpr int64_t kMaxPendingPerDevice = 16;
 constexpr int64_t kAlarmIntervalSeconds = 3600;
-
-constexpr const char* kBindingColumns =
-    "cert_sha256, device_id, state, not_after, bound_at, superseded_at, last_used, alarm_at";
-
-std::optional<BindingState> parse_binding_state(std::string_view s) {
-    for (auto st : {BindingState::kActive, BindingState::kPending, BindingState::kApproved,
-                    BindingState::kSuperseded, BindingState::kRevoked}) {
-        if (s == binding_state_name(st)) return st;
-    }
-    return std::nullopt;
-}
-
-Binding binding_from_row(const Rows& r, int i) {
-    Binding b;
-    b.cert_sha256 = r.str(i, 0);
-    b.device_id = r.str(i, 1);
-    // An unknown state (a newer build's) is refused like a revoked one.
-    b.state = parse_binding_state(r.str(i, 2)).value_or(BindingState::kRevoked);
-    if (auto v = r.opt_int64(i, 3)) b.not_after = from_unix(*v);
-    b.bound_at = from_unix(r.int64(i, 4));
-    if (auto v = r.opt_int64(i, 5)) b.superseded_at = from_unix(*v);
-    if (auto v = r.opt_int64(i, 6)) b.last_used = from_unix(*v);
-    if (auto v = r.opt_int64(i, 7)) b.alarm_at = from_unix(*v);
-    return b;
-}
 
 std::optional<Binding> find_binding(Connection& c, const std::string& cert_sha256) {
     static const std::string sql =
@@ -59,6 +36,31 @@ std::string short_hash(const std::string& cert_sha256) {
 }  // namespace
 
 namespace pg {
+
+const char* const kBindingColumns =
+    "cert_sha256, device_id, state, not_after, bound_at, superseded_at, last_used, alarm_at";
+
+std::optional<BindingState> parse_binding_state(std::string_view s) {
+    for (auto st : {BindingState::kActive, BindingState::kPending, BindingState::kApproved,
+                    BindingState::kSuperseded, BindingState::kRevoked}) {
+        if (s == binding_state_name(st)) return st;
+    }
+    return std::nullopt;
+}
+
+Binding binding_from_row(const Rows& r, int i, int col) {
+    Binding b;
+    b.cert_sha256 = r.str(i, col);
+    b.device_id = r.str(i, col + 1);
+    // An unknown state (a newer build's) is refused like a revoked one.
+    b.state = parse_binding_state(r.str(i, col + 2)).value_or(BindingState::kRevoked);
+    if (auto v = r.opt_int64(i, col + 3)) b.not_after = from_unix(*v);
+    b.bound_at = from_unix(r.int64(i, col + 4));
+    if (auto v = r.opt_int64(i, col + 5)) b.superseded_at = from_unix(*v);
+    if (auto v = r.opt_int64(i, col + 6)) b.last_used = from_unix(*v);
+    if (auto v = r.opt_int64(i, col + 7)) b.alarm_at = from_unix(*v);
+    return b;
+}
 
 void lock_device_bindings(Connection& c, const std::string& device_id) {
     // Two keys: a class for bindings, and the id's hash.
@@ -176,6 +178,11 @@ Status bind_cert_in(Connection& c, const std::string& cert_sha256, const std::st
 
 Result<std::optional<Binding>> PgStore::binding(const std::string& cert_sha256) {
     std::optional<Binding> out;
+    if (auto* snap = pg::device_snapshot(this); snap && snap->reads.cert_sha256 == cert_sha256) {
+        out = snap->binding;
+        if (out) overlay_binding_used(*out);
+        return out;
+    }
     Status s = run(
         [&](Connection& c) {
             out = find_binding(c, cert_sha256);

@@ -104,9 +104,9 @@ const std::string kEnrollmentColumns = fmt::format(
 const std::string kEnrollmentStateColumns =
     fmt::format("{}0::bigint{}", kEnrollmentHead, kEnrollmentTail);
 
-Enrollment enrollment_from_row(const Rows& r, int row) {
+Enrollment enrollment_from_row(const Rows& r, int row, int col = 0) {
     Enrollment e;
-    int i = 0;
+    int i = col;
     for (std::string* f : {&e.id, &e.device_id, &e.user_id, &e.type, &e.udid, &e.serial_number,
                            &e.model, &e.model_name, &e.product_name, &e.os_version,
                            &e.build_version, &e.device_name, &e.imei, &e.meid, &e.topic}) {
@@ -130,6 +130,14 @@ Enrollment enrollment_from_row(const Rows& r, int row) {
 }
 
 }  // namespace
+
+const std::string& pg::enrollment_state_columns() {
+    return kEnrollmentStateColumns;
+}
+
+Enrollment pg::enrollment_row(const Rows& r, int row, int col) {
+    return enrollment_from_row(r, row, col);
+}
 
 Status PgStore::apply_authenticate(const AuthenticateInput& in, SysTime now) {
     if (in.id.empty() || in.device_id.empty()) return invalid("enrollment id missing");
@@ -246,6 +254,12 @@ Result<Enrollment> PgStore::enrollment(const std::string& id) {
 }
 
 Result<Enrollment> PgStore::enrollment_state(const std::string& id) {
+    if (auto* snap = pg::device_snapshot(this); snap && snap->reads.enrollment_id == id) {
+        if (!snap->enrollment) return not_found("no enrollment " + id);
+        Enrollment e = *snap->enrollment;
+        overlay_last_seen(e);
+        return e;
+    }
     static const std::string sql =
         fmt::format("SELECT {} FROM enrollments e WHERE id = $1", kEnrollmentStateColumns);
     return enrollment_by(sql, id);

@@ -68,6 +68,25 @@ Status require_active_binding(Connection& c, const std::string& cert_sha256,
 
 int64_t clamp_limit(int64_t limit);
 
+// Row readers shared by the files that select these columns: an
+// enrollment without its open-target count (EnrollmentStore::
+// enrollment_state) and a binding, starting at column `col`.
+const std::string& enrollment_state_columns();
+Enrollment enrollment_row(const Rows& r, int row, int col);
+extern const char* const kBindingColumns;
+Binding binding_from_row(const Rows& r, int i, int col = 0);
+
+// A device request's reads fetched at once (PgStore::device_read_scope):
+// the calling thread's snapshot for `store`, or null outside its scope.
+struct DeviceSnapshot {
+    const void* store = nullptr;
+    DeviceReads reads;
+    std::optional<Enrollment> enrollment;  // none: no such enrollment
+    std::optional<Binding> binding;        // none: the certificate is not bound
+    bool pending = false;                  // reads.has_pending asked for it
+};
+const DeviceSnapshot* device_snapshot(const void* store);
+
 // Called by a write whose effect did not happen (a repeated final report, a
 // superseded-use alarm within the hour, a push certificate with no
 // predecessor): events attached with only_if_effective are not appended

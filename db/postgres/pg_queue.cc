@@ -240,6 +240,10 @@ Result<std::optional<DeliveredCommand>> PgStore::next_command(const std::string&
 }
 
 Result<bool> PgStore::has_pending(const std::string& id, SysTime now) {
+    if (auto* snap = pg::device_snapshot(this); snap && snap->reads.has_pending &&
+                                                snap->reads.enrollment_id == id &&
+                                                snap->reads.now == now)
+        return snap->pending;
     bool out = false;
     Status s = run(
         [&](Connection& c) {

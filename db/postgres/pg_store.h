@@ -100,6 +100,11 @@ class PgStore final : public Store {
                        const std::function<Status()>& generate);
 
     Status ping() override;
+    // One statement reads the request's enrollment, binding and (for an
+    // Idle) pending flag; enrollment_state, binding and has_pending on this
+    // thread answer from it while the scope lives (one round trip instead
+    // of three, one snapshot).
+    std::unique_ptr<ReadScope> device_read_scope(const DeviceReads& reads) override;
 
     Status apply_authenticate(const AuthenticateInput& in, SysTime now) override;
     Status apply_token_update(const TokenUpdateInput& in, SysTime now) override;

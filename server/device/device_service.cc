@@ -220,10 +220,14 @@ std::optional<DeviceResult> DeviceService::process(Request& req, bool command_ch
     const std::string& device_id = ident.device_id;
     const auto now = clock_.now();
 
-    // The reads before the message's write (enrollment, binding) share one
-    // read transaction; it ends before any write. On the Idle fast path the
-    // caller's scope covers them already (read_scope() gives null).
-    std::unique_ptr<db::ReadScope> reads = read_scopes_.read_scope();
+    // The reads before the message's write (enrollment, binding and, for an
+    // Idle, whether a command waits) share one read transaction, said up
+    // front (one round trip on PostgreSQL); it ends before any write. On the
+    // Idle fast path the caller's scope covers them already (gives null).
+    const bool idle_reads =
+        !decoded->checkin && command_channel && decoded->report->status == mdm::ReportStatus::kIdle;
+    std::unique_ptr<db::ReadScope> reads =
+        read_scopes_.device_read_scope({id, cred->cert_sha256, idle_reads, now});
     auto existing = enrollments_.enrollment_state(id);
     if (!existing.is_ok() && existing.status().code() != Code::kNotFound)
         return DeviceResult::failed(existing.status(), "store");
@@ -415,7 +419,7 @@ std::optional<DeviceResult> DeviceService::process(Request& req, bool command_ch
     bool defer = false;
     if (auto refusal = require_binding(req, id, device_id, *cred, writes_allowed, &defer))
         return refusal;
-    reads.reset();
+    if (!idle_reads) reads.reset();  // an Idle's has_pending below reads in it too
     if (defer) return std::nullopt;
     if (!existing.is_ok()) return refuse(req, id, "no enrollment " + id + " (Authenticate first)");
     // Seen before the transaction that reads the queue (and clears the
@@ -438,6 +442,7 @@ std::optional<DeviceResult> DeviceService::process(Request& req, bool command_ch
     Result<std::optional<db::DeliveredCommand>> next = std::optional<db::DeliveredCommand>{};
     if (rep.status == mdm::ReportStatus::kIdle) {
         auto pending = queue_.has_pending(id, now);
+        reads.reset();  // before any write
         if (!pending.is_ok()) return DeviceResult::failed(pending.status(), "store");
         // A pending (or armed) push is cleared in the transaction that reads
         // the queue (docs/apns.md "Pending push"); only an Idle that finds

@@ -200,6 +200,73 @@ TEST_F(PgStoreTest, APushAnsweredAfterTheDeviceCameToAnotherNodeIsNotPending) {
     EXPECT_TRUE(q->pending_push.empty());
 }
 
+// A device request's reads said up front come back in one statement: inside
+// the scope enrollment_state, binding and has_pending answer from that
+// snapshot (a write by another node meanwhile is not seen), the same values
+// the reads give one by one; reads of other keys still go to the database;
+// after the scope the database answers again.
+TEST_F(PgStoreTest, ADeviceRequestsReadsComeFromOneSnapshotWhileItsScopeLives) {
+    PgStore& a = node();
+    PgStore& b = node();
+    enroll(a, "A");
+    enroll(a, "B");
+    const std::string cert(64, 'c');
+    ASSERT_TRUE(a.bind_cert(cert, "A", std::nullopt, now()));
+    NewCommand cmd{random_uuid(), "DeviceLock", "<plist/>", std::nullopt};
+    ASSERT_TRUE(a.enqueue(cmd, {"A"}, now()).is_ok());
+    const auto one_by_one = a.enrollment_state("A");
+    ASSERT_TRUE(one_by_one.is_ok());
+    {
+        auto scope = a.device_read_scope({"A", cert, true, now()});
+        ASSERT_TRUE(scope);
+        EXPECT_EQ(a.device_read_scope({"A", cert, true, now()}), nullptr);  // one at a time
+        // Another node changes all three (revoking the binding clears the
+        // push token and cancels the queue).
+        ASSERT_TRUE(b.set_retired("A", true, now()));
+        ASSERT_TRUE(b.revoke_binding("A", cert, now()));
+
+        auto e = a.enrollment_state("A");
+        ASSERT_TRUE(e.is_ok());
+        EXPECT_EQ(e->state, one_by_one->state);
+        EXPECT_EQ(e->device_id, "A");
+        EXPECT_EQ(e->push_magic, one_by_one->push_magic);
+        EXPECT_EQ(e->push_token, one_by_one->push_token);
+        EXPECT_EQ(e->topic, one_by_one->topic);
+        auto bound = a.binding(cert);
+        ASSERT_TRUE(bound.is_ok() && bound->has_value());
+        EXPECT_EQ((*bound)->state, BindingState::kActive);
+        EXPECT_EQ((*bound)->device_id, "A");
+        auto pending = a.has_pending("A", now());
+        ASSERT_TRUE(pending.is_ok());
+        EXPECT_TRUE(*pending);
+        // Other keys are read from the database.
+        auto later = a.has_pending("A", now() + 1s);
+        ASSERT_TRUE(later.is_ok());
+        EXPECT_FALSE(*later);
+        EXPECT_TRUE(a.enrollment_state("B").is_ok());
+        auto other = a.binding(std::string(64, 'd'));
+        ASSERT_TRUE(other.is_ok());
+        EXPECT_FALSE(other->has_value());
+    }
+    EXPECT_EQ(a.enrollment_state("A")->state, EnrollmentState::kRetired);
+    EXPECT_EQ((*a.binding(cert))->state, BindingState::kRevoked);
+    auto after = a.has_pending("A", now());
+    ASSERT_TRUE(after.is_ok());
+    EXPECT_FALSE(*after);
+
+    // Missing rows are missing inside the scope too; the pending flag is
+    // false unless asked for.
+    auto scope = a.device_read_scope({"NONE", std::string(64, 'e'), false, now()});
+    ASSERT_TRUE(scope);
+    EXPECT_EQ(a.enrollment_state("NONE").status().code(), Code::kNotFound);
+    auto none = a.binding(std::string(64, 'e'));
+    ASSERT_TRUE(none.is_ok());
+    EXPECT_FALSE(none->has_value());
+    auto none_pending = a.has_pending("NONE", now());
+    ASSERT_TRUE(none_pending.is_ok());
+    EXPECT_FALSE(*none_pending);
+}
+
 TEST_F(PgStoreTest, ASingleUseEnrollmentTokenIsUsedOnceAcrossNodes) {
     PgStore& a = node();
     PgStore& b = node();
