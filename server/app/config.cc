@@ -15,12 +15,17 @@ std::string env_name(const std::string& flag) {
     return out;
 }
 
-// A boolean is a flag: `--proxy-protocol` alone turns it on, and
-// `--enroll-open=false` (or the environment variable) sets it either way.
+// A boolean is a flag that may take a value: `--proxy-protocol` alone turns
+// it on; `--enroll-open=false`, `--enroll-open false` (as before it was a
+// flag) and the environment variable set it either way.
 template <class T>
 CLI::Option* opt(CLI::App& app, const std::string& flag, T& value, const std::string& help) {
     if constexpr (std::is_same_v<T, bool>)
-        return app.add_flag(flag, value, help)->envname(env_name(flag))->capture_default_str();
+        return app.add_flag(flag, value, help)
+            ->type_size(0, 1)
+            ->expected(0, 1)
+            ->envname(env_name(flag))
+            ->capture_default_str();
     else
         return app.add_option(flag, value, help)->envname(env_name(flag))->capture_default_str();
 }

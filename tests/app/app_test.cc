@@ -111,7 +111,7 @@ TEST(CourierBinary, EnvironmentConfiguresWhenNoFlagIsGiven) {
 // that is not a boolean is a usage error.
 TEST(CourierBinary, ABooleanFlagAloneTurnsItOnAndTakesAValue) {
     TempDir dir;
-    auto metrics_status = [&](const std::string& value) {
+    auto metrics_status = [&](const std::string& value, const std::string& next = "") {
         std::vector<std::string> argv{kBinary,
                                       "serve",
                                       "--listen",
@@ -119,6 +119,7 @@ TEST(CourierBinary, ABooleanFlagAloneTurnsItOnAndTakesAValue) {
                                       "--data-dir",
                                       (dir.path() / "d").string(),
                                       "--metrics-public" + value};
+        if (!next.empty()) argv.push_back(next);
         Process p(argv);
         EXPECT_TRUE(p.wait_for_output("courier serving", 60s)) << p.output();
         test::HttpOptions o;
@@ -132,6 +133,9 @@ TEST(CourierBinary, ABooleanFlagAloneTurnsItOnAndTakesAValue) {
     EXPECT_EQ(metrics_status(""), 200);
     EXPECT_EQ(metrics_status("=true"), 200);
     EXPECT_EQ(metrics_status("=false"), 401);
+    // As it was before it was a flag: the value as the next argument.
+    EXPECT_EQ(metrics_status("", "true"), 200);
+    EXPECT_EQ(metrics_status("", "false"), 401);
     auto r = run_process({kBinary, "serve", "--enroll-open=maybe"});
     EXPECT_EQ(r.status, 2) << r.output;
 }
