@@ -61,6 +61,9 @@ start)
   else
     opts="-c fsync=off -c full_page_writes=off -c shared_buffers=64MB"
   fi
+  # PG_EXTRA_OPTS: more server options for an experiment (e.g. "-c
+  # shared_preload_libraries=pg_stat_statements").
+  opts="$opts ${PG_EXTRA_OPTS:-}"
   as_pg "$bindir/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w -t 60 start -o \
     "-c listen_addresses=127.0.0.1 -p $port -k $tmp -c max_connections=300 $opts" >/dev/null \
     || { cat "$tmp/server.log" >&2; exit 1; }
