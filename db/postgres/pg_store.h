@@ -24,7 +24,8 @@
 //   are claimed with FOR UPDATE SKIP LOCKED, so two nodes never lease one
 //   delivery; the appends and completions of one destination's and
 //   enrollment's line are serialized by an advisory lock on the pair.
-// - Reads run in READ ONLY REPEATABLE READ transactions (one snapshot).
+// - Reads run without BEGIN/COMMIT: each statement is its own snapshot. A
+//   device request's reads (device_read_scope) are one statement.
 // - touch_last_seen() and touch_binding() update in-memory maps that a
 //   background thread folds into one transaction about once a second, as
 //   SqliteStore does; reads overlay this node's unflushed values.
