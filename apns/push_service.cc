@@ -318,9 +318,7 @@ void PushService::finish(const std::string& id, const PushOutcome& outcome) {
 std::map<std::string, PushOutcome> PushService::enqueue_pushes(
     const db::EnqueueResult& q, std::chrono::milliseconds timeout,
     std::optional<SysTime> command_expiry) {
-    std::vector<std::string> to_push;
-    for (const auto& id : q.queued)
-        if (!q.pending_push.count(id)) to_push.push_back(id);
+    const std::vector<std::string> to_push = q.to_push();
     auto out = to_push.empty() ? std::map<std::string, PushOutcome>{}
                                : send_and_wait(to_push, timeout, command_expiry);
     for (const auto& [id, apns_id] : q.pending_push) {

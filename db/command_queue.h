@@ -53,6 +53,15 @@ struct EnqueueResult {
     // Queued targets that have a pending push (see CommandQueue::enqueue):
     // id → the pending push's apns-id. They need no push of their own.
     std::map<std::string, std::string> pending_push;
+
+    // The queued targets that need a push of their own (queued minus
+    // pending_push), in queued's order.
+    std::vector<std::string> to_push() const {
+        std::vector<std::string> out;
+        for (const auto& id : queued)
+            if (!pending_push.count(id)) out.push_back(id);
+        return out;
+    }
 };
 
 // A command handed to a device.

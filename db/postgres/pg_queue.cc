@@ -197,12 +197,7 @@ Result<EnqueueResult> PgStore::enqueue(const NewCommand& cmd,
         // The others will be pushed: armed in this transaction (see
         // PushStore::arm_pushes), so the device's next request, on any
         // node, disarms them.
-        if (cmd.will_push) {
-            std::vector<std::string> to_push;
-            for (const auto& id : out.queued)
-                if (!out.pending_push.count(id)) to_push.push_back(id);
-            pg::arm_pushes(c, to_push, now);
-        }
+        if (cmd.will_push) pg::arm_pushes(c, out.to_push(), now);
         return Status::ok();
     });
     if (!s) return s;

@@ -204,12 +204,7 @@ Result<EnqueueResult> SqliteStore::enqueue(const NewCommand& cmd,
         for (const auto& [id, apns_id] : out.pending_push) due.bind(id).run();
         // The others will be pushed: armed in this transaction (see
         // PushStore::arm_pushes), so the device's next request disarms them.
-        if (cmd.will_push) {
-            std::vector<std::string> to_push;
-            for (const auto& id : out.queued)
-                if (!out.pending_push.count(id)) to_push.push_back(id);
-            sqlite::arm_pushes(c, to_push, now);
-        }
+        if (cmd.will_push) sqlite::arm_pushes(c, out.to_push(), now);
         return Status::ok();
     });
     if (!s) return s;

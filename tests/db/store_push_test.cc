@@ -268,5 +268,23 @@ TEST_P(StoreTest, ArmingKeepsAPendingPushAndReplacesAnEndedOne) {
     EXPECT_TRUE(e->push_marked_at(now()));
 }
 
+// An armed push whose outcome never comes (its send failed, or the node
+// died) ends with its window: an Idle stops taking the write path for it,
+// and an enqueue still pushes meanwhile (armed is not pending).
+TEST_P(StoreTest, AnArmedPushWithNoOutcomeEndsWithItsWindow) {
+    enroll("A");
+    ASSERT_TRUE(store_->arm_pushes({"A"}, now()));
+    NewCommand cmd{random_uuid(), "DeviceInformation", "<plist/>", std::nullopt};
+    auto q = store_->enqueue(cmd, {"A"}, now());
+    ASSERT_TRUE(q.is_ok());
+    EXPECT_TRUE(q->pending_push.empty());
+    EXPECT_EQ(q->to_push(), std::vector<std::string>{"A"});
+    clock_.advance(kPushArmWindow - 1s);
+    EXPECT_TRUE(store_->enrollment("A")->push_marked_at(now()));
+    clock_.advance(1s);
+    EXPECT_FALSE(store_->enrollment("A")->push_marked_at(now()));
+    EXPECT_FALSE(store_->enrollment("A")->push_pending_at(now()));
+}
+
 }  // namespace
 }  // namespace courier::db
