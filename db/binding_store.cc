@@ -18,4 +18,12 @@ const char* binding_state_name(BindingState s) {
     return "active";
 }
 
+std::optional<BindingState> parse_binding_state(std::string_view name) {
+    for (auto st : {BindingState::kActive, BindingState::kPending, BindingState::kApproved,
+                    BindingState::kSuperseded, BindingState::kRevoked}) {
+        if (name == binding_state_name(st)) return st;
+    }
+    return std::nullopt;
+}
+
 }  // namespace courier::db

@@ -6,6 +6,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/clock.h"
@@ -22,6 +23,8 @@ enum class BindingState {
     kRevoked,     // revoked by an administrator: refused
 };
 const char* binding_state_name(BindingState s);  // "active", "pending", ...
+// The state binding_state_name names; nullopt for any other text.
+std::optional<BindingState> parse_binding_state(std::string_view name);
 
 struct Binding {
     std::string cert_sha256;  // hex SHA-256 of the DER

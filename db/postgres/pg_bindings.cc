@@ -40,14 +40,6 @@ namespace pg {
 const char* const kBindingColumns =
     "cert_sha256, device_id, state, not_after, bound_at, superseded_at, last_used, alarm_at";
 
-std::optional<BindingState> parse_binding_state(std::string_view s) {
-    for (auto st : {BindingState::kActive, BindingState::kPending, BindingState::kApproved,
-                    BindingState::kSuperseded, BindingState::kRevoked}) {
-        if (s == binding_state_name(st)) return st;
-    }
-    return std::nullopt;
-}
-
 Binding binding_from_row(const Rows& r, int i, int col) {
     Binding b;
     b.cert_sha256 = r.str(i, col);

@@ -32,7 +32,7 @@ constexpr int kEnrollmentAt = 9;
 
 }  // namespace
 
-const pg::DeviceSnapshot* pg::device_snapshot(const void* store) {
+const pg::DeviceSnapshot* pg::device_snapshot(const PgStore* store) {
     return tl_snapshot && tl_snapshot->store == store ? tl_snapshot : nullptr;
 }
 

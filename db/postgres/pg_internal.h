@@ -12,6 +12,10 @@
 #include "db/postgres/pg_connection.h"
 #include "db/store.h"
 
+namespace courier::db {
+class PgStore;
+}
+
 namespace courier::db::pg {
 
 // Targets still waiting for a final report.
@@ -79,13 +83,13 @@ Binding binding_from_row(const Rows& r, int i, int col = 0);
 // A device request's reads fetched at once (PgStore::device_read_scope):
 // the calling thread's snapshot for `store`, or null outside its scope.
 struct DeviceSnapshot {
-    const void* store = nullptr;
+    const PgStore* store = nullptr;
     DeviceReads reads;
     std::optional<Enrollment> enrollment;  // none: no such enrollment
     std::optional<Binding> binding;        // none: the certificate is not bound
     bool pending = false;                  // reads.has_pending asked for it
 };
-const DeviceSnapshot* device_snapshot(const void* store);
+const DeviceSnapshot* device_snapshot(const PgStore* store);
 
 // Called by a write whose effect did not happen (a repeated final report, a
 // superseded-use alarm within the hour, a push certificate with no

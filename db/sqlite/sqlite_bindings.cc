@@ -21,14 +21,6 @@ constexpr int64_t kAlarmIntervalSeconds = 3600;
 constexpr const char* kBindingColumns =
     "cert_sha256, device_id, state, not_after, bound_at, superseded_at, last_used, alarm_at";
 
-std::optional<BindingState> parse_binding_state(std::string_view s) {
-    for (auto st : {BindingState::kActive, BindingState::kPending, BindingState::kApproved,
-                    BindingState::kSuperseded, BindingState::kRevoked}) {
-        if (s == binding_state_name(st)) return st;
-    }
-    return std::nullopt;
-}
-
 Binding binding_from_row(const Statement& st) {
     Binding b;
     b.cert_sha256 = st.str(0);
