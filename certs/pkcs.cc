@@ -1,5 +1,6 @@
 #include "certs/pkcs.h"
 
+#include <openssl/asn1.h>
 #include <openssl/cms.h>
 #include <openssl/err.h>
 #include <openssl/pkcs12.h>
@@ -7,8 +8,10 @@
 #include <openssl/x509_vfy.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <sstream>
 
 #include "common/encoding.h"
@@ -53,6 +56,108 @@ std::string cms_to_der(CMS_ContentInfo* cms) {
 CmsPtr cms_from_der(std::string_view der) {
     auto* p = reinterpret_cast<const unsigned char*>(der.data());
     return CmsPtr(d2i_CMS_ContentInfo(nullptr, &p, static_cast<long>(der.size())));
+}
+
+// One DER TLV: where its header starts, where its content starts and ends.
+struct Tlv {
+    const unsigned char* header;
+    const unsigned char* content;
+    const unsigned char* end;
+    int tag;
+    int xclass;
+    bool constructed;
+    bool is(int want_class, int want_tag) const { return xclass == want_class && tag == want_tag; }
+    std::string_view whole() const {
+        return {reinterpret_cast<const char*>(header), static_cast<size_t>(end - header)};
+    }
+};
+
+// Reads the TLV at p (definite length, within end) and moves p past it.
+std::optional<Tlv> read_tlv(const unsigned char*& p, const unsigned char* end) {
+    const unsigned char* q = p;
+    long length = 0;
+    int tag = 0;
+    int xclass = 0;
+    int r = ASN1_get_object(&q, &length, &tag, &xclass, end - p);
+    if (r & 0x80) {  // malformed, or longer than what is left
+        ERR_clear_error();
+        return std::nullopt;
+    }
+    if (r & 1) return std::nullopt;  // BER indefinite length
+    Tlv t{p, q, q + length, tag, xclass, (r & V_ASN1_CONSTRUCTED) != 0};
+    p = t.end;
+    return t;
+}
+
+// A ContentInfo holding SignedData, split into the certificates its
+// `certificates` field carries and the ContentInfo re-encoded without that
+// field (the signature covers neither the field nor the outer headers).
+struct SignedDataSplit {
+    std::vector<std::string_view> certificates;  // each one's DER, in order
+    std::string rest;
+};
+
+std::optional<SignedDataSplit> split_certificates(std::string_view der) {
+    const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+    const unsigned char* const end = p + der.size();
+    // ContentInfo ::= SEQUENCE { contentType OID, content [0] EXPLICIT SignedData }
+    auto info = read_tlv(p, end);
+    if (!info || p != end || !info->constructed || !info->is(V_ASN1_UNIVERSAL, V_ASN1_SEQUENCE))
+        return std::nullopt;
+    const unsigned char* q = info->content;
+    auto type = read_tlv(q, info->end);
+    auto tagged = type ? read_tlv(q, info->end) : std::nullopt;
+    if (!tagged || q != info->end || !type->is(V_ASN1_UNIVERSAL, V_ASN1_OBJECT) ||
+        !tagged->constructed || !tagged->is(V_ASN1_CONTEXT_SPECIFIC, 0))
+        return std::nullopt;
+    const unsigned char* r = tagged->content;
+    auto signed_data = read_tlv(r, tagged->end);
+    if (!signed_data || r != tagged->end || !signed_data->constructed ||
+        !signed_data->is(V_ASN1_UNIVERSAL, V_ASN1_SEQUENCE))
+        return std::nullopt;
+    // SignedData ::= SEQUENCE { version, digestAlgorithms, encapContentInfo,
+    //   certificates [0] IMPLICIT OPTIONAL, crls [1] IMPLICIT OPTIONAL, signerInfos }
+    std::optional<Tlv> field;
+    for (const unsigned char* c = signed_data->content; c < signed_data->end;) {
+        auto child = read_tlv(c, signed_data->end);
+        if (!child) return std::nullopt;
+        if (child->is(V_ASN1_CONTEXT_SPECIFIC, 0)) {
+            if (field) return std::nullopt;
+            field = child;
+        }
+    }
+    if (!field || !field->constructed) return std::nullopt;
+    SignedDataSplit out;
+    for (const unsigned char* c = field->content; c < field->end;) {
+        auto cert = read_tlv(c, field->end);
+        // Only plain certificates; attribute certificates and the like are
+        // left to the whole parse.
+        if (!cert || !cert->constructed || !cert->is(V_ASN1_UNIVERSAL, V_ASN1_SEQUENCE))
+            return std::nullopt;
+        out.certificates.push_back(cert->whole());
+    }
+    const long without =
+        static_cast<long>((signed_data->end - signed_data->content) - (field->end - field->header));
+    const int inner = ASN1_object_size(1, static_cast<int>(without), V_ASN1_SEQUENCE);
+    const int tagged_len = inner < 0 ? -1 : ASN1_object_size(1, inner, 0);
+    const int info_len =
+        tagged_len < 0 ? -1 : static_cast<int>(type->end - type->header) + tagged_len;
+    const int total = info_len < 0 ? -1 : ASN1_object_size(1, info_len, V_ASN1_SEQUENCE);
+    if (total < 0) return std::nullopt;
+    out.rest.resize(static_cast<size_t>(total));
+    auto* w = reinterpret_cast<unsigned char*>(out.rest.data());
+    auto copy = [&w](const unsigned char* from, const unsigned char* to) {
+        std::memcpy(w, from, static_cast<size_t>(to - from));
+        w += to - from;
+    };
+    ASN1_put_object(&w, 1, info_len, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+    copy(type->header, type->end);
+    ASN1_put_object(&w, 1, inner, 0, V_ASN1_CONTEXT_SPECIFIC);
+    ASN1_put_object(&w, 1, static_cast<int>(without), V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+    copy(signed_data->content, field->header);
+    copy(field->end, signed_data->end);
+    if (w != reinterpret_cast<unsigned char*>(out.rest.data()) + total) return std::nullopt;
+    return out;
 }
 
 OSSL_PROVIDER* g_default_provider = nullptr;
@@ -206,16 +311,48 @@ Status TrustStore::verify(X509* cert, const std::vector<X509Ptr>& intermediates,
                                            "): " + X509_verify_cert_error_string(err));
 }
 
+Result<X509Ptr> CertCache::get(std::string_view der) {
+    std::string key(der);
+    {
+        std::lock_guard lock(mu_);
+        if (auto it = certs_.find(key); it != certs_.end()) return share(it->second.get());
+    }
+    auto cert = cert_from_der(der);
+    if (!cert) return cert.status();
+    std::lock_guard lock(mu_);
+    ++decoded_;
+    if (certs_.size() >= limit_) certs_.clear();  // crude, bounded, rare
+    auto [it, inserted] = certs_.emplace(std::move(key), std::move(*cert));
+    return share(it->second.get());
+}
+
+size_t CertCache::decoded() const {
+    std::lock_guard lock(mu_);
+    return decoded_;
+}
+
 // Runs on every device request that authenticates with Mdm-Signature; the
 // body is read in place. Callers may cache the result keyed by a digest of
 // the signature (with the body's digest), since both are immutable inputs.
-Result<SignedBy> verify_mdm_signature(std::string_view header_base64, std::string_view body) {
+Result<SignedBy> verify_mdm_signature(std::string_view header_base64, std::string_view body,
+                                      CertCache* cache) {
     auto fail = [](std::string why) {
         return Result<SignedBy>(Code::kUnauthorized, std::move(why));
     };
     std::optional<std::string> der = base64_decode(header_base64);
     if (!der || der->empty()) return fail("Mdm-Signature is not base64");
-    CmsPtr cms = cms_from_der(*der);
+    // With a cache, the carried certificates come from it and only the rest
+    // of the SignedData is decoded here.
+    std::optional<SignedDataSplit> split = cache ? split_certificates(*der) : std::nullopt;
+    std::vector<X509Ptr> carried;
+    if (split) {
+        for (std::string_view c : split->certificates) {
+            auto cert = cache->get(c);
+            if (!cert) return fail("Mdm-Signature is not a CMS message");
+            carried.push_back(std::move(*cert));
+        }
+    }
+    CmsPtr cms = cms_from_der(split ? split->rest : *der);
     if (!cms) {
         ERR_clear_error();
         return fail("Mdm-Signature is not a CMS message");
@@ -232,7 +369,8 @@ Result<SignedBy> verify_mdm_signature(std::string_view header_base64, std::strin
     BioPtr content(BIO_new(BIO_f_null()));
     if (!content) return fail("Mdm-Signature: out of memory");
     BIO_push(content.get(), mem_bio(body).release());
-    if (CMS_verify(cms.get(), nullptr, nullptr, content.get(), nullptr,
+    X509StackPtr extra = split ? to_stack(carried) : nullptr;
+    if (CMS_verify(cms.get(), extra.get(), nullptr, content.get(), nullptr,
                    CMS_NO_SIGNER_CERT_VERIFY | CMS_BINARY) != 1)
         return fail("Mdm-Signature does not verify over the request body: " + openssl_error());
     STACK_OF(X509)* signers = CMS_get0_signers(cms.get());
@@ -240,6 +378,12 @@ Result<SignedBy> verify_mdm_signature(std::string_view header_base64, std::strin
     SignedBy out{share(signer), {}};
     sk_X509_free(signers);
     if (!out.signer) return fail("Mdm-Signature carries no signer certificate");
+    if (split) {
+        for (auto& c : carried) {
+            if (X509_cmp(c.get(), out.signer.get()) != 0) out.intermediates.push_back(std::move(c));
+        }
+        return out;
+    }
     X509StackPtr all(CMS_get1_certs(cms.get()));
     for (int i = 0; all && i < sk_X509_num(all.get()); ++i) {
         X509* c = sk_X509_value(all.get(), i);

@@ -2,7 +2,9 @@
 // Mdm-Signature header.
 #pragma once
 
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "certs/x509.h"
@@ -54,7 +56,36 @@ struct SignedBy {
     X509Ptr signer;
     std::vector<X509Ptr> intermediates;
 };
-Result<SignedBy> verify_mdm_signature(std::string_view header_base64, std::string_view body);
+
+// Certificates decoded once, by their DER bytes. A device signs every message
+// with the same identity, and decoding the certificate a SignedData carries
+// (OpenSSL 3 builds a key decoder for its public key) costs more than
+// checking the signature. Thread-safe; holds at most `limit` certificates and
+// starts afresh when full. A certificate's trust is not recorded here.
+class CertCache {
+  public:
+    explicit CertCache(size_t limit = 8192) : limit_(limit) {}
+    CertCache(const CertCache&) = delete;
+    CertCache& operator=(const CertCache&) = delete;
+
+    // The certificate `der` encodes (a shared reference), decoded on first use.
+    Result<X509Ptr> get(std::string_view der);
+    size_t decoded() const;  // how many decodes get() has made: for tests
+
+  private:
+    size_t limit_;
+    mutable std::mutex mu_;
+    std::unordered_map<std::string, X509Ptr> certs_;
+    size_t decoded_ = 0;
+};
+
+// With `cache`, the certificates the SignedData carries come from it
+// (decoded on first sight) and the SignedData is parsed without them; the
+// result is the same as without. A SignedData in a shape the split does not
+// take (BER indefinite lengths, attribute certificates, trailing bytes) is
+// parsed whole.
+Result<SignedBy> verify_mdm_signature(std::string_view header_base64, std::string_view body,
+                                      CertCache* cache = nullptr);
 // Creates an Mdm-Signature header value (the device side: tests, simulator).
 Result<std::string> make_mdm_signature(std::string_view body, const Identity& id);
 

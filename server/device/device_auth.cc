@@ -145,7 +145,7 @@ Result<DeviceCredential> DeviceAuthenticator::authenticate(const Request& req) {
         if (auto hit = cached(key)) {
             if (auto s = agree(hit->cred); !s.is_ok()) return s;
         } else {
-            auto signed_by = certs::verify_mdm_signature(*sig, req.body);
+            auto signed_by = certs::verify_mdm_signature(*sig, req.body, &signer_certs_);
             if (!signed_by.is_ok()) return refuse("Mdm-Signature: " + signed_by.status().message());
             auto cred =
                 trusted(std::move(signed_by->signer), signed_by->intermediates, "Mdm-Signature");

@@ -67,6 +67,9 @@ class DeviceAuthenticator {
     // kCacheTtl and never past the certificate's notAfter.
     std::unordered_map<std::string, Verified> cache_;
     std::unordered_map<std::string, Verified> cert_cache_;  // "crt" keys
+    // The certificates Mdm-Signatures carry, decoded once each: a freshly
+    // signed message then costs its signature check, not a certificate parse.
+    certs::CertCache signer_certs_;
 };
 
 // Decodes a --cert-header value: RFC 9440 ":base64-DER:" or URL-escaped PEM.

@@ -1,5 +1,6 @@
 // certs/: the local CA, server TLS files, PKCS#12, CMS and device trust.
 #include <gtest/gtest.h>
+#include <openssl/cms.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs12.h>
 #include <openssl/x509v3.h>
@@ -451,6 +452,104 @@ TEST_F(TrustStoreTest, MdmSignatureByAnUntrustedKeyVerifiesButIsNotTrusted) {
     auto r = verify_mdm_signature(*header, "body");
     ASSERT_TRUE(r) << r.status().to_string();
     EXPECT_EQ(store.verify(r->signer.get(), r->intermediates, now()).code(), Code::kUnauthorized);
+}
+
+// A device signs every message with the same identity: with a CertCache the
+// certificates a SignedData carries are decoded once, and what comes back is
+// what the whole parse gives.
+TEST_F(TrustStoreTest, MdmSignaturesThroughACacheDecodeEachCarriedCertificateOnce) {
+    Identity id = test::make_device_identity(ca, "UDID-SIG");
+    CertCache cache;
+    for (int i = 0; i < 3; ++i) {
+        std::string body = "<plist>" + std::to_string(i) + "</plist>";
+        auto header = make_mdm_signature(body, id);
+        ASSERT_TRUE(header);
+        auto cached = verify_mdm_signature(*header, body, &cache);
+        auto whole = verify_mdm_signature(*header, body);
+        ASSERT_TRUE(cached) << cached.status().to_string();
+        ASSERT_TRUE(whole) << whole.status().to_string();
+        EXPECT_EQ(X509_cmp(cached->signer.get(), id.cert.get()), 0);
+        ASSERT_EQ(cached->intermediates.size(), whole->intermediates.size());
+        ASSERT_EQ(cached->intermediates.size(), 1u);
+        EXPECT_EQ(X509_cmp(cached->intermediates[0].get(), ca.cert()), 0);
+    }
+    EXPECT_EQ(cache.decoded(), 2u);  // the identity and the CA it carries
+    // The body is still checked, and another identity is its own signer.
+    auto header = make_mdm_signature("signed", id);
+    ASSERT_TRUE(header);
+    auto r = verify_mdm_signature(*header, "not signed", &cache);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.status().message().find("does not verify"), std::string::npos);
+    Identity other = test::make_device_identity(ca, "UDID-OTHER");
+    auto other_header = make_mdm_signature("body", other);
+    ASSERT_TRUE(other_header);
+    auto by_other = verify_mdm_signature(*other_header, "body", &cache);
+    ASSERT_TRUE(by_other) << by_other.status().to_string();
+    EXPECT_EQ(X509_cmp(by_other->signer.get(), other.cert.get()), 0);
+    EXPECT_EQ(cache.decoded(), 3u);
+}
+
+// The carried certificates decide, not what the cache holds: a message that
+// carries another identity's certificate instead of its signer's does not
+// verify, though the signer's certificate sits in the cache.
+TEST_F(TrustStoreTest, AMdmSignatureNotCarryingItsSignerDoesNotVerifyThroughTheCache) {
+    Identity id = test::make_device_identity(ca, "UDID-SIG");
+    Identity other = test::make_device_identity(ca, "UDID-OTHER");
+    CertCache cache;
+    auto header = make_mdm_signature("body", id);
+    ASSERT_TRUE(header);
+    ASSERT_TRUE(verify_mdm_signature(*header, "body", &cache));
+    BioPtr in = mem_bio("body");
+    STACK_OF(X509)* carried = sk_X509_new_null();
+    ASSERT_TRUE(carried);
+    sk_X509_push(carried, other.cert.get());
+    std::unique_ptr<CMS_ContentInfo, decltype(&CMS_ContentInfo_free)> cms(
+        CMS_sign(id.cert.get(), id.key.get(), carried, in.get(),
+                 CMS_DETACHED | CMS_BINARY | CMS_NOCERTS),
+        CMS_ContentInfo_free);
+    sk_X509_free(carried);
+    ASSERT_TRUE(cms);
+    BioPtr out(BIO_new(BIO_s_mem()));
+    ASSERT_EQ(i2d_CMS_bio(out.get(), cms.get()), 1);
+    std::string der = bio_contents(out.get());
+    ASSERT_NE(der.find(cert_to_der(other.cert.get())), std::string::npos);
+    ASSERT_EQ(der.find(cert_to_der(id.cert.get())), std::string::npos);
+    auto r = verify_mdm_signature(base64_encode(der), "body", &cache);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.status().code(), Code::kUnauthorized);
+    EXPECT_FALSE(verify_mdm_signature(base64_encode(der), "body"));
+}
+
+// BER with indefinite lengths (what a streaming signer writes) is not split:
+// it is parsed whole, and still verifies.
+TEST_F(TrustStoreTest, AnIndefiniteLengthMdmSignatureIsParsedWhole) {
+    Identity id = test::make_device_identity(ca, "UDID-BER");
+    std::string body = "<plist>streamed</plist>";
+    BioPtr in = mem_bio(body);
+    const unsigned flags = CMS_DETACHED | CMS_BINARY | CMS_STREAM;
+    std::unique_ptr<CMS_ContentInfo, decltype(&CMS_ContentInfo_free)> cms(
+        CMS_sign(id.cert.get(), id.key.get(), nullptr, nullptr, flags), CMS_ContentInfo_free);
+    ASSERT_TRUE(cms);
+    BioPtr out(BIO_new(BIO_s_mem()));
+    ASSERT_EQ(i2d_CMS_bio_stream(out.get(), cms.get(), in.get(), static_cast<int>(flags)), 1);
+    std::string ber = bio_contents(out.get());
+    ASSERT_GE(ber.size(), 2u);
+    ASSERT_EQ(static_cast<unsigned char>(ber[1]), 0x80u) << "not indefinite-length";
+    CertCache cache;
+    auto r = verify_mdm_signature(base64_encode(ber), body, &cache);
+    ASSERT_TRUE(r) << r.status().to_string();
+    EXPECT_EQ(X509_cmp(r->signer.get(), id.cert.get()), 0);
+    EXPECT_EQ(cache.decoded(), 0u);
+}
+
+TEST(MdmSignature, GarbageHeaderIsRefusedThroughACache) {
+    CertCache cache;
+    for (std::string_view header :
+         {"!!!not base64!!!", "", "aGVsbG8gd29ybGQ=", "MAA=", "MIAwAA=="}) {
+        auto r = verify_mdm_signature(header, "body", &cache);
+        ASSERT_FALSE(r) << header;
+        EXPECT_EQ(r.status().code(), Code::kUnauthorized) << header;
+    }
 }
 
 }  // namespace
