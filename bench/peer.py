@@ -643,7 +643,8 @@ def main():
                     help="afterwards, one more pass of Courier's loads under perf record -g")
     ap.add_argument("--nanomdm", default=os.path.join(os.environ.get("PEER_DIR", "/tmp/peer"), "bin",
                                                       "nanomdm"))
-    ap.add_argument("--build-dir", default="build")
+    ap.add_argument("--build-dir", default="build/bench",
+                    help="a Release build of courier (bench/run.sh builds build/bench)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "PEER.md"),
                     help="the section, as markdown (bench/run.py appends bench/PEER.md to the report)")
     ap.add_argument("--docs", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"),
