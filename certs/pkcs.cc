@@ -321,14 +321,24 @@ Result<X509Ptr> CertCache::get(std::string_view der) {
     if (!cert) return cert.status();
     std::lock_guard lock(mu_);
     ++decoded_;
-    if (certs_.size() >= limit_) certs_.clear();  // crude, bounded, rare
+    if (der.size() > max_bytes_) return std::move(*cert);
+    if (bytes_ + der.size() > max_bytes_) {  // crude, bounded, rare
+        certs_.clear();
+        bytes_ = 0;
+    }
     auto [it, inserted] = certs_.emplace(std::move(key), std::move(*cert));
+    if (inserted) bytes_ += der.size();
     return share(it->second.get());
 }
 
 size_t CertCache::decoded() const {
     std::lock_guard lock(mu_);
     return decoded_;
+}
+
+size_t CertCache::bytes() const {
+    std::lock_guard lock(mu_);
+    return bytes_;
 }
 
 // Runs on every device request that authenticates with Mdm-Signature; the

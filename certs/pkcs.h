@@ -60,22 +60,27 @@ struct SignedBy {
 // Certificates decoded once, by their DER bytes. A device signs every message
 // with the same identity, and decoding the certificate a SignedData carries
 // (OpenSSL 3 builds a key decoder for its public key) costs more than
-// checking the signature. Thread-safe; holds at most `limit` certificates and
-// starts afresh when full. A certificate's trust is not recorded here.
+// checking the signature. Thread-safe. What it keeps arrives before any
+// trust check, so it is bounded by bytes: at most `max_bytes` of DER (8 MiB
+// by default, ~8,000 device identities); it starts afresh when full, and a
+// certificate larger than that is decoded and not kept. A certificate's trust
+// is not recorded here.
 class CertCache {
   public:
-    explicit CertCache(size_t limit = 8192) : limit_(limit) {}
+    explicit CertCache(size_t max_bytes = 8u << 20) : max_bytes_(max_bytes) {}
     CertCache(const CertCache&) = delete;
     CertCache& operator=(const CertCache&) = delete;
 
     // The certificate `der` encodes (a shared reference), decoded on first use.
     Result<X509Ptr> get(std::string_view der);
     size_t decoded() const;  // how many decodes get() has made: for tests
+    size_t bytes() const;    // DER bytes kept now
 
   private:
-    size_t limit_;
+    size_t max_bytes_;
     mutable std::mutex mu_;
     std::unordered_map<std::string, X509Ptr> certs_;
+    size_t bytes_ = 0;
     size_t decoded_ = 0;
 };
 

@@ -542,6 +542,30 @@ TEST_F(TrustStoreTest, AnIndefiniteLengthMdmSignatureIsParsedWhole) {
     EXPECT_EQ(cache.decoded(), 0u);
 }
 
+// What the cache keeps arrives before any trust check: it holds at most its
+// budget of DER bytes, and a certificate over the budget is not kept.
+TEST_F(TrustStoreTest, ACertCacheKeepsAtMostItsBudgetOfBytes) {
+    const size_t one = cert_to_der(test::make_device_identity(ca, "UDID-0").cert.get()).size();
+    CertCache cache(3 * one);
+    for (int i = 0; i < 8; ++i) {
+        Identity id = test::make_device_identity(ca, "UDID-" + std::to_string(i));
+        auto header = make_mdm_signature("body", id);
+        ASSERT_TRUE(header);
+        ASSERT_TRUE(verify_mdm_signature(*header, "body", &cache));
+        EXPECT_LE(cache.bytes(), 3 * one);
+        EXPECT_GT(cache.bytes(), 0u);
+    }
+    CertCache tiny(16);
+    Identity id = test::make_device_identity(ca, "UDID-T");
+    for (int i = 0; i < 2; ++i) {
+        auto header = make_mdm_signature("body", id);
+        ASSERT_TRUE(header);
+        ASSERT_TRUE(verify_mdm_signature(*header, "body", &tiny));
+    }
+    EXPECT_EQ(tiny.bytes(), 0u);
+    EXPECT_EQ(tiny.decoded(), 4u);  // the identity and the CA, each time
+}
+
 TEST(MdmSignature, GarbageHeaderIsRefusedThroughACache) {
     CertCache cache;
     for (std::string_view header :

@@ -22,7 +22,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string_view body = rest.substr(n);
     std::string header = der ? courier::base64_encode(sig) : sig;
     if (data[0] & 2) {
-        static courier::certs::CertCache cache(64);
+        static courier::certs::CertCache cache(64 << 10);
         auto cached = courier::certs::verify_mdm_signature(header, body, &cache);
         auto whole = courier::certs::verify_mdm_signature(header, body);
         if (cached.is_ok() != whole.is_ok()) __builtin_trap();
