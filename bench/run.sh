@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds Courier (Release) and runs every benchmark; writes docs/BENCHMARKS.md.
-#   bench/run.sh                 all of them, 3 runs each (~15 minutes on 2 cores)
+#   bench/run.sh                 all of them, 3 runs each (~30 minutes on 2 cores)
 #   bench/run.sh --only B,C      some; --quick for small sizes; --help for more
 set -euo pipefail
 cd "$(dirname "$0")/.."
