@@ -7,6 +7,7 @@ the report.
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -43,6 +44,8 @@ class Env:
         self.args = args
         self.build = os.path.join(ROOT, args.build_dir)
         self.courier = os.path.join(self.build, "courier")
+        # Added to every `courier serve` (run.py --serve-args), e.g. "--db-pool 4".
+        self.serve_args = shlex.split(getattr(args, "serve_args", None) or "")
         self.tmp = tempfile.mkdtemp(prefix="courier-bench-")
         self.apns_port = free_port()
         self.apns_cert = os.path.join(self.tmp, "apns.crt")
@@ -68,7 +71,7 @@ class Server:
         self.url = f"https://127.0.0.1:{self.port}"
         cmd = [env.courier, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data,
                "--public-url", self.url, "--apns-url", f"https://127.0.0.1:{env.apns_port}",
-               "--apns-ca", env.apns_cert, "--log-level", "warn", *extra]
+               "--apns-ca", env.apns_cert, "--log-level", "warn", *extra, *env.serve_args]
         self.log = open(os.path.join(env.tmp, name + ".log"), "ab")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
         ctx = None

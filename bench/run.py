@@ -328,6 +328,8 @@ def write_report(env, res, path, args, started):
       f"Release build.")
     w(f"- Machine: `nproc` = {os.cpu_count()}, CPU `{cpu}`; load average at the end "
       f"{load[0]:.2f}.")
+    if getattr(args, "serve_args", ""):
+        w(f"- Every `courier serve` ran with `{args.serve_args}` added.")
     w(f"- Every figure is the median of {args.runs} runs{' (quick sizes: a smoke run, not the targets)' if args.quick else ''}.")
     w("- **The load generators (wrk, `courier simulate`) run on the same cores as the server**: "
       "every figure is what Courier does while sharing the machine with its own load, a floor "
@@ -594,6 +596,8 @@ def main():
                          "not in --only go into the report too")
     ap.add_argument("--notes", default=os.path.join(ROOT, "bench", "NOTES.md"),
                     help="appended to the report (analysis, before/after)")
+    ap.add_argument("--serve-args", default="",
+                    help='added to every `courier serve` the benchmarks start, e.g. "--db-pool 4"')
     ap.add_argument("--store", default="sqlite", choices=("sqlite", "postgres"),
                     help="postgres: B, C and E (of --only) on a throw-away PostgreSQL, one node and "
                          "two nodes on one database (bench/pgbench_mode.py)")
