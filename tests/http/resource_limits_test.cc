@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <latch>
+#include <memory>
 #include <regex>
 #include <thread>
 
@@ -239,31 +239,48 @@ TEST_F(ResourceLimits, BurstOfLargeBodiesStaysWithinTheCapAndMemoryIsGivenBack) 
     }
     ASSERT_LT(proc_status_bytes(pid, "VmHWM"), baseline + 4 * kMiB);
 
-    // Every client sends all but the last byte of its body and waits until
-    // all have, then sends the last: without the cap the server would hold
-    // all 160 MiB at once.
+    // Every client sends all but the last byte of its body, one after the
+    // other, and the server's decision on each is awaited before the next: the
+    // cap holds 8 such bodies (8 x (4 MiB - 1) leaves 8 bytes, less than the
+    // next one's declared length), so the first 8 are held and the other 32
+    // get 503 from their header. Then the 8 send their last byte together.
+    // Without the cap the server would hold all 160 MiB at once.
     const std::string head = "PUT /v1/enqueue/dev-1 HTTP/1.1\r\nHost: x\r\n" + auth +
                              "Content-Length: " + std::to_string(kBody) + "\r\n\r\n";
     const std::string body(kBody, 'x');
-    std::latch all_sent(kClients);
-    std::atomic<size_t> handled{0};
-    std::vector<std::thread> clients;
+    const size_t fits = static_cast<size_t>(kCap) / kBody;
+    std::vector<std::unique_ptr<test::TlsConn>> held;
     for (size_t i = 0; i < kClients; ++i) {
-        clients.emplace_back([&] {
-            test::TlsConn c(server_->port());
-            bool sent = c.ok() && c.send(head);
-            for (size_t off = 0; sent && off < kBody - 1; off += 64 * 1024)
-                sent = c.send(std::string_view(body).substr(
-                    off, std::min<size_t>(64 * 1024, kBody - 1 - off)));
-            all_sent.arrive_and_wait();
-            if (sent && c.send("x") && c.read_until("}").rfind("HTTP/1.1 400", 0) == 0)
-                ++handled;  // the handler's answer (the body is no plist); else 503 or closed
-        });
+        auto c = std::make_unique<test::TlsConn>(server_->port());
+        ASSERT_TRUE(c->ok()) << c->error();
+        bool sent = c->send(head);
+        for (size_t off = 0; sent && off < kBody - 1; off += 64 * 1024)
+            sent = c->send(
+                std::string_view(body).substr(off, std::min<size_t>(64 * 1024, kBody - 1 - off)));
+        if (i < fits) {
+            ASSERT_TRUE(sent) << "client " << i;
+            const double want = static_cast<double>((i + 1) * (kBody - 1));
+            ASSERT_TRUE(eventually([&] {
+                return metric("courier_http_body_bytes_buffered") == want;
+            })) << "client "
+                << i << ": " << metric("courier_http_body_bytes_buffered")
+                << " bytes buffered, expected " << want;
+            held.push_back(std::move(c));
+        } else {
+            // Refused from its header (its body may or may not have been
+            // written into the socket before the server closed it).
+            std::string got = c->read_until("}");
+            EXPECT_TRUE(got.rfind("HTTP/1.1 503", 0) == 0 || (got.empty() && c->closed()))
+                << "client " << i << ": " << got.substr(0, 80);
+        }
     }
-    for (auto& t : clients) t.join();
-    // The cap admits at most 8 bodies (32 MiB / 4 MiB), and at least one.
-    EXPECT_GE(handled.load(), 1u);
-    EXPECT_LE(handled.load(), static_cast<size_t>(kCap) / kBody);
+    EXPECT_EQ(metric("courier_http_body_bytes_buffered"), static_cast<double>(fits * (kBody - 1)));
+    for (auto& c : held) ASSERT_TRUE(c->send("x"));
+    size_t handled = 0;
+    for (auto& c : held)  // the handler's answer: the body is no plist
+        handled += c->read_until("}").rfind("HTTP/1.1 400", 0) == 0;
+    EXPECT_EQ(handled, fits);
+    held.clear();
     const long long peak = proc_status_bytes(pid, "VmHWM");
     EXPECT_LT(peak, baseline + kCap + kCap + kFixedMargin)
         << "baseline " << baseline / kMiB << " MiB, peak " << peak / kMiB << " MiB";
