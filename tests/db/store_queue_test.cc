@@ -170,7 +170,10 @@ TEST_P(StoreTest, EnqueueRefusesMissingUuidOrType) {
               Code::kInvalid);
 }
 
-TEST_P(StoreTest, EnqueueForTenThousandTargetsTakesWellUnderASecond) {
+// One command to 10,000 targets queues it for each. How long the commit
+// takes is benchmark D's (docs/BENCHMARKS.md), not a test's: a loaded CI
+// machine is no clock.
+TEST_P(StoreTest, EnqueueForTenThousandTargetsQueuesEveryOne) {
     std::vector<std::string> ids;
     for (int i = 0; i < 10000; ++i) ids.push_back(fmt::format("UDID-{:05}", i));
     // Seed through the store in parallel so group commit batches them.
@@ -183,13 +186,11 @@ TEST_P(StoreTest, EnqueueForTenThousandTargetsTakesWellUnderASecond) {
         });
     }
     for (auto& t : seeders) t.join();
-    auto start = std::chrono::steady_clock::now();
     NewCommand cmd{random_uuid(), "DeviceInformation", "<plist/>", std::nullopt};
     auto r = store_->enqueue(cmd, ids, now());
-    auto took = std::chrono::steady_clock::now() - start;
     ASSERT_TRUE(r.is_ok());
     EXPECT_EQ(r->queued.size(), 10000u);
-    EXPECT_LT(took, 1s);
+    EXPECT_TRUE(r->unknown.empty());
     EXPECT_EQ(store_->queue_depth().value(), 10000);
 }
 
