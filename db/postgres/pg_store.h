@@ -25,7 +25,8 @@
 //   delivery; the appends and completions of one destination's and
 //   enrollment's line are serialized by an advisory lock on the pair.
 // - Reads run without BEGIN/COMMIT: each statement is its own snapshot. A
-//   device request's reads (device_read_scope) are one statement.
+//   device request's reads (device_read_scope) are one statement, shared
+//   with the requests that queued while the one before it ran.
 // - touch_last_seen() and touch_binding() update in-memory maps that a
 //   background thread folds into one transaction about once a second, as
 //   SqliteStore does; reads overlay this node's unflushed values.
@@ -106,6 +107,15 @@ class PgStore final : public Store {
     // thread answer from it while the scope lives (one round trip instead
     // of three, one snapshot).
     std::unique_ptr<ReadScope> device_read_scope(const DeviceReads& reads) override;
+    // device_read_scope's batching: statements started, the reads they
+    // carried, callers queued now, statements running now.
+    struct DeviceReadStats {
+        uint64_t statements = 0;
+        uint64_t reads = 0;
+        size_t queued = 0;
+        int in_flight = 0;
+    };
+    DeviceReadStats device_read_stats();
 
     Status apply_authenticate(const AuthenticateInput& in, SysTime now) override;
     Status apply_token_update(const TokenUpdateInput& in, SysTime now) override;
@@ -209,6 +219,7 @@ class PgStore final : public Store {
 
   private:
     class Attachment;
+    struct PendingDeviceRead;
     PgStore(std::string uri, const PgOptions& options, const Clock& clock);
 
     enum class Mode {
@@ -229,6 +240,8 @@ class PgStore final : public Store {
     }
     Result<std::unique_ptr<pg::Connection>> take();
     void give_back(std::unique_ptr<pg::Connection> conn);
+    // One statement for a batch of device_read_scope callers' reads.
+    void run_device_reads(const std::vector<PendingDeviceRead*>& batch);
     void flush_loop();
     void flush_seen();
     int64_t seen_ms_locked(const std::string& id) const;
@@ -249,6 +262,14 @@ class PgStore final : public Store {
     std::chrono::steady_clock::time_point next_connect_{};
     std::chrono::milliseconds backoff_{0};
     Status last_connect_error_;
+
+    // device_read_scope callers waiting for their reads; statements running.
+    std::mutex reads_mu_;
+    std::condition_variable reads_cv_;
+    std::vector<PendingDeviceRead*> reads_queue_;
+    int reads_in_flight_ = 0;
+    uint64_t read_statements_ = 0;
+    uint64_t reads_batched_ = 0;
 
     mutable std::mutex seen_mu_;
     std::unordered_map<std::string, int64_t> last_seen_;     // id → ms, unflushed

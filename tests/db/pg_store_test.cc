@@ -267,6 +267,80 @@ TEST_F(PgStoreTest, ADeviceRequestsReadsComeFromOneSnapshotWhileItsScopeLives) {
     EXPECT_FALSE(*none_pending);
 }
 
+// Concurrent requests' reads share statements: while two statements are
+// held up (another session holds an exclusive lock on cert_bindings), the
+// requests arriving meanwhile queue, and one statement then carries them
+// all; every request gets its own rows (an enrollment with a command
+// queued, one without, one missing; bound and unbound certificates).
+TEST_F(PgStoreTest, ConcurrentDeviceReadsShareStatementsAndEachGetsItsOwnRows) {
+    PgStore& a = node();
+    constexpr int kReaders = 12;
+    auto id_of = [](int i) { return "R" + std::to_string(i); };
+    auto cert_of = [](int i) { return std::string(63, 'a') + static_cast<char>('a' + i); };
+    // i % 3 == 0: enrolled with a command queued; 1: enrolled, nothing
+    // queued; 2: not enrolled. Even i: the certificate is bound to it.
+    for (int i = 0; i < kReaders; ++i) {
+        if (i % 3 == 2) continue;
+        enroll(a, id_of(i));
+        if (i % 2 == 0) {
+            ASSERT_TRUE(a.bind_cert(cert_of(i), id_of(i), std::nullopt, now()));
+        }
+        if (i % 3 == 0) {
+            NewCommand cmd{random_uuid(), "DeviceLock", "<plist/>", std::nullopt};
+            ASSERT_TRUE(a.enqueue(cmd, {id_of(i)}, now()).is_ok());
+        }
+    }
+    PGconn* blocker = PQconnectdb(db_->uri().c_str());
+    ASSERT_EQ(PQstatus(blocker), CONNECTION_OK) << PQerrorMessage(blocker);
+    auto exec = [&](const char* sql) {
+        PGresult* r = PQexec(blocker, sql);
+        const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+        return ok;
+    };
+    ASSERT_TRUE(exec("BEGIN"));
+    ASSERT_TRUE(exec("LOCK TABLE cert_bindings IN ACCESS EXCLUSIVE MODE"));
+
+    const auto before = a.device_read_stats();
+    std::atomic<int> wrong{0};
+    std::vector<std::thread> readers;
+    for (int i = 0; i < kReaders; ++i) {
+        readers.emplace_back([&, i] {
+            auto scope = a.device_read_scope({id_of(i), cert_of(i), true, now()});
+            if (!scope) {
+                ++wrong;
+                return;
+            }
+            auto e = a.enrollment_state(id_of(i));
+            auto bound = a.binding(cert_of(i));
+            auto pending = a.has_pending(id_of(i), now());
+            const bool enrolled = i % 3 != 2;
+            bool right = e.is_ok() == enrolled && bound.is_ok() && pending.is_ok() &&
+                         bound->has_value() == (enrolled && i % 2 == 0) && *pending == (i % 3 == 0);
+            if (right && enrolled) right = e->device_id == id_of(i);
+            if (right && bound->has_value()) right = (*bound)->device_id == id_of(i);
+            if (!right) ++wrong;
+        });
+    }
+    // Two statements wait on the lock; every other reader has queued.
+    bool all_waiting = false;
+    for (int i = 0; i < 1000 && !all_waiting; ++i) {
+        auto st = a.device_read_stats();
+        all_waiting = st.in_flight == 2 && st.reads - before.reads + st.queued == kReaders;
+        if (!all_waiting) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    EXPECT_TRUE(all_waiting);
+    ASSERT_TRUE(exec("COMMIT"));
+    PQfinish(blocker);
+    for (auto& t : readers) t.join();
+    EXPECT_EQ(wrong.load(), 0);
+    const auto after = a.device_read_stats();
+    EXPECT_EQ(after.reads - before.reads, static_cast<uint64_t>(kReaders));
+    // The two held up, then one for everything queued behind them.
+    EXPECT_EQ(after.statements - before.statements, 3u);
+    EXPECT_EQ(after.queued, 0u);
+}
+
 TEST_F(PgStoreTest, ASingleUseEnrollmentTokenIsUsedOnceAcrossNodes) {
     PgStore& a = node();
     PgStore& b = node();
