@@ -76,7 +76,14 @@ std::unique_ptr<ReadScope> PgStore::device_read_scope(const DeviceReads& reads) 
             ++read_statements_;
             reads_batched_ += n;
             lk.unlock();
-            run_device_reads(batch);
+            try {
+                run_device_reads(batch);
+            } catch (...) {
+                // Whatever went wrong, the batch is answered (each then
+                // reads one by one and meets the failure itself): a thrown
+                // exception must not leave the others waiting for ever.
+                for (auto* p : batch) p->ok = false;
+            }
             lk.lock();
             --reads_in_flight_;
             for (auto* p : batch) p->done = true;
