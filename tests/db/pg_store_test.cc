@@ -275,7 +275,7 @@ TEST_F(PgStoreTest, ADeviceRequestsReadsComeFromOneSnapshotWhileItsScopeLives) {
 TEST_F(PgStoreTest, ConcurrentDeviceReadsShareStatementsAndEachGetsItsOwnRows) {
     PgStore& a = node();
     constexpr int kReaders = 12;
-    auto id_of = [](int i) { return "R" + std::to_string(i); };
+    auto id_of = [](int i) { return fmt::format("R{}", i); };
     auto cert_of = [](int i) { return std::string(63, 'a') + static_cast<char>('a' + i); };
     // i % 3 == 0: enrolled with a command queued; 1: enrolled, nothing
     // queued; 2: not enrolled. Even i: the certificate is bound to it.
