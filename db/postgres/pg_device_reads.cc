@@ -63,7 +63,10 @@ std::unique_ptr<ReadScope> PgStore::device_read_scope(const DeviceReads& reads) 
         std::unique_lock lk(reads_mu_);
         reads_queue_.push_back(&me);
         while (!me.done) {
-            if (reads_in_flight_ >= kBatchesInFlight) {
+            // Not done and nothing queued: this caller's reads are in a
+            // statement another caller runs; wait for it (leading an empty
+            // batch would cost the database a statement for nothing).
+            if (reads_in_flight_ >= kBatchesInFlight || reads_queue_.empty()) {
                 reads_cv_.wait(lk);
                 continue;
             }

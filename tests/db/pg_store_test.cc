@@ -267,16 +267,19 @@ TEST_F(PgStoreTest, ADeviceRequestsReadsComeFromOneSnapshotWhileItsScopeLives) {
     EXPECT_FALSE(*none_pending);
 }
 
-// Concurrent requests' reads share statements: while two statements are
-// held up (another session holds an exclusive lock on cert_bindings), the
-// requests arriving meanwhile queue, and one statement then carries them
-// all; every request gets its own rows (an enrollment with a command
-// queued, one without, one missing; bound and unbound certificates).
+// Concurrent requests' reads share statements, at most two at once and at
+// most 64 requests each: two readers' statements are held up (another
+// session holds an exclusive lock on cert_bindings), 66 more queue behind
+// them, and two statements then carry those (64, then 2); every request
+// gets its own rows (an enrollment with a command queued, one without, one
+// missing; bound and unbound certificates).
 TEST_F(PgStoreTest, ConcurrentDeviceReadsShareStatementsAndEachGetsItsOwnRows) {
     PgStore& a = node();
-    constexpr int kReaders = 12;
+    constexpr int kHeld = 2;     // statements running at once
+    constexpr int kBehind = 66;  // more than one statement's 64
+    constexpr int kReaders = kHeld + kBehind;
     auto id_of = [](int i) { return fmt::format("R{}", i); };
-    auto cert_of = [](int i) { return std::string(63, 'a') + static_cast<char>('a' + i); };
+    auto cert_of = [](int i) { return fmt::format("{:064x}", i); };
     // i % 3 == 0: enrolled with a command queued; 1: enrolled, nothing
     // queued; 2: not enrolled. Even i: the certificate is bound to it.
     for (int i = 0; i < kReaders; ++i) {
@@ -302,9 +305,16 @@ TEST_F(PgStoreTest, ConcurrentDeviceReadsShareStatementsAndEachGetsItsOwnRows) {
     ASSERT_TRUE(exec("LOCK TABLE cert_bindings IN ACCESS EXCLUSIVE MODE"));
 
     const auto before = a.device_read_stats();
+    auto reached = [&](auto cond) {
+        for (int i = 0; i < 1000; ++i) {
+            if (cond(a.device_read_stats())) return true;
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        return false;
+    };
     std::atomic<int> wrong{0};
     std::vector<std::thread> readers;
-    for (int i = 0; i < kReaders; ++i) {
+    auto start_reader = [&](int i) {
         readers.emplace_back([&, i] {
             auto scope = a.device_read_scope({id_of(i), cert_of(i), true, now()});
             if (!scope) {
@@ -321,23 +331,31 @@ TEST_F(PgStoreTest, ConcurrentDeviceReadsShareStatementsAndEachGetsItsOwnRows) {
             if (right && bound->has_value()) right = (*bound)->device_id == id_of(i);
             if (!right) ++wrong;
         });
+    };
+    // One reader at a time until two statements wait on the lock, each
+    // with its own reader alone.
+    for (int i = 0; i < kHeld; ++i) {
+        start_reader(i);
+        EXPECT_TRUE(reached([&](const PgStore::DeviceReadStats& st) {
+            return st.in_flight == i + 1 && st.reads - before.reads == uint64_t(i + 1);
+        })) << "reader "
+            << i;
     }
-    // Two statements wait on the lock; every other reader has queued.
-    bool all_waiting = false;
-    for (int i = 0; i < 1000 && !all_waiting; ++i) {
-        auto st = a.device_read_stats();
-        all_waiting = st.in_flight == 2 && st.reads - before.reads + st.queued == kReaders;
-        if (!all_waiting) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+    // The rest queue: no third statement starts.
+    for (int i = kHeld; i < kReaders; ++i) start_reader(i);
+    const bool all_waiting = reached([&](const PgStore::DeviceReadStats& st) {
+        return st.in_flight == kHeld && st.reads - before.reads + st.queued == kReaders;
+    });
     EXPECT_TRUE(all_waiting);
+    EXPECT_EQ(a.device_read_stats().queued, static_cast<size_t>(kBehind));
     ASSERT_TRUE(exec("COMMIT"));
     PQfinish(blocker);
     for (auto& t : readers) t.join();
     EXPECT_EQ(wrong.load(), 0);
     const auto after = a.device_read_stats();
     EXPECT_EQ(after.reads - before.reads, static_cast<uint64_t>(kReaders));
-    // The two held up, then one for everything queued behind them.
-    EXPECT_EQ(after.statements - before.statements, 3u);
+    // The two held up, then 64 of those queued behind them, then the last 2.
+    EXPECT_EQ(after.statements - before.statements, 4u);
     EXPECT_EQ(after.queued, 0u);
 }
 
